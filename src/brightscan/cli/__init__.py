@@ -1,0 +1,1 @@
+"""The ``brightscan`` command line: one command group per module, a thin shell over the library."""

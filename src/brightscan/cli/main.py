@@ -1,0 +1,39 @@
+"""Entry point: builds the Typer app from the per-group modules."""
+
+from __future__ import annotations
+
+import typer
+
+from brightscan import __version__
+from brightscan.cli import preprocess as preprocess_cmd
+from brightscan.cli.common import setup_logging
+
+app = typer.Typer(
+    name="brightscan",
+    help="Find bright supernovae in ZTF alert streams (BTSbot multi-input CNN).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"brightscan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log diagnostics to stderr."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+) -> None:
+    setup_logging(verbose)
+
+
+# One line per command group; each module owns its options and calls one library function.
+app.command("preprocess")(preprocess_cmd.preprocess)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""``brightscan preprocess``: placeholder replaced below."""
