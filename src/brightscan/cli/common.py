@@ -17,7 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from brightscan.errors import BrightscanError
+from brightscan.errors import BrightscanError, InputError
 
 console = Console(stderr=True)
 
@@ -31,6 +31,9 @@ def handle_errors() -> Iterator[None]:
     """Turn our exceptions into a one-line message and a non-zero exit, never a traceback."""
     try:
         yield
+    except InputError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
     except BrightscanError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(EXIT_FAILED) from None

@@ -1,0 +1,18 @@
+"""Reading ZTF alert packets from Avro files, nightly tarballs, broker Parquet and directories."""
+
+from brightscan.alerts.avro import decode_avro, read_avro_stream
+from brightscan.alerts.reader import SUFFIXES, iter_input_files, read_alerts, read_file
+from brightscan.alerts.records import CUTOUT_FIELDS, Alert, Rejection, alert_from_record
+
+__all__ = [
+    "CUTOUT_FIELDS",
+    "SUFFIXES",
+    "Alert",
+    "Rejection",
+    "alert_from_record",
+    "decode_avro",
+    "iter_input_files",
+    "read_alerts",
+    "read_avro_stream",
+    "read_file",
+]

@@ -1,0 +1,106 @@
+"""Cutout stamps → the model's 63x63x3 image triplet, exactly as production computes it.
+
+Production (the BTSbot/Kowalski code) does, per cutout: gunzip → FITS → ``np.nan_to_num`` →
+divide by ``np.linalg.norm`` (float32 arithmetic, as the stamps are big-endian float32) → pad
+bottom/right to 63x63 with 1e-9 → stack [science, reference, difference]. We do the same, but
+reject what production would silently turn into garbage: undecodable bytes, oversize stamps,
+all-zero or non-finite images (checked *before* dividing), and float32 overflow sentinels
+(|v| >= 1e38, which make production's float32 norm overflow and zero the whole channel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from brightscan.alerts.records import CUTOUT_FIELDS, Alert
+from brightscan.errors import CutoutError
+from brightscan.preprocess.fits import StampDecodeError, decode_fits_image, gunzip
+
+#: Channel names in model order; ``CUTOUT_FIELDS`` holds the matching packet fields.
+CUTOUT_ORDER: tuple[str, str, str] = ("science", "reference", "difference")
+STAMP_SIZE = 63
+PAD_VALUE = 1e-9
+#: Pixels at or above this magnitude are float32 overflow sentinels, not data.
+OVERFLOW_SENTINEL = 1e38
+#: How to treat overflow sentinels: reject the alert, or reproduce production (zeroed channel).
+OVERFLOW_MODES = ("reject", "production")
+
+
+def decode_stamp(data: bytes | None) -> np.ndarray:
+    """Gunzip and decode one stamp into a native float32 2-D array (NaNs kept).
+
+    Raises
+    ------
+    StampDecodeError
+        With the reason, when the bytes are absent or undecodable or the image has a bad shape.
+    """
+    if not data:
+        raise StampDecodeError("cutout is missing or empty")
+    image = decode_fits_image(gunzip(data))
+    height, width = image.shape
+    if height > STAMP_SIZE or width > STAMP_SIZE:
+        raise StampDecodeError(f"cutout is {height}x{width}, larger than {STAMP_SIZE} px on a side")
+    return image.astype(np.float32)  # native byte order; a copy we may modify in place
+
+
+def normalize_stamp(image: np.ndarray, *, overflow: str = "reject") -> np.ndarray:
+    """NaN → 0, then divide by the L2 norm; raise ``StampDecodeError`` instead of dividing badly.
+
+    ``image`` is a native float32 array and is modified in place.
+    """
+    if overflow == "production":
+        return _normalize_like_production(image)
+    np.copyto(image, 0.0, where=np.isnan(image))
+    if not np.isfinite(image).all():
+        raise StampDecodeError("cutout holds infinite pixel values")
+    n_sentinel = int(np.count_nonzero(np.abs(image) >= OVERFLOW_SENTINEL))
+    if n_sentinel:
+        raise StampDecodeError(
+            f"cutout holds {n_sentinel} float32 overflow sentinel(s) (|v| >= 1e38); "
+            "production would zero this channel (use overflow='production' to reproduce that)"
+        )
+    norm = float(np.sqrt(np.dot(image.ravel().astype(np.float64), image.ravel().astype(np.float64))))
+    if norm == 0.0:
+        raise StampDecodeError("cutout is all zero (or all NaN)")
+    image /= np.float32(norm)
+    return image
+
+
+def _normalize_like_production(image: np.ndarray) -> np.ndarray:
+    # np.nan_to_num maps ±inf to ±float32 max; np.linalg.norm then overflows in float32 and the
+    # division zeroes the channel. That is production's behaviour, reproduced for parity studies.
+    image = np.nan_to_num(image)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        image = image / np.linalg.norm(image)
+    if not np.isfinite(image).all():
+        raise StampDecodeError("cutout is all zero (or all NaN): production would produce NaN")
+    return image.astype(np.float32, copy=False)
+
+
+def make_triplet(alert: Alert, *, overflow: str = "reject") -> np.ndarray:
+    """Build the (63, 63, 3) float32 triplet [science, reference, difference] of one alert.
+
+    Parameters
+    ----------
+    alert : Alert
+        The packet whose three cutouts are used.
+    overflow : {"reject", "production"}
+        ``"reject"`` (default) rejects stamps holding float32 overflow sentinels;
+        ``"production"`` reproduces production, which silently zeroes such a channel.
+
+    Raises
+    ------
+    CutoutError
+        Naming the cutout and the reason, for any stamp that cannot be used.
+    """
+    if overflow not in OVERFLOW_MODES:
+        raise ValueError(f"overflow must be one of {OVERFLOW_MODES}, not {overflow!r}")
+    triplet = np.full((STAMP_SIZE, STAMP_SIZE, 3), PAD_VALUE, dtype=np.float32)
+    for channel, (name, field) in enumerate(zip(CUTOUT_ORDER, CUTOUT_FIELDS)):
+        try:
+            image = normalize_stamp(decode_stamp(alert.cutouts.get(field)), overflow=overflow)
+        except StampDecodeError as exc:
+            raise CutoutError(f"{name} cutout: {exc}", candid=alert.candid, object_id=alert.object_id) from None
+        height, width = image.shape
+        triplet[:height, :width, channel] = image
+    return triplet
