@@ -1,0 +1,38 @@
+"""The multi-input CNN: presets, model files, Keras import, ONNX export and scoring.
+
+Typical use::
+
+    from brightscan.model import create_model, list_presets, load_model, Scorer
+
+    model = create_model("mi_cnn.icml2023", seed=0)        # fresh weights
+    scorer = Scorer("models/btsbot-v1.0.1")                # a saved model directory
+    scores = scorer.score_arrays(triplets, features)       # (N, 63, 63, 3), (N, F) -> (N,)
+
+Optional heavy pieces (ONNX export and the ONNX Runtime backend) import their dependencies
+only when used.
+"""
+
+from __future__ import annotations
+
+from brightscan.model.config import BRANCH_MODES, ModelConfig, TrainingRecipe
+from brightscan.model.io import LoadedModel, load_model, read_card, save_model, set_temperature
+from brightscan.model.keras_import import import_keras
+from brightscan.model.mi_cnn import MultiInputCNN
+from brightscan.model.registry import create_model, get_config, list_presets, register_preset
+
+__all__ = [
+    "BRANCH_MODES",
+    "LoadedModel",
+    "ModelConfig",
+    "MultiInputCNN",
+    "TrainingRecipe",
+    "create_model",
+    "get_config",
+    "import_keras",
+    "list_presets",
+    "load_model",
+    "read_card",
+    "register_preset",
+    "save_model",
+    "set_temperature",
+]

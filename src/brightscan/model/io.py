@@ -1,0 +1,320 @@
+"""Model directories: weights in safetensors plus a ``model.json`` card. No pickle anywhere.
+
+Layout of a model directory::
+
+    model.json            # the card: id, version, full config, input contract, provenance, hash
+    weights.safetensors   # the state dict (float32)
+    model.onnx            # optional, written by ``brightscan model export-onnx``
+
+The card carries the model's whole input contract (cutout size and order, feature set and order,
+preprocessing version, label meaning), so inference never needs a second copy of any of it.
+Loading re-hashes the weights and refuses a corrupted file, an unknown preset or a feature set
+that does not match, with a :class:`~brightscan.errors.ModelFileError` saying which.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from brightscan.errors import BrightscanError, ConfigError, ModelFileError
+from brightscan.model.config import ModelConfig
+from brightscan.model.mi_cnn import MultiInputCNN
+from brightscan.model.registry import default_device, list_presets
+
+__all__ = [
+    "CARD_NAME",
+    "WEIGHTS_NAME",
+    "FORMAT_VERSION",
+    "LoadedModel",
+    "save_model",
+    "load_model",
+    "read_card",
+    "set_temperature",
+    "sha256_file",
+]
+
+CARD_NAME = "model.json"
+WEIGHTS_NAME = "weights.safetensors"
+FORMAT_VERSION = 1
+_FORMAT = "brightscan-model"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read from a directory, with its card."""
+
+    model: MultiInputCNN  # in eval mode, on the requested device
+    card: dict[str, Any]  # the parsed model.json
+    path: Path  # the model directory
+
+    @property
+    def config(self) -> ModelConfig:
+        """The architecture config."""
+        return self.model.config
+
+    @property
+    def model_id(self) -> str:
+        """Preset id, stamped on every score."""
+        return self.card["model_id"]
+
+    @property
+    def model_version(self) -> str:
+        """Model version, stamped on every score."""
+        return self.card["model_version"]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Feature order the model expects."""
+        return tuple(self.card["features"]["order"])
+
+    @property
+    def temperature(self) -> float:
+        """Calibration temperature: score = sigmoid(logit / temperature)."""
+        return float(self.card.get("temperature", 1.0))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _feature_order(feature_set: str, n_features: int) -> list[str]:
+    from brightscan.preprocess import FEATURE_SETS, PREPROCESSING_VERSION  # noqa: F401
+
+    if feature_set not in FEATURE_SETS:
+        raise ConfigError(f"feature set {feature_set!r} is not known to brightscan.preprocess")
+    order = list(FEATURE_SETS[feature_set])
+    if len(order) != n_features:
+        raise ConfigError(
+            f"feature set {feature_set!r} has {len(order)} features but the model takes {n_features}"
+        )
+    return order
+
+
+def _preprocessing_version() -> str:
+    from brightscan.preprocess import PREPROCESSING_VERSION
+
+    return PREPROCESSING_VERSION
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a reader never sees half a card
+
+
+def save_model(
+    model: MultiInputCNN,
+    directory: str | Path,
+    *,
+    model_version: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    temperature: float = 1.0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model directory (``weights.safetensors`` + ``model.json``).
+
+    Parameters
+    ----------
+    model : MultiInputCNN
+        The model; its config gives the preset id, architecture and feature set.
+    directory : str or Path
+        Created if needed.
+    model_version : str, optional
+        Version stamped on scores; default the config's preset version.
+    provenance : dict, optional
+        Where the weights come from, e.g. ``{"imported_from": ...}`` or ``{"trained_on": ...}``;
+        ``date`` and ``code_version`` are added.
+    temperature : float
+        Calibration temperature (1.0 = uncalibrated).
+    overwrite : bool
+        Replace an existing model in ``directory``.
+
+    Returns
+    -------
+    Path
+        The directory.
+    """
+    from safetensors.torch import save_file
+
+    from brightscan import __version__
+
+    directory = Path(directory)
+    if (directory / CARD_NAME).exists() and not overwrite:
+        raise ModelFileError(f"{directory} already holds a model (pass overwrite=True to replace)")
+    config = model.config
+    order = _feature_order(config.feature_set, config.n_features)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+             if v.is_floating_point()}
+    weights_path = directory / WEIGHTS_NAME
+    save_file(state, str(weights_path), metadata={"model_id": config.preset})
+    card = {
+        "format": _FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_id": config.preset,
+        "model_version": model_version or config.version,
+        "config": config.to_dict(),
+        "inputs": {
+            "triplet": {"shape": [config.image_size, config.image_size, config.image_channels],
+                        "layout": "NHWC", "dtype": "float32",
+                        "channels": ["science", "reference", "difference"]},
+            "features": {"dtype": "float32"},
+        },
+        "features": {"set": config.feature_set, "order": order},
+        "preprocessing_version": _preprocessing_version(),
+        "output": {"kind": "logit", "score": "sigmoid(logit / temperature)",
+                   "positive_label": "bright transient (BTS-worthy)"},
+        "temperature": _check_temperature(temperature),
+        "provenance": {
+            **(provenance or {}),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "code_version": f"brightscan {__version__}",
+        },
+        "weights": {"file": WEIGHTS_NAME, "sha256": sha256_file(weights_path)},
+    }
+    _write_json(directory / CARD_NAME, card)
+    return directory
+
+
+def read_card(directory: str | Path) -> dict[str, Any]:
+    """Parse and check the ``model.json`` of a model directory.
+
+    Raises
+    ------
+    ModelFileError
+        When it is missing, not JSON, of another format, or names an unknown preset.
+    """
+    path = Path(directory) / CARD_NAME
+    if not path.is_file():
+        raise ModelFileError(f"{directory} is not a model directory: {CARD_NAME} not found")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(card, dict) or card.get("format") != _FORMAT:
+        raise ModelFileError(f"{path} is not a brightscan model card")
+    if card.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has format version {card.get('format_version')}; this brightscan reads "
+            f"version {FORMAT_VERSION}"
+        )
+    missing = [k for k in ("model_id", "model_version", "config", "features", "weights")
+               if k not in card]
+    if missing:
+        raise ModelFileError(f"{path} lacks {', '.join(missing)}")
+    if card["model_id"] not in list_presets():
+        raise ModelFileError(
+            f"{path}: unknown model preset {card['model_id']!r} (this brightscan knows "
+            f"{', '.join(list_presets())}); is the model newer than the code?"
+        )
+    return card
+
+
+def _check_features(card: dict[str, Any], config: ModelConfig, expected: str | None) -> None:
+    stored = card["features"]
+    where = f"model {card['model_id']}"
+    if stored.get("set") != config.feature_set or len(stored.get("order", [])) != config.n_features:
+        raise ModelFileError(f"{where}: its feature list does not match its own config")
+    if expected is not None and expected != stored["set"]:
+        raise ModelFileError(
+            f"{where} takes feature set {stored['set']!r}, not the requested {expected!r}"
+        )
+    try:
+        current = _feature_order(stored["set"], config.n_features)
+    except ConfigError as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
+    if list(stored["order"]) != current:
+        raise ModelFileError(
+            f"{where} was saved with a feature order for set {stored['set']!r} that differs from "
+            f"this brightscan's; scores would be wrong"
+        )
+
+
+def load_model(
+    directory: str | Path,
+    *,
+    feature_set: str | None = None,
+    device: str | torch.device | None = None,
+) -> LoadedModel:
+    """Load a model directory, checking its weights hash and input contract.
+
+    Parameters
+    ----------
+    directory : str or Path
+        A directory written by :func:`save_model`.
+    feature_set : str, optional
+        Refuse the model unless it takes this feature set.
+    device : str or torch.device, optional
+        Default :func:`~brightscan.model.registry.default_device`.
+
+    Raises
+    ------
+    ModelFileError
+        Missing/corrupted files, hash mismatch, unknown preset, feature-set mismatch.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    card = read_card(directory)
+    try:
+        config = ModelConfig.from_dict(card["config"])
+    except ConfigError as exc:
+        raise ModelFileError(f"{directory / CARD_NAME}: {exc}") from None
+    _check_features(card, config, feature_set)
+    weights_path = directory / card["weights"].get("file", WEIGHTS_NAME)
+    if not weights_path.is_file():
+        raise ModelFileError(f"weights file {weights_path} not found")
+    if sha256_file(weights_path) != card["weights"].get("sha256"):
+        raise ModelFileError(
+            f"{weights_path} does not match the sha256 in {CARD_NAME}: the file is corrupted or "
+            "was modified; refusing to load it"
+        )
+    model = MultiInputCNN(config)
+    try:
+        state = load_file(str(weights_path))
+        model.load_state_dict(state, strict=False)
+        _check_state_keys(model, state)
+    except (SafetensorError, RuntimeError, BrightscanError) as exc:
+        raise ModelFileError(f"cannot load weights {weights_path}: {exc}") from None
+    return LoadedModel(model=model.to(device or default_device()).eval(), card=card, path=directory)
+
+
+def _check_state_keys(model: MultiInputCNN, state: dict[str, torch.Tensor]) -> None:
+    expected = {k for k, v in model.state_dict().items() if v.is_floating_point()}
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ModelFileError(f"missing tensors {sorted(missing)}, unexpected {sorted(unexpected)}")
+
+
+def _check_temperature(value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"temperature must be a finite positive number, not {value}")
+    return value
+
+
+def set_temperature(directory: str | Path, temperature: float) -> None:
+    """Store a calibration temperature in a model's card (scores become sigmoid(logit / T)).
+
+    The weights are untouched, so their hash stays valid. Both scoring backends read the
+    temperature from the card (``model.onnx`` outputs the raw logit), so nothing is re-exported.
+    """
+    directory = Path(directory)
+    card = read_card(directory)
+    card["temperature"] = _check_temperature(temperature)
+    _write_json(directory / CARD_NAME, card)
