@@ -95,6 +95,7 @@ def history_features(alert: Alert, earlier: Iterable[Mapping[str, Any]] = ()) ->
     """``age``, ``peakmag_so_far``, ``maxmag_so_far``, ``days_since_peak``, ``days_to_peak``, ``nnondet``."""
     cand = alert.candidate
     jd = _number(alert, "jd", cand.get("jd"))
+    _number(alert, "magpsf", cand.get("magpsf"))  # the alert itself must be a detection
     detections = causal_detections(alert, earlier)
     mags = [_number(alert, "magpsf", d.get("magpsf")) for d in detections]
     jds = [_number(alert, "jd", d.get("jd")) for d in detections]
@@ -128,6 +129,8 @@ def causal_detections(alert: Alert, earlier: Iterable[Mapping[str, Any]] = ()) -
     kept: list[Mapping[str, Any]] = []
     for record in (*earlier, *alert.prv_candidates, cand):
         mag, rec_jd = record.get("magpsf"), record.get("jd")
+        if mag is not None and rec_jd is not None:
+            rec_jd = _number(alert, "jd of an earlier detection", rec_jd)
         if mag is None or rec_jd is None or rec_jd > jd_now:
             continue  # non-detection, or the future
         key = record.get("candid")
