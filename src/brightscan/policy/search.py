@@ -1,0 +1,169 @@
+"""Search a family of gtN policies on validation sources for the purest one at a target completeness.
+
+The family is ``GtN(n, threshold, max_magpsf, min_age, min_detections)`` over a grid. Each candidate
+is evaluated on every validation source at once (alerts flattened, counts accumulated per
+source), so a few thousand candidates take seconds. The chosen policy is ``best_``; the search
+object then behaves exactly like it, so autoscan can use a fitted search unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from brightscan.errors import BrightscanWarning, ConfigError
+from brightscan.evaluate.metrics import source_metrics
+from brightscan.policy.base import BasePolicy, _jsonable
+from brightscan.policy.records import ScoredAlert, SourceHistory
+from brightscan.policy.rules import GtN, gtn_from_params, history_arrays
+
+log = logging.getLogger(__name__)
+
+#: Default search grid (keys are :class:`GtN` parameters; None = cut not applied).
+DEFAULT_GRID: dict[str, list[Any]] = {
+    "n": [1, 2, 3],
+    "threshold": [round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05)],
+    "max_magpsf": [None, 18.5, 19.0, 19.5, 20.0],
+    "min_age": [None, 0.5, 1.0, 2.0],
+    "min_detections": [None, 2, 3],
+}
+
+
+class _Flat:
+    """All validation alerts concatenated, with per-source offsets (sources must be non-empty)."""
+
+    def __init__(self, sources: Sequence[SourceHistory]):
+        keep = [s for s in sources if len(s.alerts) > 0]
+        cols = [history_arrays(s.alerts) for s in keep]
+        self.cols = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]} if cols else {}
+        lengths = np.array([len(s.alerts) for s in keep], dtype=int)
+        self.starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(int)
+        self.ends = np.cumsum(lengths)
+        self.labels = np.array([s.label for s in keep], dtype=int)
+        self.save_jd = np.array([np.nan if s.save_jd is None else s.save_jd for s in keep], dtype=float)
+
+    def first_pass(self, qualifying: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per source: passed (bool) and the jd of the first alert with >= n qualifying so far."""
+        csum = np.cumsum(qualifying)
+        before = np.r_[0, csum][self.starts]  # qualifying alerts of earlier sources
+        hit = (csum - np.repeat(before, self.ends - self.starts)) >= n
+        big = hit.size
+        first = np.minimum.reduceat(np.where(hit, np.arange(big), big), self.starts)
+        passed = first < big
+        pass_jd = np.where(passed, self.cols["jd"][np.minimum(first, big - 1)], np.nan)
+        return passed, pass_jd
+
+
+class PolicySearch(BasePolicy):
+    """Choose the purest gtN-family policy whose completeness reaches a target.
+
+    Parameters
+    ----------
+    target_completeness : float
+        Minimum source completeness on the validation sources (default 0.99, as the paper's gt1).
+    grid : dict, optional
+        Values to try per :class:`GtN` parameter; missing keys take :data:`DEFAULT_GRID`'s.
+
+    Attributes
+    ----------
+    best_ : GtN
+        The chosen policy. Ties in purity go to the earlier median identification, then to the
+        higher completeness, then to the first in grid order.
+    frontier_ : list of dict
+        Pareto frontier of the candidates (no other candidate is at least as complete and as pure
+        and better in one), sorted by completeness: params, completeness, purity, median delay.
+    target_met_ : bool
+        False when no candidate reached the target; ``best_`` is then the most complete one.
+    n_candidates_ : int
+        Number of policies evaluated.
+    """
+
+    def __init__(self, target_completeness: float = 0.99, grid: dict[str, list[Any]] | None = None):
+        self.target_completeness = target_completeness
+        self.grid = grid
+
+    def _full_grid(self) -> dict[str, list[Any]]:
+        grid = {**DEFAULT_GRID, **(self.grid or {})}
+        unknown = set(grid) - set(DEFAULT_GRID)
+        if unknown:
+            raise ConfigError(f"PolicySearch grid has unknown parameters {sorted(unknown)}")
+        return grid
+
+    def fit(self, val_sources: Sequence[SourceHistory]) -> PolicySearch:
+        """Evaluate every grid candidate on ``val_sources`` and keep the best. Returns ``self``."""
+        if not 0.0 < self.target_completeness <= 1.0:
+            raise ConfigError(f"target_completeness must lie in (0, 1], got {self.target_completeness}")
+        flat = _Flat(val_sources)
+        if flat.labels.size == 0 or not np.any(flat.labels == 1):
+            raise ConfigError("PolicySearch.fit needs validation sources with at least one bright (label 1) source")
+        rows = self._evaluate_grid(flat)
+        self.n_candidates_ = len(rows)
+        self.frontier_ = _pareto(rows)
+        reached = [r for r in rows if r["completeness"] >= self.target_completeness]
+        self.target_met_ = bool(reached)
+        if reached:
+            best = max(reached, key=lambda r: (_nz(r["purity"]), -_nz(r["median_delay_days"], np.inf),
+                                               r["completeness"], -r["order"]))
+        else:
+            best = max(rows, key=lambda r: (r["completeness"], _nz(r["purity"]), -r["order"]))
+            warnings.warn(
+                f"no policy reached completeness {self.target_completeness:.3f} on the validation "
+                f"sources; using the most complete one ({best['completeness']:.3f})", BrightscanWarning,
+                stacklevel=2,
+            )
+        self.best_ = gtn_from_params(best["params"])
+        self.best_score_ = {k: best[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}
+        log.info("policy search: %d candidates, best %r %s", len(rows), self.best_, self.best_score_)
+        return self
+
+    def _evaluate_grid(self, flat: _Flat) -> list[dict[str, Any]]:
+        grid = self._full_grid()
+        cut_keys = ("threshold", "max_magpsf", "min_age", "min_detections")
+        rows: list[dict[str, Any]] = []
+        for cuts in itertools.product(*(grid[k] for k in cut_keys)):
+            params = dict(zip(cut_keys, cuts))
+            qualifying = GtN(1, **params).qualifying(flat.cols)  # n does not change which alerts qualify
+            for n in grid["n"]:
+                passed, pass_jd = flat.first_pass(qualifying, int(n))
+                m = source_metrics(flat.labels, passed, pass_jd, flat.save_jd)
+                rows.append({"params": {"n": int(n), **params}, "order": len(rows),
+                             **{k: m[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}})
+        return rows
+
+    def _fitted(self) -> GtN:
+        if not hasattr(self, "best_"):
+            raise ConfigError("PolicySearch is not fitted: call fit(val_sources) first")
+        return self.best_
+
+    def decisions(self, history: Sequence[ScoredAlert]) -> np.ndarray:
+        """Decisions of ``best_``."""
+        return self._fitted().decisions(history)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings, and once fitted the chosen policy (``best``) and its validation scores."""
+        out = super().to_dict()
+        if hasattr(self, "best_"):
+            out["best"] = self.best_.to_dict()
+            out["best_score"] = _jsonable(self.best_score_)
+            out["target_met"] = self.target_met_
+        return out
+
+
+def _nz(x: float, default: float = 0.0) -> float:
+    return default if x is None or not np.isfinite(x) else float(x)
+
+
+def _pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Candidates not dominated in (completeness, purity), best purity per completeness, sorted."""
+    pts = sorted(rows, key=lambda r: (-r["completeness"], -_nz(r["purity"]), _nz(r["median_delay_days"], np.inf)))
+    frontier, best_purity = [], -1.0
+    for r in pts:
+        if _nz(r["purity"]) > best_purity:
+            frontier.append({k: r[k] for k in ("params", "completeness", "purity", "median_delay_days", "n_passed")})
+            best_purity = _nz(r["purity"])
+    return sorted(frontier, key=lambda r: r["completeness"])
