@@ -79,7 +79,9 @@ class MultiInputCNN(nn.Module):
 
     def forward_image(self, triplet: torch.Tensor) -> torch.Tensor:
         """Image branch: ``(N, H, W, C)`` -> ``(N, image_out)``."""
-        x = triplet.permute(0, 3, 1, 2)  # (N, C, H, W), channels-last in memory
+        # (N, C, H, W), channels-last in memory; cast to the convolutions' dtype so a reduced
+        # precision image branch (bf16 convs, see Scorer) needs no other change.
+        x = triplet.permute(0, 3, 1, 2).to(self.convs[0].weight.dtype)
         convs = iter(self.convs)
         for block, pool, rate in zip(
             self.config.conv_filters, self.config.pool_sizes, self.config.conv_dropouts
@@ -88,7 +90,7 @@ class MultiInputCNN(nn.Module):
                 x = F.relu(next(convs)(x))
             x = F.max_pool2d(x, pool)  # floor: 63 -> 31 -> 7
             x = F.dropout(x, rate, self.training)
-        return torch.flatten(x, 1)  # (N, C * side * side), NCHW order
+        return torch.flatten(x, 1).to(triplet.dtype)  # (N, C * side * side), NCHW order
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         """Feature branch: ``(N, F)`` -> ``(N, features_out)``."""
