@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from brightscan import __version__
+from brightscan.cli import model as model_cmd
 from brightscan.cli import preprocess as preprocess_cmd
+from brightscan.cli import score as score_cmd
 from brightscan.cli.common import setup_logging
 
 app = typer.Typer(
@@ -33,6 +35,8 @@ def _root(
 
 # One line per command group; each module owns its options and calls one library function.
 app.command("preprocess")(preprocess_cmd.preprocess)
+app.add_typer(model_cmd.app, name="model")
+app.command("score")(score_cmd.score)
 
 
 def main() -> None:

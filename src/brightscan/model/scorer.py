@@ -251,12 +251,22 @@ class Scorer:
             results.extend(rows, scores, rejections)
         return results
 
-    def score_files(self, inputs: Iterable[str | Path] | str | Path, *,
+    def score_files(self, inputs: Iterable[str | Path] | str | Path, *, causal: bool = False,
                     overlap: bool = True) -> ScoreResults:
-        """Read alert files exactly as ``brightscan preprocess`` does, and score them."""
+        """Read alert files exactly as ``brightscan preprocess`` does, and score them.
+
+        With ``causal``, the candidates of each source's other alerts in the inputs are merged
+        into its history (never later ones), as ``brightscan preprocess --causal``.
+        """
         from brightscan.alerts import read_alerts
 
-        return self.score_alerts(read_alerts(inputs), overlap=overlap)
+        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        earlier = None
+        if causal:
+            from brightscan.preprocess.batch import collect_history
+
+            earlier = collect_history(inputs)
+        return self.score_alerts(read_alerts(inputs), earlier=earlier, overlap=overlap)
 
 
 def _as_input(array: np.ndarray | None, name: str, used: bool,
