@@ -1,0 +1,180 @@
+"""Autoscan settings: typed dataclasses, read from a TOML file only at the edges (the CLI).
+
+Example (every key optional except what the chosen sink needs)::
+
+    [database]
+    url = "sqlite:///autoscan.db"
+
+    [policy]
+    name = "bts_prod"          # any brightscan.policy name; other keys are its parameters
+    threshold = 0.85
+
+    [service]
+    actions = ["save", "followup", "annotation"]
+    max_attempts = 8
+
+    [sink]
+    kind = "skyportal"         # skyportal | webhook | log
+    url = "https://fritz.science"   # or BRIGHTSCAN_SKYPORTAL_URL
+    group_ids = [1234]
+    allocation_id = 56
+    annotation_origin = "brightscan"
+
+    [sink.payload]             # the follow-up request's instrument payload
+    priority = 5
+    observation_type = "IFU"
+
+The SkyPortal token comes from ``BRIGHTSCAN_SKYPORTAL_TOKEN`` (or ``sink.token``, discouraged).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from brightscan.errors import ConfigError
+
+__all__ = ["AutoscanConfig", "PolicyConfig", "ServiceConfig", "SinkConfig", "load_config"]
+
+ACTION_KINDS = ("save", "followup", "annotation")
+
+
+@dataclass
+class PolicyConfig:
+    """Which source-level policy decides."""
+
+    name: str = "gt1"  # brightscan.policy name (gt1, gt2, bts_prod, ...)
+    params: dict[str, Any] = field(default_factory=dict)  # overrides, e.g. {"threshold": 0.7}
+    stored: dict[str, Any] | None = None  # a fitted policy's to_dict(); wins over name/params
+
+
+@dataclass
+class SinkConfig:
+    """Where actions go."""
+
+    kind: str = "log"  # skyportal | webhook | log
+    url: str | None = None  # SkyPortal base URL / webhook URL (env BRIGHTSCAN_SKYPORTAL_URL)
+    token: str | None = None  # SkyPortal token; prefer env BRIGHTSCAN_SKYPORTAL_TOKEN
+    path: str = "autoscan-actions.jsonl"  # log sink file (.jsonl or .csv)
+    group_ids: list[int] = field(default_factory=list)  # SkyPortal groups to save to
+    allocation_id: int | None = None  # SkyPortal follow-up allocation
+    payload: dict[str, Any] = field(default_factory=dict)  # follow-up instrument payload
+    annotation_origin: str = "brightscan"  # origin of the score annotation
+    timeout_s: float = 10.0  # per HTTP request
+    retries: int = 3  # immediate retries on 5xx / timeouts inside one attempt
+    backoff_s: float = 0.5  # first retry delay, doubling
+
+
+@dataclass
+class ServiceConfig:
+    """How the service loop behaves."""
+
+    actions: list[str] = field(default_factory=lambda: list(ACTION_KINDS))  # enqueued on first pass
+    max_attempts: int = 8  # outbox attempts before an action is marked failed
+    retry_base_s: float = 2.0  # outbox retry delay after a failed attempt, doubling
+    retry_max_s: float = 300.0  # cap of that delay
+    poll_interval_s: float = 1.0  # directory polling period
+    speedup: float = 10.0  # replay speed-up
+    drain_timeout_s: float = 600.0  # at the end of a finite source, wait this long for the outbox
+    overflow: str = "reject"  # cutout overflow handling (see brightscan.preprocess)
+
+
+@dataclass
+class AutoscanConfig:
+    """Everything ``brightscan autoscan`` needs besides the source and the model."""
+
+    db_url: str = "sqlite:///autoscan.db"  # SQLAlchemy URL
+    policy: PolicyConfig = field(default_factory=PolicyConfig)  # decision rule
+    sink: SinkConfig = field(default_factory=SinkConfig)  # action destination
+    service: ServiceConfig = field(default_factory=ServiceConfig)  # loop settings
+    kafka: dict[str, Any] = field(default_factory=dict)  # confluent_kafka.Consumer settings
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.service.actions if a not in ACTION_KINDS]
+        if bad:
+            raise ConfigError(f"unknown action kind(s) {bad}; choose from {list(ACTION_KINDS)}")
+        if self.sink.kind not in ("skyportal", "webhook", "log"):
+            raise ConfigError(f"unknown sink {self.sink.kind!r} (skyportal, webhook or log)")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"[{where}]: unknown key(s) {sorted(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> AutoscanConfig:
+    """Build the config from parsed TOML (see the module docstring for the layout)."""
+    data = dict(data)
+    policy = dict(data.pop("policy", {}))
+    stored = policy.pop("stored", None)
+    name = policy.pop("name", "gt1")
+    db = data.pop("database", {})
+    known = {"sink", "service", "kafka"}
+    if set(data) - known:
+        raise ConfigError(f"unknown section(s) {sorted(set(data) - known)}")
+    return AutoscanConfig(
+        db_url=db.get("url", "sqlite:///autoscan.db"),
+        policy=PolicyConfig(name=name, params=policy, stored=stored),
+        sink=_build(SinkConfig, dict(data.get("sink", {})), "sink"),
+        service=_build(ServiceConfig, dict(data.get("service", {})), "service"),
+        kafka=dict(data.get("kafka", {})),
+    )
+
+
+def load_config(path: str | Path | None) -> AutoscanConfig:
+    """Read a TOML config file (``None`` = defaults), then apply the environment.
+
+    ``BRIGHTSCAN_SKYPORTAL_URL`` and ``BRIGHTSCAN_SKYPORTAL_TOKEN`` fill the sink's URL and token
+    when the file does not set them.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    config = config_from_dict(data)
+    if config.sink.kind == "skyportal":
+        config.sink.url = config.sink.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
+    config.sink.token = config.sink.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")
+    return config
+
+
+def make_sink(config: SinkConfig) -> Any:
+    """Build the configured sink (network clients are built here, never at import)."""
+    from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
+
+    common = {"timeout": config.timeout_s, "retries": config.retries, "backoff": config.backoff_s}
+    if config.kind == "log":
+        return LogSink(config.path)
+    if not config.url:
+        raise ConfigError(f"the {config.kind} sink needs a URL (sink.url or BRIGHTSCAN_SKYPORTAL_URL)")
+    if config.kind == "webhook":
+        return WebhookSink(config.url, **common)
+    if not config.token:
+        raise ConfigError("the skyportal sink needs a token: set BRIGHTSCAN_SKYPORTAL_TOKEN")
+    if not config.group_ids:
+        raise ConfigError("the skyportal sink needs sink.group_ids")
+    return SkyPortalSink(config.url, config.token, group_ids=config.group_ids,
+                         allocation_id=config.allocation_id, followup_payload=config.payload,
+                         annotation_origin=config.annotation_origin, **common)
+
+
+def make_policy_from(config: PolicyConfig) -> Any:
+    """Build the policy object (``brightscan.policy``) the config names."""
+    from brightscan import policy as policy_mod
+
+    if config.stored is not None:
+        return policy_mod.policy_from_dict(config.stored)
+    return policy_mod.make_policy(config.name, **config.params)

@@ -1,0 +1,128 @@
+"""The transactional outbox: actions are enqueued with the alerts that caused them, then drained.
+
+:func:`enqueue` runs inside the batch's transaction, so an action exists if and only if the alert
+that triggered it was stored. :func:`dispatch` hands pending actions to the sink one at a time and
+records each outcome in its own transaction. A crash between the sink's acknowledgement and that
+record leaves the action pending; it is delivered again after restart, and the sink's
+check-before-write (see :mod:`brightscan.autoscan.sinks`) turns the repeat into a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from brightscan.autoscan.sinks import ActionRequest, Sink, SinkError
+from brightscan.autoscan.store import action_attempts, actions, sources, Store
+
+__all__ = ["DispatchStats", "dispatch", "enqueue", "pending_count"]
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(conn: Connection, kind: str, object_id: str, payload: dict[str, Any], *,
+            arrived_at: float | None, now: float) -> bool:
+    """Add an action unless one with the same idempotency key exists; True when added."""
+    key = f"{kind}:{object_id}"
+    exists = conn.execute(sa.select(actions.c.id).where(actions.c.idempotency_key == key)).first()
+    if exists is not None:
+        return False
+    conn.execute(actions.insert().values(
+        kind=kind, object_id=object_id, idempotency_key=key, payload=payload, state="pending",
+        attempts=0, next_attempt_at=now, arrived_at=arrived_at, created_at=now, updated_at=now))
+    return True
+
+
+def pending_count(store: Store) -> int:
+    """Actions still waiting to be delivered."""
+    with store.engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(actions).where(actions.c.state == "pending")
+        return int(conn.execute(query).scalar() or 0)
+
+
+def next_due(store: Store) -> float | None:
+    """Earliest ``next_attempt_at`` among pending actions (None when none is pending)."""
+    with store.engine.connect() as conn:
+        query = sa.select(sa.func.min(actions.c.next_attempt_at)).where(actions.c.state == "pending")
+        value = conn.execute(query).scalar()
+        return None if value is None else float(value)
+
+
+@dataclass
+class DispatchStats:
+    """What one dispatch pass did."""
+
+    done: int = 0  # actions the sink acknowledged
+    retry: int = 0  # attempts that failed and will be retried
+    failed: int = 0  # actions given up on
+
+
+def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: float = 2.0,
+             retry_max_s: float = 300.0, clock: Callable[[], float] = time.time) -> DispatchStats:
+    """Deliver every due pending action, in creation order.
+
+    Actions of one source are delivered in order: when one is not done (not yet due, or failed
+    this time), later actions of the same source wait, so a follow-up request never overtakes
+    the save it depends on.
+    """
+    stats = DispatchStats()
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(actions).where(actions.c.state == "pending")
+                            .order_by(actions.c.id)).mappings().all()
+    blocked: set[str] = set()
+    for row in rows:
+        if row["object_id"] in blocked or row["next_attempt_at"] > clock():
+            blocked.add(row["object_id"])
+            continue
+        outcome = _attempt(store, sink, row, max_attempts, retry_base_s, retry_max_s, clock)
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        if outcome != "done":
+            blocked.add(row["object_id"])
+    return stats
+
+
+def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s: float,
+             retry_max_s: float, clock: Callable[[], float]) -> str:
+    request = ActionRequest(row["kind"], row["object_id"], row["idempotency_key"], row["payload"])
+    started = clock()
+    try:
+        detail = sink.deliver(request)
+        outcome, error = "done", None
+    except SinkError as exc:
+        detail = error = str(exc)
+        gave_up = not exc.retryable or row["attempts"] + 1 >= max_attempts
+        outcome = "failed" if gave_up else "retry"
+    finished = clock()
+    attempts = row["attempts"] + 1
+    values: dict[str, Any] = {"attempts": attempts, "updated_at": finished, "last_error": error}
+    if outcome == "done":
+        values.update(state="done", acked_at=finished)
+    elif outcome == "failed":
+        values.update(state="failed")
+        log.error("giving up on %s after %d attempt(s): %s", row["idempotency_key"], attempts, error)
+    else:
+        values.update(next_attempt_at=finished + min(retry_max_s, retry_base_s * 2 ** (attempts - 1)))
+        log.warning("%s failed (attempt %d), will retry: %s", row["idempotency_key"], attempts, error)
+    with store.transaction() as conn:
+        conn.execute(actions.update().where(actions.c.id == row["id"]).values(**values))
+        conn.execute(action_attempts.insert().values(
+            action_id=row["id"], attempt=attempts, outcome=outcome, detail=detail,
+            started_at=started, finished_at=finished))
+        _update_source(conn, row, outcome, finished)
+    log.info("%s: %s (%s)", row["idempotency_key"], outcome, detail)
+    return outcome
+
+
+def _update_source(conn: Connection, row: Any, outcome: str, now: float) -> None:
+    where = sources.c.object_id == row["object_id"]
+    if row["kind"] == "save" and outcome == "done":
+        conn.execute(sources.update().where(where).values(saved_at=now, updated_at=now))
+    elif row["kind"] == "followup" and outcome in ("done", "failed"):
+        state = "requested" if outcome == "done" else "failed"
+        conn.execute(sources.update().where(where).values(followup_state=state, updated_at=now))

@@ -1,0 +1,295 @@
+"""Where alerts come from: one interface, three implementations.
+
+An :class:`AlertSource` yields :class:`Batch` es (the alerts of one input file, or one Kafka poll)
+or ``None`` when nothing new arrived during a poll interval, so the service can retry pending
+actions while it waits. After the service has committed a batch's database transaction it calls
+:meth:`AlertSource.commit` (Kafka commits its offsets there; files need nothing, because a file's
+``key`` is recorded as consumed *inside* that transaction).
+
+- :class:`DirectorySource` watches a directory for new ``.avro`` / ``.parquet`` / ``.tar(.gz)``
+  files (producers should write to a dot-file or ``*.part`` and rename, which is atomic);
+- :class:`ReplaySource` replays archived or simulated files at a speed-up, each file appearing
+  when its last alert's ``jd`` comes round;
+- :class:`KafkaSource` consumes ZTF's public stream with ``confluent-kafka`` (optional extra).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from brightscan.alerts import Alert, Rejection, decode_avro, iter_input_files, read_file
+from brightscan.errors import InputError
+
+__all__ = [
+    "AlertSource",
+    "Batch",
+    "DirectorySource",
+    "KafkaSource",
+    "ReplaySource",
+    "batch_from_messages",
+    "parse_source",
+]
+
+log = logging.getLogger(__name__)
+
+#: Names a producer may use while still writing a file; never consumed.
+_PARTIAL_SUFFIXES = (".part", ".tmp", ".partial")
+
+
+@dataclass
+class Batch:
+    """The alerts of one input, processed in one database transaction."""
+
+    items: list[Alert | Rejection]  # decoded alerts and per-alert rejections, input order
+    arrived_at: float  # unix time the input arrived (latency is measured from here)
+    key: str | None  # consumed-input key recorded in the batch's transaction; None = Kafka
+    origin: str  # human-readable where-from (file path, topic/partition/offsets)
+    offsets: list[tuple[str, int, int]] = field(default_factory=list)  # Kafka (topic, part, off)
+
+
+class AlertSource(Protocol):
+    """The interface every source implements."""
+
+    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+        """Yield batches as they arrive, ``None`` after an idle poll; end when exhausted."""
+
+    def commit(self, batch: Batch) -> None:
+        """Called once the batch's database transaction has committed."""
+
+
+def _input_files(directory: Path) -> list[Path]:
+    files = [p for p in iter_input_files(directory)
+             if not p.name.startswith(".") and not p.name.endswith(_PARTIAL_SUFFIXES)]
+    return files
+
+
+def _file_batch(path: Path, arrived_at: float, key: str) -> Batch:
+    return Batch(items=list(read_file(path)), arrived_at=arrived_at, key=key, origin=str(path))
+
+
+class DirectorySource:
+    """Watch a directory for new alert files; each file is one batch.
+
+    Parameters
+    ----------
+    directory : Path
+        Watched recursively.
+    poll_interval : float
+        Seconds between scans of the directory.
+    once : bool
+        Stop after one scan (the cron-friendly ``autoscan scan``) instead of watching forever.
+    since, until : float, optional
+        Only files whose arrival time (mtime, unix seconds) lies in ``[since, until)``.
+    """
+
+    def __init__(self, directory: str | Path, *, poll_interval: float = 1.0, once: bool = False,
+                 since: float | None = None, until: float | None = None):
+        self.directory = Path(directory)
+        self.poll_interval = poll_interval
+        self.once = once
+        self.since = since
+        self.until = until
+
+    def key_for(self, path: Path) -> str:
+        """Consumed-input key of a file (its resolved path)."""
+        return f"file:{path.resolve()}"
+
+    def _new_files(self, is_consumed: Callable[[str], bool]) -> list[tuple[float, Path]]:
+        found = []
+        for path in _input_files(self.directory):
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:  # renamed away between listing and stat
+                continue
+            if self.since is not None and mtime < self.since:
+                continue
+            if self.until is not None and mtime >= self.until:
+                continue
+            if not is_consumed(self.key_for(path)):
+                found.append((mtime, path))
+        return sorted(found)
+
+    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+        if not self.directory.is_dir():
+            raise InputError(f"{self.directory} is not a directory")
+        while True:
+            new = self._new_files(is_consumed)
+            for mtime, path in new:
+                yield _file_batch(path, mtime, self.key_for(path))
+            if self.once:
+                return
+            if not new:
+                yield None
+                time.sleep(self.poll_interval)
+
+    def commit(self, batch: Batch) -> None:
+        """Nothing to do: the file was marked consumed inside the batch's transaction."""
+
+
+class ReplaySource:
+    """Replay archived or simulated alert files at ``speedup`` times real time.
+
+    Each file appears when the last alert it holds was observed (``jd``), relative to the first
+    unconsumed file, scaled by ``1 / speedup``; its arrival time is that scheduled moment, so a
+    service that falls behind shows it in the latency.
+
+    Parameters
+    ----------
+    inputs : path or paths
+        Files or directories (as :func:`brightscan.alerts.read_alerts` accepts).
+    speedup : float
+        Replay speed relative to the night (``10`` = ten times faster than real time);
+        ``inf`` releases everything at once.
+    clock : callable
+        Returns unix time; tests may pass a fake one.
+    sleep : callable
+        Sleeps for the given seconds.
+    """
+
+    def __init__(self, inputs: str | Path | Sequence[str | Path], *, speedup: float = 10.0,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        if not speedup > 0:
+            raise InputError(f"replay speed-up must be > 0, got {speedup}")
+        self.inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        self.speedup = speedup
+        self.clock = clock
+        self.sleep = sleep
+
+    def schedule(self) -> list[tuple[float, Path]]:
+        """``(release jd, file)`` for every input file, sorted by release jd."""
+        plan = []
+        for path in iter_input_files(self.inputs):
+            jds = [item.jd for item in read_file(path) if isinstance(item, Alert)]
+            plan.append((max(jds) if jds else float("-inf"), path))
+        return sorted(plan)
+
+    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+        plan = [(jd, p) for jd, p in self.schedule() if not is_consumed(f"replay:{p.resolve()}")]
+        if not plan:
+            return
+        jd0 = next((jd for jd, _ in plan if jd != float("-inf")), 0.0)
+        t0 = self.clock()
+        for jd, path in plan:
+            due = t0 + max(0.0, (jd - jd0)) * 86400.0 / self.speedup if jd != float("-inf") else t0
+            while (wait := due - self.clock()) > 0:
+                self.sleep(min(wait, 1.0))
+                if due - self.clock() > 0:
+                    yield None  # let the service retry pending actions while we wait
+            yield _file_batch(path, due, f"replay:{path.resolve()}")
+
+    def commit(self, batch: Batch) -> None:
+        """Nothing to do: the file was marked consumed inside the batch's transaction."""
+
+
+def batch_from_messages(messages: Iterable[Any], arrived_at: float | None = None) -> Batch:
+    """Turn ``confluent_kafka.Message`` objects into one batch (no broker needed).
+
+    Each message value is an Avro container holding one alert (ZTF's format); it is decoded by
+    the same :func:`brightscan.alerts.decode_avro` as files. A message carrying a Kafka error
+    (other than end-of-partition) becomes a rejection.
+    """
+    items: list[Alert | Rejection] = []
+    offsets: list[tuple[str, int, int]] = []
+    for msg in messages:
+        where = f"kafka:{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        err = msg.error()
+        if err is not None:
+            if _is_partition_eof(err):
+                continue
+            items.append(Rejection(None, None, where, "read", f"kafka error: {err}"))
+            continue
+        offsets.append((msg.topic(), msg.partition(), msg.offset()))
+        value = msg.value()
+        if not value:
+            items.append(Rejection(None, None, where, "read", "empty Kafka message"))
+            continue
+        items.extend(decode_avro(bytes(value), where))
+    origin = ", ".join(f"{t}[{p}]@{o}" for t, p, o in offsets[:3]) + (" ..." if len(offsets) > 3 else "")
+    return Batch(items=items, arrived_at=time.time() if arrived_at is None else arrived_at,
+                 key=None, origin=origin or "kafka", offsets=offsets)
+
+
+def _is_partition_eof(err: Any) -> bool:
+    try:
+        from confluent_kafka import KafkaError
+    except ImportError:
+        return False
+    return getattr(err, "code", lambda: None)() == KafkaError._PARTITION_EOF
+
+
+class KafkaSource:
+    """Consume a ZTF alert topic; offsets are committed only after the batch's transaction.
+
+    Kafka delivers at least once: a batch redelivered after a crash between the database commit
+    and the offset commit is deduplicated by ``candid`` in the database.
+
+    Parameters
+    ----------
+    topic : str
+        E.g. ``ztf_20240101_programid1``.
+    config : dict
+        ``confluent_kafka.Consumer`` settings (``bootstrap.servers``, ``group.id``, ...);
+        ``enable.auto.commit`` is forced off.
+    batch_size : int
+        Most messages per batch.
+    poll_timeout : float
+        Seconds to wait for a batch.
+    consumer : object, optional
+        A ready consumer (tests); default builds one from ``config``.
+    """
+
+    def __init__(self, topic: str, config: dict[str, Any] | None = None, *, batch_size: int = 200,
+                 poll_timeout: float = 1.0, consumer: Any = None):
+        self.topic = topic
+        self.config = dict(config or {})
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.consumer = consumer
+
+    def _consumer(self) -> Any:
+        if self.consumer is None:
+            try:
+                from confluent_kafka import Consumer
+            except ImportError:
+                raise InputError("the Kafka source needs confluent-kafka: pip install 'brightscan[kafka]'") from None
+            settings = {"auto.offset.reset": "earliest", **self.config, "enable.auto.commit": False}
+            self.consumer = Consumer(settings)
+            self.consumer.subscribe([self.topic])
+        return self.consumer
+
+    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+        consumer = self._consumer()
+        while True:
+            messages = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
+            yield batch_from_messages(messages) if messages else None
+
+    def commit(self, batch: Batch) -> None:
+        """Commit the batch's offsets synchronously (after the database commit)."""
+        if batch.offsets:
+            from confluent_kafka import TopicPartition
+
+            last: dict[tuple[str, int], int] = {}
+            for topic, part, off in batch.offsets:
+                last[(topic, part)] = max(off, last.get((topic, part), -1))
+            self._consumer().commit(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
+
+
+def parse_source(spec: str, *, speedup: float = 10.0, poll_interval: float = 1.0,
+                 kafka_config: dict[str, Any] | None = None) -> AlertSource:
+    """Build a source from ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC``."""
+    kind, _, arg = spec.partition(":")
+    if not arg:
+        raise InputError(f"source must look like dir:PATH, replay:PATH or kafka:TOPIC, got {spec!r}")
+    if kind == "dir":
+        return DirectorySource(arg, poll_interval=poll_interval)
+    if kind == "replay":
+        return ReplaySource(arg, speedup=speedup)
+    if kind == "kafka":
+        return KafkaSource(arg, kafka_config)
+    raise InputError(f"unknown source kind {kind!r} in {spec!r} (dir, replay or kafka)")

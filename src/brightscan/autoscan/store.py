@@ -1,0 +1,223 @@
+"""The autoscan database: alerts, sources, the action outbox, rejections and consumed inputs.
+
+SQLAlchemy Core over SQLite (default; a file in WAL mode) or PostgreSQL (by URL,
+``postgresql+psycopg://user@host/db``). Everything the service decides is written here in one
+transaction per batch, so a process killed at any instant leaves either all of a batch or none
+of it (see ``docs/autoscan.md`` for the exactly-once argument).
+
+The schema is versioned: :data:`MIGRATIONS` is an ordered list of functions, and
+:func:`open_store` applies the ones the database has not seen yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from brightscan.errors import ConfigError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Store",
+    "open_store",
+    "metadata",
+    "alerts",
+    "sources",
+    "actions",
+    "action_attempts",
+    "rejections",
+    "consumed_inputs",
+]
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("candid", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("object_id", sa.String(32), nullable=False, index=True),
+    sa.Column("jd", sa.Float, nullable=False),
+    sa.Column("magpsf", sa.Float, nullable=False),
+    sa.Column("fid", sa.Integer),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("model_id", sa.String(64), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),  # feature name -> value, as scored
+    sa.Column("input_key", sa.String(512)),  # which consumed input brought it
+    sa.Column("arrived_at", sa.Float, nullable=False),  # unix time the input arrived
+    sa.Column("stored_at", sa.Float, nullable=False),  # unix time of the transaction
+)
+
+sources = sa.Table(
+    "sources", metadata,
+    sa.Column("object_id", sa.String(32), primary_key=True),
+    sa.Column("n_alerts", sa.Integer, nullable=False),
+    sa.Column("last_score", sa.Float),
+    sa.Column("policy_state", sa.String(16), nullable=False),  # watching | passed
+    sa.Column("policy", sa.JSON),  # the policy that decided (to_dict), once passed
+    sa.Column("identified_candid", sa.BigInteger),  # alert at which the policy first passed
+    sa.Column("identified_jd", sa.Float),
+    sa.Column("identified_at", sa.Float),  # unix time of that decision
+    sa.Column("triplet", sa.LargeBinary),  # float16 (63, 63, 3) of the identifying alert
+    sa.Column("saved_at", sa.Float),  # unix time the sink acknowledged the save
+    sa.Column("followup_state", sa.String(16)),  # None | pending | requested | failed
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+actions = sa.Table(
+    "actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # save | followup | annotation
+    sa.Column("object_id", sa.String(32), nullable=False, index=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("arrived_at", sa.Float),  # arrival of the input that triggered it (latency)
+    sa.Column("acked_at", sa.Float),  # unix time the sink acknowledged it
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+action_attempts = sa.Table(
+    "action_attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action_id", sa.Integer, sa.ForeignKey("actions.id"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # done | retry | failed
+    sa.Column("detail", sa.Text),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+)
+
+rejections = sa.Table(
+    "rejections", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("candid", sa.BigInteger),
+    sa.Column("object_id", sa.String(32)),
+    sa.Column("source", sa.String(512)),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+consumed_inputs = sa.Table(
+    "consumed_inputs", metadata,
+    sa.Column("key", sa.String(512), primary_key=True),  # e.g. "dir:/path/file.avro@size:mtime"
+    sa.Column("n_alerts", sa.Integer, nullable=False),
+    sa.Column("consumed_at", sa.Float, nullable=False),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    """Initial schema."""
+    metadata.create_all(conn, tables=[alerts, sources, actions, action_attempts, rejections,
+                                      consumed_inputs])
+
+
+#: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI connection
+    # Take over transaction control from pysqlite so BEGIN is explicit (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL survives process kill (not power loss)
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # BEGIN IMMEDIATE: the batch's reads and writes are one serialisable unit.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url``; SQLite gets WAL mode and explicit transactions."""
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+@dataclass
+class Store:
+    """An opened, migrated database."""
+
+    engine: Engine  # SQLAlchemy engine
+    url: str  # the URL it was opened from (password never logged)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit: commits on success, rolls back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def schema_version(self) -> int:
+        """Highest applied migration."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+
+def migrate(engine: Engine, migrations: list[Callable[[Connection], None]] | None = None) -> int:
+    """Apply missing migrations in order, each in its own transaction; return the version."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+    with engine.connect() as conn:
+        current = int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+    if current > len(migrations):
+        raise ConfigError(
+            f"database schema version {current} is newer than this brightscan ({len(migrations)})")
+    for version in range(current + 1, len(migrations) + 1):
+        with engine.begin() as conn:
+            migrations[version - 1](conn)
+            conn.execute(schema_version.insert().values(version=version, applied_at=time.time()))
+        log.info("database migrated to schema version %d", version)
+    return len(migrations)
+
+
+def open_store(url: str) -> Store:
+    """Open (creating and migrating if needed) the database at ``url``.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL: ``sqlite:///night.db`` or ``postgresql+psycopg://user@host/db``.
+    """
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise ConfigError(f"cannot open database: {exc.orig}") from None
+    return Store(engine=engine, url=url)
