@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from brightscan import __version__
+from brightscan.cli import evaluate as evaluate_cmd
 from brightscan.cli import model as model_cmd
 from brightscan.cli import preprocess as preprocess_cmd
 from brightscan.cli import score as score_cmd
@@ -37,6 +38,7 @@ def _root(
 app.command("preprocess")(preprocess_cmd.preprocess)
 app.add_typer(model_cmd.app, name="model")
 app.command("score")(score_cmd.score)
+app.command("evaluate")(evaluate_cmd.evaluate)
 
 
 def main() -> None:

@@ -1,0 +1,127 @@
+"""From an alert table with scores to per-source, jd-sorted score histories; the paper's selection.
+
+Source selection (the paper, section 3): keep sources with at least two alerts, and drop bright
+(label 1) sources whose observed peak is fainter than 18.5 mag, since BTS would not have been
+expected to save them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brightscan.errors import InputError
+from brightscan.policy import BasePolicy, ScoredAlert, SourceHistory
+
+log = logging.getLogger(__name__)
+
+#: BTS magnitude limit: bright sources must peak brighter than this to be counted.
+BRIGHT_PEAK_LIMIT = 18.5
+
+
+def _opt(value: object) -> float | None:
+    """A table cell as float, or None when missing/NaN."""
+    if value is None:
+        return None
+    v = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(v) else v
+
+
+def build_sources(
+    table: pd.DataFrame, scores: Sequence[float], save_jd: Mapping[str, float] | None = None,
+) -> list[SourceHistory]:
+    """Group alerts by ``objectId`` into jd-sorted :class:`SourceHistory` records.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per alert with ``candid, objectId, jd, magpsf, label``; optional
+        ``peakmag_so_far``, ``age``, ``ndethist`` are carried into each :class:`ScoredAlert`.
+    scores : array-like
+        Score per row of ``table``.
+    save_jd : mapping, optional
+        ``objectId -> scanner save time`` (missing or NaN: not saved).
+
+    Raises
+    ------
+    InputError
+        Missing columns, a length mismatch, or a source with two different labels.
+    """
+    need = {"candid", "objectId", "jd", "magpsf", "label"}
+    missing = need - set(table.columns)
+    if missing:
+        raise InputError(f"alert table lacks column(s) {', '.join(sorted(missing))}")
+    scores = np.asarray(scores, dtype=float).ravel()
+    if scores.size != len(table):
+        raise InputError(f"{scores.size} scores for {len(table)} alerts")
+    frame = table.assign(_score=scores).sort_values(["objectId", "jd", "candid"], kind="mergesort")
+    optional = [c for c in ("peakmag_so_far", "age", "ndethist") if c in frame.columns]
+    saves = save_jd or {}
+    out: list[SourceHistory] = []
+    for object_id, group in frame.groupby("objectId", sort=True):
+        labels = group["label"].unique()
+        if len(labels) != 1:
+            raise InputError(f"source {object_id} has alerts with different labels {sorted(labels.tolist())}")
+        alerts = tuple(
+            ScoredAlert(
+                candid=int(row["candid"]), jd=float(row["jd"]), score=float(row["_score"]),
+                magpsf=float(row["magpsf"]),
+                peakmag_so_far=_opt(row["peakmag_so_far"]) if "peakmag_so_far" in optional else None,
+                age=_opt(row["age"]) if "age" in optional else None,
+                ndethist=None if "ndethist" not in optional or _opt(row["ndethist"]) is None
+                else int(row["ndethist"]),
+            )
+            for row in group.to_dict("records")
+        )
+        peak = np.nanmin(group[["magpsf", *(["peakmag_so_far"] if "peakmag_so_far" in optional else [])]].to_numpy(float))
+        out.append(SourceHistory(str(object_id), int(labels[0]), alerts,
+                                 save_jd=_opt(saves.get(str(object_id))), peak_mag=float(peak)))
+    return out
+
+
+def select_sources(
+    sources: Sequence[SourceHistory], min_alerts: int = 2, bright_peak_limit: float = BRIGHT_PEAK_LIMIT,
+) -> list[SourceHistory]:
+    """The paper's selection: >= ``min_alerts`` alerts; label-1 sources must peak <= the limit."""
+    kept = [s for s in sources if len(s.alerts) >= min_alerts
+            and not (s.label == 1 and s.observed_peak > bright_peak_limit)]
+    log.info("source selection: kept %d of %d sources", len(kept), len(sources))
+    return kept
+
+
+def read_scanner_saves(path: str | Path) -> dict[str, float]:
+    """Read ``objectId,save_jd`` (empty ``save_jd``: never saved) into a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"scanner saves file {path} not found")
+    frame = pd.read_csv(path, dtype={"objectId": str})
+    missing = {"objectId", "save_jd"} - set(frame.columns)
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    jd = pd.to_numeric(frame["save_jd"], errors="coerce")
+    return {o: float(t) for o, t in zip(frame["objectId"], jd) if not math.isnan(t)}
+
+
+def apply_policy(policy: BasePolicy, sources: Sequence[SourceHistory]) -> tuple[np.ndarray, np.ndarray]:
+    """Run a policy causally over each source: ``(passed, pass_jd)`` per source (NaN: never)."""
+    passed = np.zeros(len(sources), dtype=bool)
+    pass_jd = np.full(len(sources), np.nan)
+    for i, source in enumerate(sources):
+        index = policy.first_pass_index(source.alerts)
+        if index is not None:
+            passed[i], pass_jd[i] = True, source.alerts[index].jd
+    return passed, pass_jd
+
+
+def source_arrays(sources: Sequence[SourceHistory]) -> dict[str, np.ndarray]:
+    """Per-source ``label``, ``peak_mag`` and ``save_jd`` (NaN: not saved) as arrays."""
+    return {
+        "label": np.array([s.label for s in sources], dtype=int),
+        "peak_mag": np.array([s.observed_peak for s in sources], dtype=float),
+        "save_jd": np.array([np.nan if s.save_jd is None else s.save_jd for s in sources], dtype=float),
+    }
