@@ -1,0 +1,117 @@
+"""PolicySearch: the chosen policy on constructed validation sets, agreement with per-source
+evaluation, delegation, storage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brightscan.errors import BrightscanWarning, ConfigError
+from brightscan.evaluate.metrics import source_metrics
+from brightscan.evaluate.sources import apply_policy, source_arrays
+from brightscan.policy import GtN, PolicySearch, ScoredAlert, SourceHistory, policy_from_dict
+from brightscan.policy.search import _Flat
+
+
+def source(oid: str, label: int, scores, mags=None, jd0: float = 0.0, save_jd=None) -> SourceHistory:
+    mags = mags if mags is not None else [18.0] * len(scores)
+    alerts = tuple(ScoredAlert(i + 1, jd0 + i, s, m) for i, (s, m) in enumerate(zip(scores, mags)))
+    return SourceHistory(oid, label, alerts, save_jd=save_jd)
+
+
+def separable_val():
+    """Bright sources all reach 0.7; faint ones peak at 0.6 -> thresholds in (0.6, 0.7] are perfect."""
+    bright = [source(f"b{i}", 1, [0.2, 0.7 + 0.02 * i], save_jd=1.5) for i in range(5)]
+    faint = [source(f"f{i}", 0, [0.6, 0.1 * i]) for i in range(5)]
+    return bright + faint
+
+
+def test_search_finds_the_separating_threshold():
+    search = PolicySearch(grid={"n": [1, 2], "threshold": [0.5, 0.65, 0.8], "max_magpsf": [None],
+                                "min_age": [None], "min_detections": [None]}).fit(separable_val())
+    assert search.best_ == GtN(1, 0.65)
+    assert search.target_met_
+    assert search.best_score_["completeness"] == 1.0 and search.best_score_["purity"] == 1.0
+    assert search.best_score_["median_delay_days"] == pytest.approx(-0.5)  # pass at jd 1, save 1.5
+    assert search.n_candidates_ == 6
+    # the frontier is sorted by completeness and purity falls as completeness rises
+    comp = [r["completeness"] for r in search.frontier_]
+    pur = [r["purity"] for r in search.frontier_]
+    assert comp == sorted(comp) and pur == sorted(pur, reverse=True)
+    assert {"params", "completeness", "purity", "median_delay_days"} <= set(search.frontier_[0])
+
+
+def test_search_prefers_purity_then_earlier_identification():
+    # both thresholds are complete and pure; 0.3 identifies on the first alert, 0.8 on the second
+    val = [source(f"b{i}", 1, [0.4, 0.9], save_jd=5.0) for i in range(3)] + [source("f", 0, [0.1, 0.2])]
+    search = PolicySearch(grid={"n": [1], "threshold": [0.8, 0.3], "max_magpsf": [None],
+                                "min_age": [None], "min_detections": [None]}).fit(val)
+    assert search.best_.threshold == 0.3
+
+
+def test_search_uses_magnitude_cut_when_it_buys_purity():
+    # faint impostors score as high as the bright ones but are fainter than 19 mag
+    val = [source(f"b{i}", 1, [0.9, 0.9], mags=[18.0, 18.2]) for i in range(4)]
+    val += [source(f"f{i}", 0, [0.9, 0.9], mags=[19.6, 19.7]) for i in range(4)]
+    search = PolicySearch(grid={"n": [1], "threshold": [0.5], "max_magpsf": [None, 19.0],
+                                "min_age": [None], "min_detections": [None]}).fit(val)
+    assert search.best_.max_magpsf == 19.0 and search.best_score_["purity"] == 1.0
+
+
+def test_fitted_search_delegates_and_round_trips():
+    search = PolicySearch(grid={"threshold": [0.5, 0.65, 0.8]}).fit(separable_val())
+    h = separable_val()[0].alerts
+    assert search.passes(h) == search.best_.passes(h)
+    assert search.first_pass_index(h) == search.best_.first_pass_index(h)
+    restored = policy_from_dict(json.loads(json.dumps(search.to_dict())))
+    assert isinstance(restored, PolicySearch) and restored.best_ == search.best_
+    assert restored.first_pass_index(h) == search.first_pass_index(h)
+
+
+def test_unfitted_search_and_bad_inputs():
+    with pytest.raises(ConfigError, match="not fitted"):
+        PolicySearch().passes(separable_val()[0].alerts)
+    with pytest.raises(ConfigError, match="bright"):
+        PolicySearch().fit([source("f", 0, [0.1, 0.2])])
+    with pytest.raises(ConfigError, match="unknown parameters"):
+        PolicySearch(grid={"colour": ["red"]}).fit(separable_val())
+    with pytest.raises(ConfigError):
+        PolicySearch(target_completeness=0.0).fit(separable_val())
+
+
+def test_unreachable_target_warns_and_takes_most_complete():
+    val = [source("b0", 1, [0.9]), source("b1", 1, [0.1]), source("f", 0, [0.2])]
+    with pytest.warns(BrightscanWarning, match="no policy reached"):
+        search = PolicySearch(grid={"n": [1], "threshold": [0.5, 0.95], "max_magpsf": [None],
+                                    "min_age": [None], "min_detections": [None]}).fit(val)
+    assert not search.target_met_ and search.best_.threshold == 0.5
+
+
+sources_strategy = st.lists(
+    st.tuples(st.integers(0, 1), st.lists(st.tuples(st.floats(0, 1), st.floats(16, 21)), min_size=1, max_size=6),
+              st.none() | st.floats(0, 6)),
+    min_size=1, max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=sources_strategy, n=st.integers(1, 3), threshold=st.floats(0, 1),
+       max_mag=st.none() | st.floats(17, 20), min_det=st.none() | st.integers(1, 3))
+def test_vectorised_evaluation_matches_per_source_policy(raw, n, threshold, max_mag, min_det):
+    """The flattened grid evaluation gives the same pass set and times as running the policy."""
+    srcs = [source(f"s{i}", lab, [a[0] for a in al], [a[1] for a in al], jd0=10.0 * i, save_jd=sv)
+            for i, (lab, al, sv) in enumerate(raw)]
+    policy = GtN(n, threshold, max_magpsf=max_mag, min_detections=min_det)
+    flat = _Flat(srcs)
+    passed_v, jd_v = flat.first_pass(policy.qualifying(flat.cols), n)
+    passed, pass_jd = apply_policy(policy, srcs)
+    assert passed_v.tolist() == passed.tolist()
+    np.testing.assert_array_equal(jd_v, pass_jd)
+    arr = source_arrays(srcs)
+    a = source_metrics(flat.labels, passed_v, jd_v, flat.save_jd)
+    b = source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
+    assert json.dumps(a) == json.dumps(b)
