@@ -1,0 +1,250 @@
+"""Build an on-disk dataset from labelled alerts: source-disjoint splits, N_max thinning.
+
+Layout of a dataset directory::
+
+    dataset.json              # the card (counts per split and class, N_max, seed, inputs, ...)
+    rejected.parquet          # alerts that could not be used, with stage and reason
+    <split>/triplets.npy      # (N, 63, 63, 3) float32, memory-mappable, for train, val, test
+    <split>/alerts.parquet    # candid, objectId, jd, magpsf, fid, label, class, features (same rows)
+
+Two passes over the inputs: the first collects every source's detections (the causal history)
+and decides splits and thinning; the second computes triplets and features with
+:func:`brightscan.preprocess.preprocess_alert`, the function the scorer uses, and streams rows
+to disk, so memory stays bounded by the history, never by the images.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from brightscan.alerts import Alert, Rejection, read_alerts
+from brightscan.dataset.card import write_card
+from brightscan.dataset.split import SPLITS, check_fractions, split_by_source
+from brightscan.dataset.thin import thin_latest
+from brightscan.errors import AlertError, ConfigError, InputError
+from brightscan.preprocess import OVERFLOW_MODES, PREPROCESSING_VERSION, STAMP_SIZE, feature_names, preprocess_alert
+from brightscan.preprocess.batch import collect_history
+from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BuildConfig", "build_dataset", "read_labels", "table_schema"]
+
+#: Scalar columns of ``alerts.parquet`` written before the features.
+ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("candid", pa.int64()),
+    ("objectId", pa.string()),
+    ("jd", pa.float64()),
+    ("magpsf", pa.float64()),
+    ("fid", pa.int32()),
+    ("label", pa.int8()),
+    ("class", pa.string()),
+)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How a dataset is built."""
+
+    nmax: int | None = 60  # latest alerts kept per training source (None: keep all)
+    fractions: tuple[float, float, float] = (0.81, 0.09, 0.10)  # source fractions train/val/test
+    seed: int = 0  # seed of the source split
+    feature_set: str = "v1"  # stored features (v1 holds every icml2023 feature)
+    overflow: str = "reject"  # cutouts with overflow sentinels: "reject" or "production"
+
+    def __post_init__(self) -> None:
+        check_fractions(self.fractions)
+        if self.nmax is not None and self.nmax < 1:
+            raise ConfigError(f"nmax must be at least 1, not {self.nmax}")
+        if self.overflow not in OVERFLOW_MODES:
+            raise ConfigError(f"overflow must be one of {OVERFLOW_MODES}, not {self.overflow!r}")
+        try:
+            feature_names(self.feature_set)
+        except KeyError as exc:
+            raise ConfigError(str(exc.args[0])) from None
+
+
+def table_schema(feature_set: str) -> pa.Schema:
+    """Schema of ``<split>/alerts.parquet`` for a feature set."""
+    fields = [pa.field(name, dtype) for name, dtype in ID_COLUMNS]
+    ids = {name for name, _ in ID_COLUMNS}
+    fields += [pa.field(n, pa.float32()) for n in feature_names(feature_set) if n not in ids]
+    return pa.schema(fields, metadata={"preprocessing_version": PREPROCESSING_VERSION,
+                                       "feature_set": feature_set})
+
+
+def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Read a labels CSV (``objectId``, ``label`` 0/1, optional ``class``).
+
+    Returns
+    -------
+    labels, classes : dict, dict
+        ``objectId -> label`` and ``objectId -> class`` (empty string when absent).
+
+    Raises
+    ------
+    InputError
+        Missing file or columns, labels other than 0/1, a source labelled twice differently.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"labels file {path} not found")
+    frame = pd.read_csv(path, dtype={"objectId": str})
+    missing = {"objectId", "label"} - set(frame.columns)
+    if missing:
+        raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
+    frame = frame.dropna(subset=["objectId"])
+    bad = ~frame["label"].isin([0, 1])
+    if bad.any():
+        raise InputError(f"{path}: labels must be 0 or 1 (row {int(np.flatnonzero(bad)[0]) + 2})")
+    if frame.groupby("objectId")["label"].nunique().gt(1).any():
+        raise InputError(f"{path}: a source has two different labels")
+    frame = frame.drop_duplicates("objectId")
+    classes = frame["class"].fillna("").astype(str) if "class" in frame else pd.Series("", index=frame.index)
+    labels = dict(zip(frame["objectId"], frame["label"].astype(int)))
+    return labels, dict(zip(frame["objectId"], classes))
+
+
+def _plan(
+    history: Mapping[str, list[dict[str, Any]]], labels: Mapping[str, int], config: BuildConfig
+) -> tuple[dict[str, str], set[int]]:
+    """Split the labelled sources seen in the input; the candids kept in the train split."""
+    present = {o: labels[o] for o in history if o in labels}
+    assignment = split_by_source(present, config.fractions, seed=config.seed)
+    ids, jds, candids = [], [], []
+    for object_id, split in assignment.items():
+        if split == "train":
+            for det in history[object_id]:
+                ids.append(object_id)
+                jds.append(float(det["jd"]))
+                candids.append(det["candid"])
+    keep = thin_latest(np.array(ids, dtype=object), np.array(jds), config.nmax)
+    return assignment, {candids[i] for i in keep}
+
+
+def _row(alert: Alert, label: int, klass: str, names: tuple[str, ...], feats: np.ndarray) -> dict[str, Any]:
+    cand = alert.candidate
+    fid = cand.get("fid")
+    magpsf = cand.get("magpsf")
+    row: dict[str, Any] = {
+        "candid": alert.candid, "objectId": alert.object_id, "jd": float(cand["jd"]),
+        "magpsf": float(magpsf) if isinstance(magpsf, (int, float)) else None,
+        "fid": fid if isinstance(fid, int) and not isinstance(fid, bool) else None,
+        "label": int(label), "class": klass,
+    }
+    for name, value in zip(names, feats):
+        row.setdefault(name, float(value))
+    return row
+
+
+def build_dataset(
+    inputs: Iterable[Any],
+    labels_csv: str | Path,
+    out_dir: str | Path,
+    config: BuildConfig = BuildConfig(),
+    *,
+    on_item: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Build a dataset directory from alert files and a labels CSV.
+
+    Parameters
+    ----------
+    inputs : iterable of paths
+        Alert files or directories (anything :func:`brightscan.alerts.read_alerts` reads).
+    labels_csv : path
+        ``objectId,label[,class]``; alerts of unlabelled sources are skipped and counted.
+    out_dir : path
+        Created if needed.
+    config : BuildConfig
+    on_item : callable, optional
+        Called once per item of the second pass (progress bars).
+
+    Returns
+    -------
+    dict
+        The dataset card (also written to ``out_dir/dataset.json``).
+    """
+    inputs = [str(p) for p in inputs]
+    labels, classes = read_labels(labels_csv)
+    history = collect_history(inputs)
+    if not history:
+        raise InputError(f"no alert could be read from {len(inputs)} input(s)")
+    assignment, train_keep = _plan(history, labels, config)
+    out = Path(out_dir)
+    names = feature_names(config.feature_set)
+    counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+    skipped: Counter = Counter()
+    writers = {}
+    try:
+        for split in SPLITS:
+            (out / split).mkdir(parents=True, exist_ok=True)
+            writers[split] = (NpyAppender(out / split / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)),
+                              ParquetRowWriter(out / split / "alerts.parquet", table_schema(config.feature_set)))
+        with ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected:
+            for item in read_alerts(inputs):
+                if on_item is not None:
+                    on_item()
+                if isinstance(item, Rejection):
+                    rejected.write(item.as_row())
+                    skipped[f"rejected:{item.stage}"] += 1
+                    continue
+                split = assignment.get(item.object_id)
+                if split is None:
+                    skipped["unlabelled"] += 1
+                    continue
+                if split == "train" and item.candid not in train_keep:
+                    skipped["thinned"] += 1
+                    continue
+                try:
+                    triplet, feats = preprocess_alert(item, config.feature_set,
+                                                      earlier=history[item.object_id], overflow=config.overflow)
+                except AlertError as exc:
+                    log.info("rejected %s: %s", item.candid, exc)
+                    rejected.write(Rejection(item.candid, item.object_id, item.source, exc.stage, exc.reason).as_row())
+                    skipped[f"rejected:{exc.stage}"] += 1
+                    continue
+                label = labels[item.object_id]
+                writers[split][0].append(triplet)
+                writers[split][1].write(_row(item, label, classes[item.object_id], names, feats))
+                counts[split][label] += 1
+    finally:
+        for npy, table in writers.values():
+            npy.close()
+            table.close()
+    card = _card(inputs, config, assignment, counts, skipped, labels)
+    write_card(out, card)
+    return card
+
+
+def _card(inputs: list[str], config: BuildConfig, assignment: Mapping[str, str],
+          counts: Mapping[str, Counter], skipped: Counter, labels: Mapping[str, int]) -> dict[str, Any]:
+    splits = {}
+    for split in SPLITS:
+        sources = [o for o, s in assignment.items() if s == split]
+        splits[split] = {
+            "alerts": int(sum(counts[split].values())),
+            "alerts_per_label": {str(k): int(counts[split][k]) for k in (0, 1)},
+            "sources": len(sources),
+            "sources_per_label": {str(k): sum(labels[o] == k for o in sources) for k in (0, 1)},
+        }
+    return {
+        "kind": "built",
+        "build": {**asdict(config), "fractions": list(config.fractions)},
+        "feature_set": config.feature_set,
+        "features": list(feature_names(config.feature_set)),
+        "preprocessing_version": PREPROCESSING_VERSION,
+        "nmax": config.nmax,
+        "seed": config.seed,
+        "inputs": inputs,
+        "splits": splits,
+        "skipped": dict(sorted(skipped.items())),
+    }

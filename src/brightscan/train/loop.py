@@ -1,0 +1,111 @@
+"""One epoch of training and one pass of evaluation (no files, no scheduling: see trainer)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import rankdata
+from torch import nn
+
+from brightscan.train.augment import augment_batch
+
+__all__ = ["Batch", "EpochStats", "train_epoch", "evaluate", "roc_auc", "autocast"]
+
+#: (triplets (N, 63, 63, 3), features (N, F), labels (N,)) as numpy float32 arrays.
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class EpochStats:
+    """What one training epoch did."""
+
+    loss: float  # mean weighted loss over alerts
+    alerts: int  # alerts seen
+    seconds: float  # wall time
+
+    @property
+    def alerts_per_s(self) -> float:
+        return self.alerts / self.seconds if self.seconds > 0 else float("nan")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the device for ``precision == "bf16"``, else a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True) for a in batch)
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    *,
+    class_weights: tuple[float, float],
+    device: torch.device,
+    augment: torch.Generator | None,
+    precision: str = "fp32",
+    on_step: Callable[[int], None] | None = None,
+) -> EpochStats:
+    """Train over ``batches`` once with class-weighted BCE-with-logits.
+
+    ``augment`` is the generator of the random rotations/flips (None: no augmentation);
+    ``on_step`` receives the batch size after each step (progress bars).
+    """
+    model.train()
+    total, count, start = 0.0, 0, time.perf_counter()
+    w0, w1 = class_weights
+    for batch in batches:
+        triplets, features, labels = _to_device(batch, device)
+        if augment is not None:
+            triplets = augment_batch(triplets, augment)
+        weights = torch.where(labels > 0.5, w1, w0)
+        with autocast(device, precision):
+            logits = model(triplets, features)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels, weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(labels)
+        count += len(labels)
+        if on_step is not None:
+            on_step(len(labels))
+    return EpochStats(total / max(count, 1), count, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: Iterable[Batch], *, device: torch.device
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Unweighted mean BCE, scores and labels over ``batches`` (eval mode, float32)."""
+    model.eval()
+    scores, labels, total = [], [], 0.0
+    for batch in batches:
+        triplets, features, y = _to_device(batch, device)
+        logits = model(triplets, features).float()
+        total += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
+        scores.append(torch.sigmoid(logits).cpu().numpy())
+        labels.append(batch[2])
+    if not scores:
+        return float("nan"), np.empty(0, np.float32), np.empty(0, np.float32)
+    y_all = np.concatenate(labels)
+    return total / len(y_all), np.concatenate(scores), y_all
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with mid-ranks); NaN with a single class."""
+    labels = np.asarray(labels) > 0.5
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -1,0 +1,252 @@
+"""Fit a preset on a dataset: weighted BCE, Adam, augmentation, early stopping, LR on plateau,
+best model + resumable last checkpoint.
+
+Randomness is reproducible and resumable by construction: every epoch's shuffle, augmentation
+and dropout streams are seeded from ``(seed, epoch)``, so resuming after epoch ``e`` replays
+epoch ``e + 1`` exactly as an uninterrupted run would, and the global torch RNG is only used
+inside :func:`torch.random.fork_rng` (the caller's RNG state is untouched).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from brightscan.dataset import iter_batches, open_split, read_dataset_card
+from brightscan.errors import ConfigError, InputError
+from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from brightscan.train.config import TrainConfig
+from brightscan.train.loop import evaluate, roc_auc, train_epoch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds"]
+
+#: Batch size of validation passes (no gradients, so larger than training batches).
+EVAL_BATCH = 256
+#: Adam's epsilon as in Keras (torch's default is 1e-8), since the recipes come from Keras.
+ADAM_EPS = 1e-7
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`."""
+
+    model_dir: Path  # where the best model was saved
+    best_epoch: int  # 1-based epoch with the lowest validation loss
+    best_val_loss: float
+    best_val_auc: float
+    epochs_run: int  # epochs completed in total (across resumes)
+    stopped_early: bool  # patience ran out before the epoch limit
+    history: list[dict[str, Any]] = field(default_factory=list)  # one metrics row per epoch
+
+
+def class_weights(labels: np.ndarray) -> tuple[float, float]:
+    """Balanced class weights ``n / (2 n_c)`` for labels 0 and 1 (Keras' "balanced")."""
+    labels = np.asarray(labels) > 0.5
+    n, n1 = len(labels), int(labels.sum())
+    if n1 == 0 or n1 == n:
+        raise InputError("the training split holds a single class; cannot train a classifier")
+    return n / (2.0 * (n - n1)), n / (2.0 * n1)
+
+
+def epoch_seeds(seed: int, epoch: int) -> tuple[int, int, int]:
+    """Seeds of an epoch's shuffle, augmentation and dropout streams."""
+    a, b, c = np.random.SeedSequence([seed, epoch]).generate_state(3)
+    return int(a), int(b), int(c)
+
+
+class Trainer:
+    """Train a model preset on a dataset directory.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Preset, recipe overrides, seed, precision, epochs.
+
+    Attributes
+    ----------
+    result_ : TrainResult
+        Set by :meth:`fit`.
+    model_ : MultiInputCNN
+        The model after the last epoch (the *best* model is on disk in ``result_.model_dir``).
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def fit(
+        self,
+        dataset_dir: str | Path,
+        out_dir: str | Path,
+        *,
+        resume: bool = False,
+        on_step: Callable[[int], None] | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Trainer:
+        """Train; write the best model, metrics and a last checkpoint to ``out_dir``.
+
+        Parameters
+        ----------
+        dataset_dir : path
+            Built by ``brightscan dataset build`` (or imported).
+        out_dir : path
+            Model directory (``model.json``, ``weights.safetensors``), ``metrics.csv``,
+            ``metrics.json`` and ``checkpoint/``.
+        resume : bool
+            Continue from ``out_dir/checkpoint`` (same config required).
+        on_step, on_epoch : callable, optional
+            Called with the alerts of each step, and with each epoch's metrics row (an
+            exception raised there, e.g. Optuna's pruning, stops training after the checkpoint).
+
+        Returns
+        -------
+        Trainer
+            ``self``, with ``result_`` and ``model_`` set.
+        """
+        run = _Run(self.config, Path(dataset_dir), Path(out_dir))
+        run.start(resume)
+        while not run.finished():
+            row = run.epoch(on_step)
+            if on_epoch is not None:
+                on_epoch(row)
+        self.model_, self.result_ = run.model, run.result()
+        return self
+
+
+class _Run:
+    """The state of one training run (kept out of :class:`Trainer` so ``fit`` stays small)."""
+
+    def __init__(self, config: TrainConfig, dataset_dir: Path, out: Path) -> None:
+        from brightscan.model import create_model
+        from brightscan.model.registry import default_device
+        from brightscan.preprocess import feature_names
+
+        self.config, self.dataset_dir, self.out = config, dataset_dir, out
+        self.model_config = config.model_config()
+        self.recipe = self.model_config.recipe
+        self.max_epochs = config.epochs or self.recipe.max_epochs
+        self.card = read_dataset_card(dataset_dir)
+        names = feature_names(self.model_config.feature_set)
+        self.train = open_split(dataset_dir, "train", names)
+        self.val = open_split(dataset_dir, "val", names)
+        self.train_idx = self.train.thinned_indices(self.recipe.nmax)
+        built = self.card.get("nmax")
+        if built is not None and self.recipe.nmax > built:
+            log.warning("recipe N_max %d exceeds the dataset's build N_max %d", self.recipe.nmax, built)
+        if len(self.val) == 0:
+            raise InputError(f"{dataset_dir}: the validation split is empty")
+        labels = self.train.labels[self.train_idx]
+        self.weights = class_weights(labels) if self.recipe.class_weighting else (1.0, 1.0)
+        self.device = default_device()
+        with torch.random.fork_rng(devices=[]):  # nn.Linear/Conv2d draw a throwaway init globally
+            self.model = create_model(self.model_config, seed=config.seed, device=self.device)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.recipe.learning_rate,
+                                          betas=self.recipe.betas, eps=ADAM_EPS)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=self.recipe.lr_plateau_factor, patience=self.recipe.lr_plateau_patience)
+        self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_auc": math.nan,
+                                      "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
+                                      "history": []}
+
+    def _identity(self) -> dict[str, Any]:
+        data = self.config.to_dict()
+        data.pop("epochs")  # a resumed run may extend the epoch limit
+        data.pop("num_threads")
+        return data
+
+    def start(self, resume: bool) -> None:
+        if resume:
+            saved = load_checkpoint(self.out, self.model, self.optimizer)
+            if saved.trainer.get("config") != json.loads(json.dumps(self._identity())):
+                raise ConfigError(f"{self.out}: the checkpoint was made with another configuration; "
+                                  "resume with the same preset, seed and config file")
+            self.scheduler.load_state_dict(saved.scheduler)
+            self.state = {k: v for k, v in saved.trainer.items() if k != "config"}
+            log.info("resuming %s after epoch %d", self.out, self.state["epoch"])
+        elif has_checkpoint(self.out) or (self.out / "model.json").exists():
+            raise InputError(f"{self.out} already holds a training run; pass --resume or choose another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+
+    def finished(self) -> bool:
+        return self.state["stopped_early"] or self.state["epoch"] >= self.max_epochs
+
+    def epoch(self, on_step: Callable[[int], None] | None) -> dict[str, Any]:
+        """Train one epoch, validate, schedule, save; return the metrics row."""
+        epoch = self.state["epoch"] + 1
+        shuffle_seed, augment_seed, dropout_seed = epoch_seeds(self.config.seed, epoch)
+        batches = iter_batches(self.train, self.train_idx, self.recipe.batch_size,
+                               rng=np.random.default_rng(shuffle_seed))
+        if self.config.max_steps_per_epoch:
+            batches = (b for _, b in zip(range(self.config.max_steps_per_epoch), batches))
+        augment = None
+        if self.recipe.augment_rotations or self.recipe.augment_flips:
+            augment = torch.Generator().manual_seed(augment_seed)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(dropout_seed)
+            stats = train_epoch(self.forward, batches, self.optimizer, class_weights=self.weights,
+                                device=self.device, augment=augment, precision=self.config.precision,
+                                on_step=on_step)
+        val_loss, scores, labels = evaluate(
+            self.model, iter_batches(self.val, np.arange(len(self.val)), EVAL_BATCH), device=self.device)
+        row = {"epoch": epoch, "loss": stats.loss, "val_loss": val_loss, "val_auc": roc_auc(labels, scores),
+               "val_accuracy": float(np.mean((scores > 0.5) == (labels > 0.5))),
+               "lr": self.optimizer.param_groups[0]["lr"], "alerts": stats.alerts,
+               "seconds": stats.seconds, "alerts_per_s": stats.alerts_per_s}
+        self.scheduler.step(val_loss)
+        self._track(row)
+        return row
+
+    def _track(self, row: dict[str, Any]) -> None:
+        state = self.state
+        state["epoch"] = row["epoch"]
+        state["history"].append(row)
+        if row["val_loss"] < state["best_loss"]:
+            state.update(best_loss=row["val_loss"], best_auc=row["val_auc"], best_epoch=row["epoch"], bad_epochs=0)
+            self._save_best()
+        else:
+            state["bad_epochs"] += 1
+            state["stopped_early"] = state["bad_epochs"] >= self.recipe.early_stopping_patience
+        _write_metrics(self.out, state["history"])
+        save_checkpoint(self.out, self.model, self.optimizer, self.scheduler,
+                        {**state, "config": self._identity()})
+
+    def _save_best(self) -> None:
+        from brightscan.model import save_model
+
+        provenance = {
+            "trained_on": str(self.dataset_dir),
+            "dataset_card": self.card,
+            "training": {"config": self.config.to_dict(), "best_epoch": self.state["best_epoch"],
+                         "val_loss": self.state["best_loss"], "val_auc": self.state["best_auc"],
+                         "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
+                         "device": str(self.device)},
+        }
+        save_model(self.model, self.out, provenance=provenance, overwrite=True)
+
+    def result(self) -> TrainResult:
+        s = self.state
+        return TrainResult(self.out, s["best_epoch"], s["best_loss"], s["best_auc"], s["epoch"],
+                           s["stopped_early"], list(s["history"]))
+
+
+def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    """``metrics.csv`` and ``metrics.json``, rewritten whole after every epoch."""
+    with open(out / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    (out / "metrics.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,118 @@
+"""Training runs on a tiny synthetic dataset: smoke, resume == uninterrupted, output files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from brightscan.errors import ConfigError, InputError
+from brightscan.model import load_model
+from brightscan.train import TrainConfig, Trainer, class_weights
+
+TINY = dict(preset="mi_cnn.tiny", recipe={"batch_size": 16, "learning_rate": 3e-3})
+
+
+def _tensors(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "checkpoint" / "last.safetensors"))
+
+
+def test_smoke_two_steps_writes_a_loadable_model(synthetic_dataset: Path, tmp_path: Path) -> None:
+    trainer = Trainer(TrainConfig(**TINY, epochs=1, max_steps_per_epoch=2)).fit(synthetic_dataset, tmp_path / "m")
+    result = trainer.result_
+    assert result.epochs_run == 1 and result.history[0]["alerts"] == 32
+    loaded = load_model(tmp_path / "m", device="cpu")
+    training = loaded.card["provenance"]["training"]
+    assert training["best_epoch"] == 1 and loaded.card["provenance"]["dataset_card"]["kind"] == "synthetic"
+    logits = loaded.model(torch.zeros(2, 63, 63, 3), torch.zeros(2, loaded.model.config.n_features))
+    assert torch.isfinite(logits).all()
+    rows = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert rows[0]["epoch"] == 1 and set(rows[0]) >= {"loss", "val_loss", "val_auc", "lr", "alerts_per_s"}
+    assert (tmp_path / "m" / "metrics.csv").read_text().startswith("epoch,loss,val_loss,val_auc")
+
+
+def test_resume_after_a_kill_reaches_the_same_weights(synthetic_dataset: Path, tmp_path: Path) -> None:
+    config = TrainConfig(**TINY, epochs=3, seed=7)
+    Trainer(config).fit(synthetic_dataset, tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    steps = []
+
+    def kill_in_third_epoch(n: int) -> None:
+        steps.append(n)
+        if len(steps) == 2 * 12 + 5:  # 12 steps per epoch: die in the middle of epoch 3
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(config).fit(synthetic_dataset, tmp_path / "killed", on_step=kill_in_third_epoch)
+    assert json.loads((tmp_path / "killed" / "checkpoint" / "last.json").read_text())["trainer"]["epoch"] == 2
+    resumed = Trainer(config).fit(synthetic_dataset, tmp_path / "killed", resume=True)
+    straight, again = _tensors(tmp_path / "straight"), _tensors(tmp_path / "killed")
+    assert straight.keys() == again.keys()
+    for key in straight:
+        assert torch.equal(straight[key], again[key]), key
+    assert (tmp_path / "straight" / "weights.safetensors").read_bytes() == (
+        tmp_path / "killed" / "weights.safetensors").read_bytes()
+    history = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert [r["val_loss"] for r in history] == [r["val_loss"] for r in resumed.result_.history]
+
+
+def test_resume_extends_a_finished_run_like_a_longer_one(synthetic_dataset: Path, tmp_path: Path) -> None:
+    Trainer(TrainConfig(**TINY, epochs=2)).fit(synthetic_dataset, tmp_path / "a")
+    Trainer(TrainConfig(**TINY, epochs=3)).fit(synthetic_dataset, tmp_path / "a", resume=True)
+    Trainer(TrainConfig(**TINY, epochs=3)).fit(synthetic_dataset, tmp_path / "b")
+    a, b = _tensors(tmp_path / "a"), _tensors(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_different_seed_gives_different_weights(synthetic_dataset: Path, tmp_path: Path) -> None:
+    Trainer(TrainConfig(**TINY, epochs=1, seed=1)).fit(synthetic_dataset, tmp_path / "a")
+    Trainer(TrainConfig(**TINY, epochs=1, seed=2)).fit(synthetic_dataset, tmp_path / "b")
+    a, b = _tensors(tmp_path / "a"), _tensors(tmp_path / "b")
+    assert not torch.equal(a["model.output.weight"], b["model.output.weight"])
+
+
+def test_refuses_to_overwrite_or_resume_with_another_config(synthetic_dataset: Path, tmp_path: Path) -> None:
+    Trainer(TrainConfig(**TINY, epochs=1, max_steps_per_epoch=1)).fit(synthetic_dataset, tmp_path / "m")
+    with pytest.raises(InputError, match="--resume"):
+        Trainer(TrainConfig(**TINY, epochs=1)).fit(synthetic_dataset, tmp_path / "m")
+    with pytest.raises(ConfigError, match="another configuration"):
+        Trainer(TrainConfig(**TINY, epochs=2, seed=3)).fit(synthetic_dataset, tmp_path / "m", resume=True)
+    with pytest.raises(InputError, match="no checkpoint"):
+        Trainer(TrainConfig(**TINY, epochs=1)).fit(synthetic_dataset, tmp_path / "fresh", resume=True)
+
+
+def test_training_leaves_the_global_rng_alone(synthetic_dataset: Path, tmp_path: Path) -> None:
+    before = torch.get_rng_state().clone()
+    Trainer(TrainConfig(**TINY, epochs=1, max_steps_per_epoch=2)).fit(synthetic_dataset, tmp_path / "m")
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_early_stopping_stops_before_the_epoch_limit(synthetic_dataset: Path, tmp_path: Path) -> None:
+    # lr 0 and no BatchNorm: the validation loss can never improve after the first epoch.
+    config = TrainConfig(preset="mi_cnn.tiny", epochs=30, max_steps_per_epoch=1, model={"feature_batchnorm": False},
+                         recipe={"learning_rate": 0.0, "early_stopping_patience": 2})
+    result = Trainer(config).fit(synthetic_dataset, tmp_path / "m").result_
+    assert result.stopped_early and result.epochs_run < 30
+    assert result.best_epoch == 1 and result.epochs_run == 3
+
+
+def test_lr_is_reduced_on_plateau(synthetic_dataset: Path, tmp_path: Path) -> None:
+    config = TrainConfig(preset="mi_cnn.tiny", epochs=4, max_steps_per_epoch=1, model={"feature_batchnorm": False},
+                         recipe={"learning_rate": 1e-6, "lr_plateau_patience": 0, "lr_plateau_factor": 0.5,
+                                 "early_stopping_patience": 10})
+    lrs = [r["lr"] for r in Trainer(config).fit(synthetic_dataset, tmp_path / "m").result_.history]
+    assert lrs[-1] < lrs[0]
+
+
+def test_class_weights_balance_the_classes() -> None:
+    w0, w1 = class_weights(np.array([0, 0, 0, 1]))
+    assert w0 * 3 == pytest.approx(w1 * 1) and w0 * 3 + w1 == pytest.approx(4)
+    with pytest.raises(InputError):
+        class_weights(np.zeros(5))
