@@ -22,6 +22,9 @@ STAMP_SIZE = 63
 PAD_VALUE = 1e-9
 #: Pixels at or above this magnitude are float32 overflow sentinels, not data.
 OVERFLOW_SENTINEL = 1e38
+#: An L2 norm above this overflows production's float32 ``np.linalg.norm`` (sum of squares beyond
+#: float32 max, ~3.4e38), which then zeroes the channel; we reject such stamps (with a margin).
+NORM_LIMIT = float(np.sqrt(np.finfo(np.float32).max / 2))
 #: How to treat overflow sentinels: reject the alert, or reproduce production (zeroed channel).
 OVERFLOW_MODES = ("reject", "production")
 
@@ -62,6 +65,11 @@ def normalize_stamp(image: np.ndarray, *, overflow: str = "reject") -> np.ndarra
     norm = float(np.sqrt(np.dot(image.ravel().astype(np.float64), image.ravel().astype(np.float64))))
     if norm == 0.0:
         raise StampDecodeError("cutout is all zero (or all NaN)")
+    if norm >= NORM_LIMIT:
+        raise StampDecodeError(
+            f"cutout values are too large (L2 norm {norm:.3g}): production's float32 norm overflows "
+            "and zeroes this channel (use overflow='production' to reproduce that)"
+        )
     image /= np.float32(norm)
     return image
 
