@@ -130,8 +130,10 @@ def config_from_dict(data: dict[str, Any]) -> AutoscanConfig:
     )
 
 
-def load_config(path: str | Path | None) -> AutoscanConfig:
-    """Read a TOML config file (``None`` = defaults), then apply the environment.
+def load_config(path: str | Path | None, *, db_url: str | None = None, policy: str | None = None,
+                sink: str | None = None, speedup: float | None = None) -> AutoscanConfig:
+    """Read a TOML config file (``None`` = defaults), apply command-line overrides, then the
+    environment.
 
     ``BRIGHTSCAN_SKYPORTAL_URL`` and ``BRIGHTSCAN_SKYPORTAL_TOKEN`` fill the sink's URL and token
     when the file does not set them.
@@ -145,6 +147,15 @@ def load_config(path: str | Path | None) -> AutoscanConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     config = config_from_dict(data)
+    if db_url:
+        config.db_url = db_url
+    if policy:
+        config.policy = PolicyConfig(name=policy, params=config.policy.params)
+    if sink:
+        config.sink.kind = sink
+    if speedup is not None:
+        config.service.speedup = speedup
+    config.__post_init__()  # re-validate after the overrides
     if config.sink.kind == "skyportal":
         config.sink.url = config.sink.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
     config.sink.token = config.sink.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from brightscan import __version__
+from brightscan.cli import autoscan as autoscan_cmd
 from brightscan.cli import evaluate as evaluate_cmd
 from brightscan.cli import model as model_cmd
 from brightscan.cli import preprocess as preprocess_cmd
@@ -39,6 +40,7 @@ app.command("preprocess")(preprocess_cmd.preprocess)
 app.add_typer(model_cmd.app, name="model")
 app.command("score")(score_cmd.score)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.add_typer(autoscan_cmd.app, name="autoscan")
 
 
 def main() -> None:
