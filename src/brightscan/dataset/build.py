@@ -123,7 +123,8 @@ def _plan(
     ids, jds, candids = [], [], []
     for object_id, split in assignment.items():
         if split == "train":
-            for det in history[object_id]:
+            unique = {det["candid"]: det for det in history[object_id]}  # duplicates count once
+            for det in unique.values():
                 ids.append(object_id)
                 jds.append(float(det["jd"]))
                 candids.append(det["candid"])
@@ -161,7 +162,8 @@ def build_dataset(
     inputs : iterable of paths
         Alert files or directories (anything :func:`brightscan.alerts.read_alerts` reads).
     labels_csv : path
-        ``objectId,label[,class]``; alerts of unlabelled sources are skipped and counted.
+        ``objectId,label[,class]``; alerts of unlabelled sources are skipped and counted, and so
+        are repeated copies of an alert (same ``candid``) after its first.
     out_dir : path
         Created if needed.
     config : BuildConfig
@@ -184,6 +186,7 @@ def build_dataset(
     counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
     skipped: Counter = Counter()
     writers = {}
+    done: set[int] = set()
     try:
         for split in SPLITS:
             (out / split).mkdir(parents=True, exist_ok=True)
@@ -201,6 +204,10 @@ def build_dataset(
                 if split is None:
                     skipped["unlabelled"] += 1
                     continue
+                if item.candid in done:
+                    skipped["duplicate"] += 1
+                    continue
+                done.add(item.candid)
                 if split == "train" and item.candid not in train_keep:
                     skipped["thinned"] += 1
                     continue
