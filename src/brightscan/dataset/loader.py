@@ -65,6 +65,8 @@ class TripletReader:
         if out is None or out.shape[0] < n:
             out = np.empty((n, *self.shape[1:]), dtype=np.float32)
         buf = out[:n]
+        if n == 0:
+            return buf
         flat = buf.reshape(n, -1).view(np.uint8).reshape(n, self.row_bytes)
         # Runs of consecutive rows are one read each; rows land in sorted order, then permute.
         breaks = np.flatnonzero(np.diff(sorted_idx) != 1) + 1
