@@ -36,6 +36,7 @@ class TripletReader:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        self._fd = -1
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path} not found")
@@ -83,6 +84,7 @@ class TripletReader:
         return buf
 
     def close(self) -> None:
+        """Close the file descriptor (also done when the reader is garbage-collected)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
