@@ -22,7 +22,7 @@ from brightscan.simulate.fitsgz import cutout_bytes
 from brightscan.simulate.images import StampMaker, add_cosmic_ray
 from brightscan.simulate.observing import NIGHT_MARGIN, PIXEL_SCALE, Nights, Visits, observe
 from brightscan.simulate.scanners import save_time
-from brightscan.simulate.schema import PUBLISHER, SCHEMA_VERSION
+from brightscan.simulate.schema import encode_packet, encode_prv_candidate
 from brightscan.simulate.sources import Source, draw_source
 
 #: Columns of labels.csv after the fixed ones; a class leaves the others empty.
@@ -105,8 +105,6 @@ def _stamps(source: Source, visits: Visits, det: Detections, alerts: np.ndarray,
 
 def _packets(source: Source, visits: Visits, det: Detections, static: SourceStatic, alerts: np.ndarray,
              config: SurveyConfig, rng: np.random.Generator) -> Iterator[tuple[int, int, bytes]]:
-    from brightscan.simulate.schema import encode_packet
-
     if len(alerts) == 0:
         return
     cat = build_catalogues(source.scene, rng, source.ra, source.dec)
@@ -118,15 +116,15 @@ def _packets(source: Source, visits: Visits, det: Detections, static: SourceStat
     weak_jd = np.where(det.weak, visits.jd, np.inf)
     first_weak = np.minimum.accumulate(weak_jd)
     prior_first = source.prior_first_jd if source.prior_ndet > 0 else None
-    history: dict[int, dict[str, Any]] = {}  # prv records built once, shared by later alerts
+    history: dict[int, bytes] = {}  # encoded prv records, built once, shared by later alerts
 
-    def prv(j: int) -> dict[str, Any]:
+    def prv(j: int) -> bytes:
         if j not in history:
             common = common_fields(visits, static, j, nid[j], pid[j])
             if det.detected[j]:
                 fields = detection_fields(source, visits, det, static, cat, j, candid[j], rng)
-                common = {**common, **{k: v for k, v in fields.items() if k != "_match"}}
-            history[j] = common
+                common = prv_from_candidate(common, fields)
+            history[j] = encode_prv_candidate(common)
         return history[j]
 
     for k, i in enumerate(alerts):
@@ -139,19 +137,14 @@ def _packets(source: Source, visits: Visits, det: Detections, static: SourceStat
         )
         lo = np.searchsorted(visits.jd, visits.jd[i] - config.history_days)
         previous = [prv(j) for j in range(lo, i)]
-        history.setdefault(i, prv_from_candidate(common, fields))
+        history.setdefault(i, encode_prv_candidate(prv_from_candidate(common, fields)))
         c, p = int(candid[i]), int(pid[i])
-        record = {
-            "schemavsn": SCHEMA_VERSION, "publisher": PUBLISHER, "objectId": static.object_id, "candid": c,
-            "candidate": candidate, "prv_candidates": previous or None,
-            "cutoutScience": {"fileName": f"candid{c}_pid{p}_targ_sci.fits.gz",
-                              "stampData": cutout_bytes(sci[k][rows, cols], config.gzip_level)},
-            "cutoutTemplate": {"fileName": f"candid{c}_ref.fits.gz",
-                               "stampData": cutout_bytes(ref[k][rows, cols], config.gzip_level)},
-            "cutoutDifference": {"fileName": f"candid{c}_pid{p}_targ_scimref.fits.gz",
-                                 "stampData": cutout_bytes(diff[k][rows, cols], config.gzip_level)},
-        }
-        yield int(visits.night[i]), c, encode_packet(record)
+        cutouts = (
+            (f"candid{c}_pid{p}_targ_sci.fits.gz", cutout_bytes(sci[k][rows, cols], config.gzip_level)),
+            (f"candid{c}_ref.fits.gz", cutout_bytes(ref[k][rows, cols], config.gzip_level)),
+            (f"candid{c}_pid{p}_targ_scimref.fits.gz", cutout_bytes(diff[k][rows, cols], config.gzip_level)),
+        )
+        yield int(visits.night[i]), c, encode_packet(static.object_id, c, candidate, previous, cutouts)
 
 
 def prv_from_candidate(common: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
