@@ -10,6 +10,7 @@ from brightscan.cli import evaluate as evaluate_cmd
 from brightscan.cli import model as model_cmd
 from brightscan.cli import preprocess as preprocess_cmd
 from brightscan.cli import score as score_cmd
+from brightscan.cli import simulate as simulate_cmd
 from brightscan.cli.common import setup_logging
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ def _root(
 app.command("preprocess")(preprocess_cmd.preprocess)
 app.add_typer(model_cmd.app, name="model")
 app.command("score")(score_cmd.score)
+app.command("simulate")(simulate_cmd.simulate)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(autoscan_cmd.app, name="autoscan")
 

@@ -1,0 +1,50 @@
+"""``brightscan simulate``: write a simulated ZTF survey (alerts, labels, scanner saves)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from brightscan.cli.common import handle_errors, make_progress
+from brightscan.errors import ConfigError
+
+
+def simulate(
+    sources: int = typer.Option(1000, "--sources", "-n", min=1, help="Number of sources to simulate."),
+    seed: int = typer.Option(0, "--seed", help="Master seed; the same seed gives the same files."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (alerts/, labels.csv, scanner_saves.csv)."),
+    start_date: str = typer.Option("2023-03-01", "--start-date", help="First night of the survey (YYYY-MM-DD, UT)."),
+    nights: int = typer.Option(365, "--nights", min=1, help="Length of the survey in nights."),
+    class_mix: str = typer.Option("", "--class-mix", help="Fractions, e.g. 'bright_sn=0.3,agn=0.2' (others keep defaults)."),
+    tarball: bool = typer.Option(False, "--tarball", help="Write alerts/ztf_public_YYYYMMDD.tar.gz per night."),
+    workers: int = typer.Option(2, "--workers", "-j", min=1, help="Worker processes."),
+    preview: Path = typer.Option(None, "--preview", help="Also (or only) draw a PNG sheet of example triplets per class."),
+) -> None:
+    """Simulate a ZTF public survey: bright SNe, dim SNe, AGN, CVs, variable stars and bogus alerts."""
+    from brightscan.simulate import ClassMix, SurveyConfig, simulate_survey, write_preview
+
+    with handle_errors():
+        if out is None and preview is None:
+            raise ConfigError("give --out DIR to write a survey and/or --preview OUT.png")
+        try:
+            start = datetime.strptime(start_date, "%Y-%m-%d").date()
+        except ValueError:
+            raise ConfigError(f"--start-date must be YYYY-MM-DD, got {start_date!r}") from None
+        config = SurveyConfig(
+            n_sources=sources, seed=seed, start_date=start, n_nights=nights, tarball=tarball, n_workers=workers,
+            class_mix=ClassMix.parse(class_mix) if class_mix else ClassMix(),
+        ).validate()
+        if preview is not None:
+            typer.echo(f"wrote {write_preview(preview, config)}")
+        if out is None:
+            return
+        with make_progress() as progress:
+            task = progress.add_task("simulating sources", total=sources)
+            result = simulate_survey(config, out, progress=lambda n: progress.advance(task, n))
+    typer.echo(
+        f"wrote {result.n_alerts} alerts of {result.n_sources} sources ({result.n_positive_sources} bright SNe, "
+        f"{result.n_saved} saved by scanners) to {result.out_dir} in {result.seconds:.1f} s "
+        f"({result.n_alerts / max(result.seconds, 1e-9):.0f} alerts/s)"
+    )
