@@ -70,6 +70,13 @@ def render_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path]) ->
     for name, m in models:
         rows = [[_policy_label(p, v), *(v.get(k) for k in pkeys)] for p, v in m["policies"].items()]
         parts.append(f"<h3>{html.escape(name)}</h3>" + _table(["policy", *pkeys], rows))
+    search = metrics.get("search") or {}
+    if search.get("frontier"):
+        rows = [[", ".join(f"{k}={v}" for k, v in r["params"].items() if v is not None), r["completeness"],
+                 r["purity"], r["median_delay_days"], r["n_passed"]] for r in search["frontier"]]
+        parts.append(f"<h3>Policy search frontier (validation, target completeness "
+                     f"{_fmt(search.get('target_completeness'))})</h3>"
+                     + _table(["policy", "completeness", "purity", "median_delay_days", "n_passed"], rows))
     parts.append('<h2>Figures</h2><div class="figs">')
     for key, path in images.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")

@@ -58,7 +58,7 @@ def plot_outcomes_by_magnitude(outcomes: Mapping[str, np.ndarray], path: str | P
         counts = np.asarray(outcomes[key], dtype=float)
         ax.bar(centers, counts, width=width, bottom=bottom, color=colours[key], label=names[key])
         bottom += counts
-    ax.axvspan(edges[0], BTS_LIMIT, color="gold", alpha=0.15, label=f"m < {BTS_LIMIT}")
+    ax.axvspan(edges[0], BTS_LIMIT, color="gold", alpha=0.15, zorder=0, label=f"m < {BTS_LIMIT}")
     ax.set(xlabel="PSF magnitude", ylabel="alerts", title=title or "outcomes by magnitude (score >= 0.5)")
     ax.legend(fontsize="small")
     return _save(fig, path)
@@ -66,22 +66,22 @@ def plot_outcomes_by_magnitude(outcomes: Mapping[str, np.ndarray], path: str | P
 
 def plot_completeness_purity(by_peak: Mapping[str, Mapping[str, np.ndarray]],
                              overall: Mapping[str, Mapping[str, float]], path: str | Path) -> Path:
-    """Figure 3 (left): completeness and purity against peak magnitude, overall as dashed lines.
+    """Figure 3 (left): completeness (solid) and purity (dashed) against peak magnitude; thin lines: overall.
 
     ``by_peak`` and ``overall`` map a policy (or model) label to the output of
     :func:`~brightscan.evaluate.metrics.metrics_by_peak` / :func:`~brightscan.evaluate.metrics.source_metrics`.
     """
     fig = _figure(6.5, 4.5)
     ax = fig.add_subplot()
-    styles = ["-", "--", "-.", ":"]
+    single = len(by_peak) == 1  # one series: the paper's navy/orange; several: one colour each
     for i, (label, r) in enumerate(by_peak.items()):
         edges = np.asarray(r["edges"])
         centers = (edges[:-1] + edges[1:]) / 2
-        ls = styles[i % len(styles)]
-        ax.plot(centers, r["completeness"], ls, marker="o", color="navy", label=f"{label} completeness")
-        ax.plot(centers, r["purity"], ls, marker="s", color="darkorange", label=f"{label} purity")
-        ax.axhline(overall[label]["completeness"], color="navy", lw=0.8, ls=ls, alpha=0.5)
-        ax.axhline(overall[label]["purity"], color="darkorange", lw=0.8, ls=ls, alpha=0.5)
+        c_comp, c_pur = ("navy", "darkorange") if single else (f"C{i}", f"C{i}")
+        ax.plot(centers, r["completeness"], "-", marker="o", color=c_comp, label=f"{label} completeness")
+        ax.plot(centers, r["purity"], "--", marker="s", color=c_pur, label=f"{label} purity")
+        ax.axhline(overall[label]["completeness"], color=c_comp, lw=0.8, ls="-", alpha=0.4)
+        ax.axhline(overall[label]["purity"], color=c_pur, lw=0.8, ls="--", alpha=0.4)
     ax.set(xlabel="peak magnitude", ylabel="fraction", ylim=(0, 1.05), title="sources: completeness and purity")
     ax.legend(fontsize="small", loc="lower left")
     return _save(fig, path)
