@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 #: Figure 2 of the paper: 0.5-mag bins from 15 to 21.
 MAG_BINS: np.ndarray = np.arange(15.0, 21.0 + 1e-9, 0.5)
@@ -199,6 +198,8 @@ def fit_temperature(y_true: Sequence[int], logits: Sequence[float], bounds: tupl
 
     A 1-D bounded minimisation (Brent) on ``log T``; fit on validation logits only.
     """
+    from scipy.optimize import minimize_scalar  # only calibration needs scipy
+
     y, z = _as_arrays(y_true, logits)
     if y.size == 0:
         raise ValueError("cannot fit a temperature on zero alerts")
