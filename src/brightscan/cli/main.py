@@ -6,11 +6,14 @@ import typer
 
 from brightscan import __version__
 from brightscan.cli import autoscan as autoscan_cmd
+from brightscan.cli import dataset as dataset_cmd
+from brightscan.cli import demo as demo_cmd
 from brightscan.cli import evaluate as evaluate_cmd
 from brightscan.cli import model as model_cmd
 from brightscan.cli import preprocess as preprocess_cmd
 from brightscan.cli import score as score_cmd
 from brightscan.cli import simulate as simulate_cmd
+from brightscan.cli import train as train_cmd
 from brightscan.cli.common import setup_logging
 
 app = typer.Typer(
@@ -38,11 +41,15 @@ def _root(
 
 # One line per command group; each module owns its options and calls one library function.
 app.command("preprocess")(preprocess_cmd.preprocess)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(model_cmd.app, name="model")
 app.command("score")(score_cmd.score)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(autoscan_cmd.app, name="autoscan")
+app.add_typer(dataset_cmd.app, name="dataset")
+app.command("train")(train_cmd.train)
+app.command("tune")(train_cmd.tune)
 
 
 def main() -> None:
