@@ -27,7 +27,8 @@ def test_parity_with_tensorflow_on_example_alerts(name, imported_models, example
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
 
 
-def test_v1_bfloat16_image_branch_stays_within_1e3(imported_models, example_inputs):
+def test_v1_bfloat16_image_branch_is_close_on_the_example_alerts(imported_models, example_inputs):
+    # Close here (6e-5), but up to 3e-3 on the real alerts of ../shared: see docs/model.md.
     fp32 = Scorer(imported_models["v1.0.1"], device="cpu")
     bf16 = Scorer(imported_models["v1.0.1"], device="cpu", precision="bfloat16")
     features = example_features(example_inputs, fp32.loaded.feature_names)

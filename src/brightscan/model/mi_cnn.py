@@ -79,15 +79,16 @@ class MultiInputCNN(nn.Module):
 
     def forward_image(self, triplet: torch.Tensor) -> torch.Tensor:
         """Image branch: ``(N, H, W, C)`` -> ``(N, image_out)``."""
-        # (N, C, H, W), channels-last in memory; cast to the convolutions' dtype so a reduced
-        # precision image branch (bf16 convs, see Scorer) needs no other change.
-        x = triplet.permute(0, 3, 1, 2).to(self.convs[0].weight.dtype)
+        x = triplet.permute(0, 3, 1, 2)  # (N, C, H, W), channels-last in memory
         convs = iter(self.convs)
         for block, pool, rate in zip(
             self.config.conv_filters, self.config.pool_sizes, self.config.conv_dropouts
         ):
             for _ in block:
-                x = F.relu(next(convs)(x))
+                conv = next(convs)
+                # Each conv runs in its own weights' dtype, so a reduced-precision image branch
+                # (some convs in bf16, see Scorer) needs no other change; a no-op in float32.
+                x = F.relu(conv(x.to(conv.weight.dtype)))
             x = F.max_pool2d(x, pool)  # floor: 63 -> 31 -> 7
             x = F.dropout(x, rate, self.training)
         return torch.flatten(x, 1).to(triplet.dtype)  # (N, C * side * side), NCHW order
