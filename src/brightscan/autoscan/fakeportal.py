@@ -65,12 +65,16 @@ class FakeSkyPortal:
         Length of those sleeps (set it above the client's timeout).
     seed : int
         Seeds the fault generator.
+    idempotent : bool
+        Apply SkyPortal's server-side idempotence (above). ``False`` makes every POST create
+        something, so tests can show what the client alone guarantees.
     """
 
     def __init__(self, token: str = "test-token", *, error_rate: float = 0.0,
                  error_after_rate: float = 0.0, timeout_rate: float = 0.0, sleep_s: float = 1.0,
-                 seed: int = 0):
+                 seed: int = 0, idempotent: bool = True):
         self.token = token
+        self.idempotent = idempotent
         self.error_rate = error_rate
         self.error_after_rate = error_after_rate
         self.timeout_rate = timeout_rate
@@ -140,14 +144,14 @@ class FakeSkyPortal:
         """Which fault (if any) this request suffers."""
         with self._lock:
             u = float(self._rng.random())
-        if u < self.error_rate:
-            return "error_before"
-        u -= self.error_rate
-        if method == "POST" and u < self.error_after_rate:
-            return "error_after"
-        u -= self.error_after_rate
-        if u < self.timeout_rate:
-            return "timeout"
+        cuts = [("error_before", self.error_rate),
+                ("error_after", self.error_after_rate if method == "POST" else 0.0),
+                ("timeout", self.timeout_rate)]
+        edge = 0.0
+        for fault, rate in cuts:
+            edge += rate
+            if u < edge:
+                return fault
         return None
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -180,7 +184,7 @@ class FakeSkyPortal:
             return 400, _err("missing source id")
         obj, groups = body["id"], set(body.get("group_ids") or [])
         have = self.state.groups.setdefault(obj, set())
-        if groups - have:
+        if groups - have or not self.idempotent:
             self.state.saves[obj] = self.state.saves.get(obj, 0) + 1
             self.state.save_times.setdefault(obj, time.time())
         have |= groups
@@ -193,7 +197,7 @@ class FakeSkyPortal:
             return 400, _err(f"Could not find source with ID {body['obj_id']}.")
         same = [r for r in self.state.followups
                 if r["obj_id"] == body["obj_id"] and r["allocation_id"] == body["allocation_id"]]
-        if same and body.get("not_if_duplicates"):
+        if same and body.get("not_if_duplicates") and self.idempotent:
             return 200, {"status": "success", "message": "duplicate request, not submitted",
                          "data": {"id": same[0]["id"], "ignored": True}}
         req = {"id": len(self.state.followups) + 1, "obj_id": body["obj_id"],
@@ -208,7 +212,7 @@ class FakeSkyPortal:
             return 200, _ok(existing)
         if not isinstance(body, dict) or "origin" not in body:
             return 400, _err("origin is required")
-        if any(a["origin"] == body["origin"] for a in existing):
+        if self.idempotent and any(a["origin"] == body["origin"] for a in existing):
             return 400, _err(f"Annotation with origin {body['origin']} already exists for {obj}")
         existing.append({"id": sum(map(len, self.state.annotations.values())) + 1, "obj_id": obj,
                          "origin": body["origin"], "data": body.get("data")})
@@ -226,6 +230,7 @@ def _err(message: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     portal: FakeSkyPortal
     protocol_version = "HTTP/1.0"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep test output quiet
         pass

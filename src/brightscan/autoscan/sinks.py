@@ -75,17 +75,21 @@ class _JsonClient:
         self.backoff = backoff
 
     def request(self, method: str, path: str, body: Any = None,
-                extra_headers: dict[str, str] | None = None) -> _Response:
-        """Send one request, retrying 5xx, connection errors and timeouts with backoff."""
+                extra_headers: dict[str, str] | None = None, *, retry: bool = True) -> _Response:
+        """Send one request, retrying 5xx, connection errors and timeouts with backoff.
+
+        ``retry=False`` sends it once: a POST that timed out may have been applied, so the caller
+        re-checks the server's state before sending it again.
+        """
         url = self.base_url + path
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json", **self._headers, **(extra_headers or {})}
         if data is not None:
             headers["Content-Type"] = "application/json"
         last = ""
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.retries + 1 if retry else 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(_delay(self.backoff, attempt))
             try:
                 req = urllib.request.Request(url, data=data, headers=headers, method=method)
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -98,9 +102,16 @@ class _JsonClient:
             except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = f"{type(reason).__name__}: {reason}"
-            log.debug("%s %s failed (attempt %d/%d): %s", method, path, attempt + 1,
-                      self.retries + 1, last)
+                log.debug("%s %s failed (attempt %d): %s", method, path, attempt + 1, last)
         raise SinkError(f"{method} {path}: {last}", retryable=True)
+
+
+#: Longest wait between two tries inside one delivery; the outbox backs off further.
+MAX_BACKOFF_S = 8.0
+
+
+def _delay(backoff: float, attempt: int) -> float:
+    return min(MAX_BACKOFF_S, backoff * 2 ** (attempt - 1))
 
 
 def _parse(raw: bytes) -> Any:
@@ -166,11 +177,32 @@ class SkyPortalSink:
         return f"SkyPortalSink({self.base_url!r}, group_ids={self.group_ids})"
 
     def deliver(self, action: ActionRequest) -> str:
+        """Check whether the effect exists, else POST it (once); repeat on 5xx / timeouts.
+
+        Each attempt starts again with the check, so a POST whose answer was lost (timeout,
+        5xx after the work was done) is not sent a second time once its effect is visible.
+        """
         handler = {"save": self._save, "followup": self._followup,
                    "annotation": self._annotate}.get(action.kind)
         if handler is None:
             raise SinkError(f"SkyPortal sink cannot do {action.kind!r}", retryable=False)
-        return handler(action)
+        client = self._client
+        for attempt in range(client.retries + 1):
+            if attempt:
+                time.sleep(_delay(client.backoff, attempt))
+            try:
+                return handler(action)
+            except SinkError as exc:
+                if not exc.retryable or attempt == client.retries:
+                    raise
+                log.debug("%s: %s; checking again", action.idempotency_key, exc)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _post(self, path: str, body: Any) -> _Response:
+        resp = self._client.request("POST", path, body, retry=False)
+        if resp.status >= 500:
+            raise SinkError(f"POST {path}: HTTP {resp.status} {_message(resp.body)}", retryable=True)
+        return resp
 
     def _obj(self, action: ActionRequest) -> str:
         return urllib.parse.quote(action.object_id, safe="")
@@ -187,7 +219,7 @@ class SkyPortalSink:
         for name in ("ra", "dec"):
             if name in action.payload:
                 body[name] = action.payload[name]
-        resp = self._client.request("POST", "/api/sources", body)
+        resp = self._post("/api/sources", body)
         if resp.status == 200:
             return f"saved to groups {sorted(self.group_ids)}"
         if "already" in _message(resp.body).lower():
@@ -215,7 +247,7 @@ class SkyPortalSink:
             "not_if_classified": True,
             "not_if_spectra_exist": True,
         }
-        resp = self._client.request("POST", "/api/followup_request", body)
+        resp = self._post("/api/followup_request", body)
         data = _data(resp) or {}
         if resp.status == 200 and isinstance(data, dict) and data.get("ignored"):
             return f"follow-up ignored by SkyPortal ({_message(resp.body) or 'constraints'})"
@@ -234,7 +266,7 @@ class SkyPortalSink:
             raise _fail("listing annotations", resp)
         keys = ("score", "model_id", "model_version")
         body = {"origin": self.annotation_origin, "data": {k: action.payload.get(k) for k in keys}}
-        resp = self._client.request("POST", path, body)
+        resp = self._post(path, body)
         if resp.status == 200:
             return "annotation posted"
         if "already" in _message(resp.body).lower():

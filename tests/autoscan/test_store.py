@@ -1,0 +1,107 @@
+"""The database layer against real SQLite files and (when configured) a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from brightscan.autoscan import outbox
+from brightscan.autoscan.store import (
+    SCHEMA_VERSION,
+    actions,
+    alerts,
+    consumed_inputs,
+    migrate,
+    open_store,
+    schema_version,
+)
+from brightscan.errors import ConfigError
+
+
+def _alert_row(candid: int, object_id: str = "ZTF25aaaaaaa") -> dict:
+    return {"candid": candid, "object_id": object_id, "jd": 2461000.7, "magpsf": 18.0, "fid": 1,
+            "score": 0.9, "model_id": "mi_cnn.tiny", "model_version": "1", "features": {"age": 1.0},
+            "arrived_at": 1.0, "stored_at": 2.0}
+
+
+def test_open_migrates_once_and_records_version(db_url):
+    store = open_store(db_url)
+    assert store.schema_version() == SCHEMA_VERSION
+    store.dispose()
+    store = open_store(db_url)  # reopening applies nothing
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar() == SCHEMA_VERSION
+    store.dispose()
+
+
+def test_migration_runner_applies_new_migrations_in_order(db_url):
+    store = open_store(db_url)
+    applied = []
+
+    def add_note_table(conn):
+        applied.append("v2")
+        conn.exec_driver_sql("CREATE TABLE test_note (id INTEGER PRIMARY KEY)")
+
+    from brightscan.autoscan.store import MIGRATIONS
+
+    assert migrate(store.engine, [*MIGRATIONS, add_note_table]) == SCHEMA_VERSION + 1
+    assert migrate(store.engine, [*MIGRATIONS, add_note_table]) == SCHEMA_VERSION + 1
+    assert applied == ["v2"]
+    with pytest.raises(ConfigError, match="newer"):
+        migrate(store.engine, MIGRATIONS)  # an older brightscan must refuse the newer schema
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE test_note")
+    store.dispose()
+
+
+def test_candid_is_unique(db_url):
+    store = open_store(db_url)
+    with store.transaction() as conn:
+        conn.execute(alerts.insert(), [_alert_row(1)])
+    with pytest.raises(sa.exc.IntegrityError):
+        with store.transaction() as conn:
+            conn.execute(alerts.insert(), [_alert_row(1)])
+    store.dispose()
+
+
+def test_transaction_keeps_all_or_nothing(db_url):
+    store = open_store(db_url)
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            conn.execute(alerts.insert(), [_alert_row(10)])
+            outbox.enqueue(conn, "save", "ZTF25aaaaaaa", {"score": 0.9}, arrived_at=1.0, now=2.0)
+            conn.execute(consumed_inputs.insert().values(key="file:x", n_alerts=1, consumed_at=2.0))
+            raise RuntimeError("killed mid-batch")
+    with store.engine.connect() as conn:
+        for table in (alerts, actions, consumed_inputs):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+    store.dispose()
+
+
+def test_enqueue_is_idempotent_per_key(db_url):
+    store = open_store(db_url)
+    with store.transaction() as conn:
+        assert outbox.enqueue(conn, "save", "ZTF25aaaaaaa", {}, arrived_at=None, now=1.0)
+        assert not outbox.enqueue(conn, "save", "ZTF25aaaaaaa", {}, arrived_at=None, now=1.0)
+        assert outbox.enqueue(conn, "followup", "ZTF25aaaaaaa", {}, arrived_at=None, now=1.0)
+    assert outbox.pending_count(store) == 2
+    with pytest.raises(sa.exc.IntegrityError):  # the database enforces it too
+        with store.transaction() as conn:
+            conn.execute(actions.insert().values(
+                kind="save", object_id="ZTF25aaaaaaa", idempotency_key="save:ZTF25aaaaaaa", payload={},
+                state="pending", attempts=0, next_attempt_at=0.0, created_at=0.0, updated_at=0.0))
+    store.dispose()
+
+
+def test_sqlite_uses_wal(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.dispose()
+
+
+def test_bad_url_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError):
+        open_store("nosuchdb://x")
+    with pytest.raises(ConfigError):
+        open_store(f"sqlite:///{tmp_path / 'missing-dir' / 'a.db'}")
