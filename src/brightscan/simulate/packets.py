@@ -65,7 +65,7 @@ def simulate_source(index: int, cls: str, config: SurveyConfig, nights: Nights, 
                            "peak_mag": round(source.peak_mag, 4)}
     params = {**source.params, "ra": source.ra, "dec": source.dec, "n_alerts": len(alerts),
               "first_alert_jd": float(visits.jd[alerts[0]]) if len(alerts) else None}
-    row.update({k: params.get(k) for k in PARAM_COLUMNS})
+    row.update({k: _csv_value(params.get(k)) for k in PARAM_COLUMNS})
     return SourceOutput(row, save, packets)
 
 
@@ -150,3 +150,10 @@ def _packets(source: Source, visits: Visits, det: Detections, static: SourceStat
 def prv_from_candidate(common: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     """The prv_candidate record of an alert, for the alerts that follow it."""
     return {**common, **{k: v for k, v in fields.items() if k != "_match"}}
+
+
+def _csv_value(value: Any) -> Any:
+    """Empty for missing or NaN values, plain Python scalars otherwise."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
