@@ -54,7 +54,7 @@ def test_report_contract(tmp_path, tiny_model, tiny_dataset):
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 7
     assert not re.search(r'src="(?!data:)', html)  # self-contained: nothing fetched
-    assert "(compare)" in html and "optimised" in html
+    assert "(compare)" in html and "optimised" in html and "Side by side" in html
 
 
 def test_alert_metrics_match_the_scorer(tmp_path, tiny_model, tiny_dataset):

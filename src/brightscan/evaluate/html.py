@@ -54,6 +54,16 @@ def _policy_label(name: str, m: Mapping[str, Any]) -> str:
     return f"{name} ({shown})"
 
 
+def _side_by_side(models: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """One row per policy, each metric for both models next to each other."""
+    (n1, m1), (n2, m2) = models
+    keys = ["completeness", "purity", "median_delay_days"]
+    header = ["policy"] + [f"{k} — {n}" for k in keys for n in (n1, n2)]
+    p1, p2 = m1["policies"], m2["policies"]
+    rows = [[p, *(pols.get(p, {}).get(k) for k in keys for pols in (p1, p2))] for p in p1]
+    return _table(header, rows)
+
+
 def render_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path]) -> str:
     """The report page as a string."""
     models = _sections(metrics)
@@ -70,6 +80,8 @@ def render_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path]) ->
     for name, m in models:
         rows = [[_policy_label(p, v), *(v.get(k) for k in pkeys)] for p, v in m["policies"].items()]
         parts.append(f"<h3>{html.escape(name)}</h3>" + _table(["policy", *pkeys], rows))
+    if len(models) == 2:
+        parts.append("<h3>Side by side</h3>" + _side_by_side(models))
     search = metrics.get("search") or {}
     if search.get("frontier"):
         rows = [[", ".join(f"{k}={v}" for k, v in r["params"].items() if v is not None), r["completeness"],

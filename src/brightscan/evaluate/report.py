@@ -16,6 +16,7 @@ Outputs: ``REPORT/metrics.json``, PNG figures, ``REPORT/index.html`` (self-conta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -171,9 +172,8 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     dict
         The content of ``metrics.json``.
     """
-    config = config or EvaluateConfig(split=split, calibrate=calibrate)
-    if config.split != split or config.calibrate != calibrate:
-        config = EvaluateConfig(**{**config.__dict__, "split": split, "calibrate": calibrate or config.calibrate})
+    base = config or EvaluateConfig()
+    config = dataclasses.replace(base, split=split, calibrate=calibrate or base.calibrate)
     if config.split == "val":
         raise InputError("cannot evaluate on 'val': the policy search and calibration are fitted there")
     out = Path(out)
