@@ -32,7 +32,7 @@ def by_version(packets, version: str):
     return [(p, s, r) for p, s, r in packets if r["schemavsn"] == version]
 
 
-@pytest.mark.parametrize("codec", ["null", "deflate"])
+@pytest.mark.parametrize("codec", ["null", "deflate", "bzip2"])  # bzip2: the fastavro fallback
 def test_multi_record_container(tmp_path, packets, codec):
     chosen = by_version(packets, "4.01")[:3]
     path = tmp_path / "night.avro"

@@ -13,6 +13,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fastavro
 import numpy as np
 
 from alerts.samples import avro_bytes, load_packet, real_avro_files, stamp_bytes, with_stamp
@@ -114,11 +115,32 @@ def build_mixed_batch(root: Path, avro_dir: Path, seed: int = 0) -> Batch:
         bad(name, content, reason)
     bad("truncated_in_block", data[: len(data) // 2], "corrupt Avro data")
     bad("truncated_in_header", data[:300], "unreadable Avro header")
+    bad("huge_block_length", _with_block_length(data, 5_000_000_000), "corrupt Avro data")
     bad("empty", b"", "file is empty")
     bad("not_avro", b"SIMPLE  =                    T" + b" " * 100, "not an Avro container")
     bad("not_parquet", b"PAR1 but not really", "not a readable Parquet file", suffix=".parquet")
     _tarball_with_corrupt_member(root / "night.tar.gz", files[8:11], data, batch)
     return batch
+
+
+def _zigzag(value: int) -> bytes:
+    value, out = (value << 1) ^ (value >> 63), b""
+    while value > 0x7F:
+        out += bytes([(value & 0x7F) | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def _with_block_length(data: bytes, size: int) -> bytes:
+    """The container with its first block claiming ``size`` bytes (a corrupt length varint)."""
+    with io.BytesIO(data) as stream:
+        sync = fastavro.reader(stream)._header["sync"]
+    start = data.index(sync) + len(sync)  # the header ends with the sync marker; block 1 follows
+    count_len = 1  # one record: a one-byte varint
+    size_end = start + count_len
+    while data[size_end] & 0x80:
+        size_end += 1
+    return data[:start + count_len] + _zigzag(size) + data[size_end + 1:]
 
 
 def _tarball_with_corrupt_member(path: Path, good: list[Path], data: bytes, batch: Batch) -> None:

@@ -99,7 +99,7 @@ def history_features(alert: Alert, earlier: Iterable[Mapping[str, Any]] = ()) ->
     detections = causal_detections(alert, earlier)
     mags = [_number(alert, "magpsf", d.get("magpsf")) for d in detections]
     jds = [_number(alert, "jd", d.get("jd")) for d in detections]
-    peak = int(np.argmin(mags))  # first minimum: on ties the earliest entry wins
+    peak = min(range(len(mags)), key=mags.__getitem__)  # first minimum: on ties the earliest wins
     first_jd = min(jds)
     jdstarthist = cand.get("jdstarthist")
     if jdstarthist is not None:
@@ -144,6 +144,8 @@ def causal_detections(alert: Alert, earlier: Iterable[Mapping[str, Any]] = ()) -
 
 
 def _number(alert: Alert, name: str, value: Any) -> float:
+    if type(value) is float and value == value:  # the common case, checked cheaply (NaN != NaN)
+        return value
     if value is None:
         raise FeatureError(f"missing feature {name}", candid=alert.candid, object_id=alert.object_id)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

