@@ -2,7 +2,7 @@
 
 Typical use::
 
-    from brightscan.model import create_model, list_presets, load_model, Scorer
+    from brightscan.model import Scorer, create_model, list_presets
 
     model = create_model("mi_cnn.icml2023", seed=0)        # fresh weights
     scorer = Scorer("models/btsbot-v1.0.1")                # a saved model directory
@@ -18,15 +18,21 @@ from brightscan.model.config import BRANCH_MODES, ModelConfig, TrainingRecipe
 from brightscan.model.io import LoadedModel, load_model, read_card, save_model, set_temperature
 from brightscan.model.keras_import import import_keras
 from brightscan.model.mi_cnn import MultiInputCNN
+from brightscan.model.onnx_export import export_onnx
 from brightscan.model.registry import create_model, get_config, list_presets, register_preset
+from brightscan.model.results import ScoreResults, write_scores
+from brightscan.model.scorer import Scorer
 
 __all__ = [
     "BRANCH_MODES",
     "LoadedModel",
     "ModelConfig",
     "MultiInputCNN",
+    "ScoreResults",
+    "Scorer",
     "TrainingRecipe",
     "create_model",
+    "export_onnx",
     "get_config",
     "import_keras",
     "list_presets",
@@ -35,4 +41,5 @@ __all__ = [
     "register_preset",
     "save_model",
     "set_temperature",
+    "write_scores",
 ]

@@ -92,7 +92,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _feature_order(feature_set: str, n_features: int) -> list[str]:
-    from brightscan.preprocess import FEATURE_SETS, PREPROCESSING_VERSION  # noqa: F401
+    from brightscan.preprocess import FEATURE_SETS
 
     if feature_set not in FEATURE_SETS:
         raise ConfigError(f"feature set {feature_set!r} is not known to brightscan.preprocess")
@@ -104,10 +104,11 @@ def _feature_order(feature_set: str, n_features: int) -> list[str]:
     return order
 
 
-def _preprocessing_version() -> str:
-    from brightscan.preprocess import PREPROCESSING_VERSION
+def _preprocessing_contract() -> tuple[str, list[str]]:
+    """This code's preprocessing version and cutout (channel) order."""
+    from brightscan.preprocess import CUTOUT_ORDER, PREPROCESSING_VERSION
 
-    return PREPROCESSING_VERSION
+    return PREPROCESSING_VERSION, list(CUTOUT_ORDER)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -150,9 +151,8 @@ def save_model(
     """
     from safetensors.torch import save_file
 
-    from brightscan import __version__
-
     directory = Path(directory)
+    temperature = _check_temperature(temperature)
     if (directory / CARD_NAME).exists() and not overwrite:
         raise ModelFileError(f"{directory} already holds a model (pass overwrite=True to replace)")
     config = model.config
@@ -162,7 +162,19 @@ def save_model(
              if v.is_floating_point()}
     weights_path = directory / WEIGHTS_NAME
     save_file(state, str(weights_path), metadata={"model_id": config.preset})
-    card = {
+    card = _build_card(config, order, weights_path, model_version=model_version,
+                       provenance=provenance, temperature=temperature)
+    _write_json(directory / CARD_NAME, card)
+    return directory
+
+
+def _build_card(config: ModelConfig, order: list[str], weights_path: Path, *,
+                model_version: str | None, provenance: dict[str, Any] | None,
+                temperature: float) -> dict[str, Any]:
+    from brightscan import __version__
+
+    preprocessing_version, channels = _preprocessing_contract()
+    return {
         "format": _FORMAT,
         "format_version": FORMAT_VERSION,
         "model_id": config.preset,
@@ -171,14 +183,14 @@ def save_model(
         "inputs": {
             "triplet": {"shape": [config.image_size, config.image_size, config.image_channels],
                         "layout": "NHWC", "dtype": "float32",
-                        "channels": ["science", "reference", "difference"]},
+                        "channels": channels},
             "features": {"dtype": "float32"},
         },
         "features": {"set": config.feature_set, "order": order},
-        "preprocessing_version": _preprocessing_version(),
+        "preprocessing_version": preprocessing_version,
         "output": {"kind": "logit", "score": "sigmoid(logit / temperature)",
                    "positive_label": "bright transient (BTS-worthy)"},
-        "temperature": _check_temperature(temperature),
+        "temperature": temperature,
         "provenance": {
             **(provenance or {}),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -186,8 +198,6 @@ def save_model(
         },
         "weights": {"file": WEIGHTS_NAME, "sha256": sha256_file(weights_path)},
     }
-    _write_json(directory / CARD_NAME, card)
-    return directory
 
 
 def read_card(directory: str | Path) -> dict[str, Any]:
