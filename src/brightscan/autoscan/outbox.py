@@ -69,20 +69,31 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
 
     Actions of one source are delivered in order: when one is not done (not yet due, or failed
     this time), later actions of the same source wait, so a follow-up request never overtakes
-    the save it depends on.
+    the save it depends on. When one has failed for good, the later ones are marked failed
+    without being sent (a follow-up for a source that could not be saved needs a human).
     """
     stats = DispatchStats()
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(actions).where(actions.c.state == "pending")
                             .order_by(actions.c.id)).mappings().all()
+        failed_objects = set(conn.execute(sa.select(actions.c.object_id).where(
+            actions.c.state == "failed", actions.c.object_id.in_({r["object_id"] for r in rows}))).scalars())
     blocked: set[str] = set()
     for row in rows:
+        if row["object_id"] in failed_objects:
+            _record(store, row, "failed", "not sent: an earlier action of this source failed",
+                    {"state": "failed", "last_error": "an earlier action of this source failed"},
+                    clock(), clock())
+            stats.failed += 1
+            continue
         if row["object_id"] in blocked or row["next_attempt_at"] > clock():
             blocked.add(row["object_id"])
             continue
         outcome = _attempt(store, sink, row, max_attempts, retry_base_s, retry_max_s, clock)
         setattr(stats, outcome, getattr(stats, outcome) + 1)
-        if outcome != "done":
+        if outcome == "failed":
+            failed_objects.add(row["object_id"])
+        elif outcome != "done":
             blocked.add(row["object_id"])
     return stats
 
@@ -109,14 +120,21 @@ def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s
     else:
         values.update(next_attempt_at=finished + min(retry_max_s, retry_base_s * 2 ** (attempts - 1)))
         log.warning("%s failed (attempt %d), will retry: %s", row["idempotency_key"], attempts, error)
+    _record(store, row, outcome, detail, values, started, finished)
+    log.info("%s: %s (%s)", row["idempotency_key"], outcome, detail)
+    return outcome
+
+
+def _record(store: Store, row: Any, outcome: str, detail: str, values: dict[str, Any],
+            started: float, finished: float) -> None:
+    """One transaction: the action's new state, its attempt history row, the source's state."""
+    values = {"attempts": row["attempts"] + 1, "updated_at": finished, **values}
     with store.transaction() as conn:
         conn.execute(actions.update().where(actions.c.id == row["id"]).values(**values))
         conn.execute(action_attempts.insert().values(
-            action_id=row["id"], attempt=attempts, outcome=outcome, detail=detail,
+            action_id=row["id"], attempt=values["attempts"], outcome=outcome, detail=detail,
             started_at=started, finished_at=finished))
         _update_source(conn, row, outcome, finished)
-    log.info("%s: %s (%s)", row["idempotency_key"], outcome, detail)
-    return outcome
 
 
 def _update_source(conn: Connection, row: Any, outcome: str, now: float) -> None:

@@ -1,0 +1,122 @@
+"""Alert sources: watched directory, replay timing, Kafka message decoding (no broker)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from brightscan.alerts import Alert, Rejection
+from brightscan.autoscan.sources import DirectorySource, ReplaySource, batch_from_messages, parse_source
+from brightscan.errors import InputError
+
+
+class FakeMessage:
+    """What confluent_kafka.Message offers to a consumer."""
+
+    def __init__(self, value, topic="ztf_20251115_programid1", partition=0, offset=0, error=None):
+        self._value, self._topic, self._partition, self._offset, self._error = (
+            value, topic, partition, offset, error)
+
+    def value(self):
+        return self._value
+
+    def error(self):
+        return self._error
+
+    def topic(self):
+        return self._topic
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+
+def test_kafka_messages_decode_to_alerts(real_avro_dir):
+    paths = sorted(real_avro_dir.glob("*.avro"))[:5]
+    msgs = [FakeMessage(p.read_bytes(), partition=i % 2, offset=100 + i) for i, p in enumerate(paths)]
+    msgs.append(FakeMessage(b"not avro", offset=200))
+    msgs.append(FakeMessage(None, offset=201, error="broker went away"))
+    batch = batch_from_messages(msgs, arrived_at=5.0)
+    alerts = [i for i in batch.items if isinstance(i, Alert)]
+    rejected = [i for i in batch.items if isinstance(i, Rejection)]
+    assert len(alerts) == 5 and all(a.candid and a.object_id.startswith("ZTF") for a in alerts)
+    assert alerts[0].source == "kafka:ztf_20251115_programid1[0]@100"
+    assert len(rejected) == 2 and "kafka error: broker went away" in rejected[1].reason
+    assert batch.key is None and batch.arrived_at == 5.0
+    assert (msgs[0].topic(), 0, 100) in batch.offsets and len(batch.offsets) == 6
+
+
+def test_directory_source_consumes_new_files_only(night, tmp_path):
+    src_dir, rows = night
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    files = sorted(src_dir.glob("*.avro"))
+    for f in files[:3]:
+        shutil.copy(f, watch)
+    shutil.copy(files[3], watch / (files[3].name + ".part"))  # still being written
+    shutil.copy(files[4], watch / ("." + files[4].name))
+    consumed: set[str] = set()
+    source = DirectorySource(watch, once=True)
+    batches = list(source.batches(consumed.__contains__))
+    assert [len(b.items) for b in batches] == [1, 1, 1]
+    consumed.update(b.key for b in batches)
+    shutil.copy(files[5], watch)
+    again = list(DirectorySource(watch, once=True).batches(consumed.__contains__))
+    assert [b.origin for b in again] == [str(watch / files[5].name)]
+
+
+def test_directory_source_since_until_filter_on_arrival(night, tmp_path):
+    src_dir, _ = night
+    watch = tmp_path / "w"
+    watch.mkdir()
+    for i, f in enumerate(sorted(src_dir.glob("*.avro"))[:4]):
+        shutil.copy(f, watch)
+        os.utime(watch / f.name, (1000.0 + i * 100, 1000.0 + i * 100))
+    got = list(DirectorySource(watch, once=True, since=1100.0, until=1300.0).batches(lambda k: False))
+    assert [b.arrived_at for b in got] == [1100.0, 1200.0]
+
+
+def test_directory_source_rejects_missing_dir(tmp_path):
+    with pytest.raises(InputError):
+        next(DirectorySource(tmp_path / "nope").batches(lambda k: False))
+
+
+def test_replay_times_files_by_jd(night):
+    src_dir, rows = night
+    now = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(s):
+        sleeps.append(s)
+        now[0] += s
+
+    speedup = 3600.0
+    source = ReplaySource(src_dir, speedup=speedup, clock=lambda: now[0], sleep=sleep)
+    batches = [b for b in source.batches(lambda k: False) if b is not None]
+    jds = sorted(r["jd"] for r in rows)
+    assert len(batches) == len(rows)
+    expected = [1000.0 + (jd - jds[0]) * 86400 / speedup for jd in jds]
+    assert [b.arrived_at for b in batches] == pytest.approx(expected)
+    assert max(sleeps) <= 1.0  # short sleeps, so the service can dispatch while waiting
+    assert now[0] == pytest.approx(expected[-1], abs=1e-6)
+
+
+def test_replay_skips_consumed_files_and_rebases_time(night):
+    src_dir, rows = night
+    first = ReplaySource(src_dir, speedup=float("inf"))
+    keys = [b.key for b in first.batches(lambda k: False) if b is not None]
+    done = set(keys[:30])
+    rest = [b for b in ReplaySource(src_dir, speedup=1e6).batches(done.__contains__) if b is not None]
+    assert [b.key for b in rest] == keys[30:]
+
+
+def test_parse_source():
+    assert isinstance(parse_source("dir:/x"), DirectorySource)
+    assert isinstance(parse_source("replay:/x", speedup=20).speedup and parse_source("replay:/x"), ReplaySource)
+    for bad in ("/x", "ftp:/x", "dir:"):
+        with pytest.raises(InputError):
+            parse_source(bad)
