@@ -105,3 +105,26 @@ def test_model_info_and_errors(tmp_path, tiny_model_dir):
                                  "--backend", "tensorflow"])
     assert result.exit_code == 1
     assert "unknown backend" in " ".join(result.output.split())
+
+
+def test_score_alerts_passes_rejections_through_and_uses_earlier(v1_dir, real_avro_dir):
+    alerts = [i for i in read_alerts([real_avro_dir]) if isinstance(i, Alert)][:4]
+    alerts = [a for a in alerts if _accepted_by_preprocessing_one(a)]
+    given = Rejection(123, "ZTF00aaaaaaa", "somewhere.avro", "read", "corrupt")
+    scorer = Scorer(v1_dir, device="cpu")
+    plain = scorer.score_alerts([given, *alerts])
+    assert plain.rejections[0] == given and len(plain) == len(alerts)
+    # A much brighter earlier detection changes the history features, hence the score.
+    first = alerts[0]
+    bright = {"candid": 1, "jd": first.jd - 5.0, "magpsf": 12.0, "fid": 1, "isdiffpos": "t"}
+    with_history = scorer.score_alerts(alerts, earlier={first.object_id: [bright]})
+    assert with_history.score[0] != plain.score[0]
+    np.testing.assert_array_equal(with_history.score[1:], plain.score[1:])
+
+
+def _accepted_by_preprocessing_one(alert) -> bool:
+    try:
+        preprocess_alert(alert, "v1")
+        return True
+    except AlertError:
+        return False
