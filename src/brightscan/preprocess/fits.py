@@ -19,6 +19,8 @@ except ImportError:  # pragma: no cover - isal is a core dependency, but stay im
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 2880
 _CARD = 80
+_END_CARD = b"END" + b" " * 77
+_SCALING_KEYS = (b"BSCALE", b"BZERO", b"BLANK")
 _BITPIX_DTYPES = {-32: ">f4", -64: ">f8", 8: "u1", 16: ">i2", 32: ">i4", 64: ">i8"}
 
 
@@ -48,6 +50,10 @@ def decode_fits_image(raw: bytes) -> np.ndarray:
     """
     if not raw.startswith(b"SIMPLE  ="):
         raise StampDecodeError("not a FITS file (no SIMPLE card)")
+    layout = simple_image_layout(raw)
+    if layout is not None:
+        dtype, height, width, data_start = layout
+        return np.frombuffer(raw, dtype=dtype, count=height * width, offset=data_start).reshape(height, width)
     header, data_start = _parse_header(raw)
     if any(key in header for key in ("BSCALE", "BZERO", "BLANK")):
         return _decode_with_astropy(raw)
@@ -71,6 +77,33 @@ def decode_fits_image(raw: bytes) -> np.ndarray:
     if data_start + count * np.dtype(dtype).itemsize > len(raw):
         raise StampDecodeError("FITS data are truncated")
     return np.frombuffer(raw, dtype=dtype, count=count, offset=data_start).reshape(height, width)
+
+
+def simple_image_layout(raw: bytes) -> tuple[str, int, int, int] | None:
+    """``(dtype, height, width, data offset)`` of a plain 2-D primary image, read cheaply.
+
+    The FITS standard fixes the first cards of a primary header (SIMPLE, BITPIX, NAXIS, NAXIS1,
+    NAXIS2), so a ZTF stamp is read from fixed offsets plus one search for the END card. Returns
+    None for anything else (other axes, scaled integers, odd cards, truncated data): the general
+    parser then decides, with the reason when it fails.
+    """
+    if (raw[80:90] != b"BITPIX  = " or raw[160:170] != b"NAXIS   = " or raw[240:250] != b"NAXIS1  = "
+            or raw[320:330] != b"NAXIS2  = "):
+        return None
+    end = raw.find(_END_CARD)
+    if end < 0 or end % _CARD or any(raw.find(key, 0, end) >= 0 for key in _SCALING_KEYS):
+        return None
+    try:  # fixed-format integers sit in columns 11-30; anything else goes to the general parser
+        bitpix, naxis, width, height = [int(raw[i + 10 : i + 30]) for i in (80, 160, 240, 320)]
+    except ValueError:
+        return None
+    dtype = _BITPIX_DTYPES.get(bitpix)
+    if naxis != 2 or dtype is None or width <= 0 or height <= 0:
+        return None
+    data_start = -(-(end + _CARD) // _BLOCK) * _BLOCK
+    if data_start + width * height * abs(bitpix) // 8 > len(raw):
+        return None
+    return dtype, height, width, data_start
 
 
 def _parse_header(raw: bytes) -> tuple[dict[str, str], int]:
