@@ -68,13 +68,17 @@ class FakeSkyPortal:
     idempotent : bool
         Apply SkyPortal's server-side idempotence (above). ``False`` makes every POST create
         something, so tests can show what the client alone guarantees.
+    timeout_applies : bool
+        Whether a timed-out request is still applied after the sleep (the worst case: the
+        client's retry may check before it lands) or dropped (an overloaded server giving up).
     """
 
     def __init__(self, token: str = "test-token", *, error_rate: float = 0.0,
                  error_after_rate: float = 0.0, timeout_rate: float = 0.0, sleep_s: float = 1.0,
-                 seed: int = 0, idempotent: bool = True):
+                 seed: int = 0, idempotent: bool = True, timeout_applies: bool = True):
         self.token = token
         self.idempotent = idempotent
+        self.timeout_applies = timeout_applies
         self.error_rate = error_rate
         self.error_after_rate = error_after_rate
         self.timeout_rate = timeout_rate
@@ -247,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(500, _err("injected error"), method, body, fault, received)
         if fault == "timeout":
             time.sleep(self.portal.sleep_s)
+            if not self.portal.timeout_applies:
+                return self._answer(503, _err("gave up"), method, body, fault, received)
         status, answer = self.portal.handle(method, self.path, body)
         if fault == "error_after":
             status, answer = 500, _err("injected error after the work was done")
