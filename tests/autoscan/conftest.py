@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from brightscan.alerts import Alert, decode_avro
 
-NIGHT_JD0 = 2461000.65  # 2025-11-15 ~03:36 UTC, later than every template packet
-NIGHT = "2025-11-15"
+NIGHT_JD0 = 2461000.55  # 2025-11-21 01:12 UTC, later than every template packet
+NIGHT = "2025-11-21"  # the UTC date of the whole night (alerts span < 0.4 days from NIGHT_JD0)
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,0 +1,100 @@
+"""``brightscan autoscan`` through Typer's CliRunner: run, scan, summary, errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from brightscan.autoscan.runner import parse_time
+from brightscan.cli.main import app
+from brightscan.errors import InputError
+
+from .conftest import NIGHT
+
+runner = CliRunner()
+
+
+def _config(tmp_path, **extra) -> str:
+    path = tmp_path / "autoscan.toml"
+    lines = ['[policy]', 'name = "gt1"', 'threshold = 0.0', '[sink]', 'kind = "log"',
+             f'path = "{tmp_path / "actions.jsonl"}"']
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _invoke(*args):
+    return runner.invoke(app, list(args), env={"BRIGHTSCAN_SKYPORTAL_TOKEN": ""})
+
+
+def test_run_replay_then_summary(night, tiny_model, tmp_path):
+    night_dir, truth = night
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    res = _invoke("autoscan", "run", "--source", f"replay:{night_dir}", "--model", str(tiny_model),
+                  "--db", db, "--config", _config(tmp_path), "--speedup", "1e9")
+    assert res.exit_code == 0, res.output
+    n_obj = len({r["objectId"] for r in truth})
+    assert f"alerts stored {len(truth)}, sources passed {n_obj}, actions done {3 * n_obj}" in res.output
+    res = _invoke("autoscan", "summary", "--night", NIGHT, "--out", str(tmp_path / "sum"), "--db", db)
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "sum" / "index.html").read_text()
+    assert all(r["objectId"] in page for r in truth)
+    assert len(list((tmp_path / "sum").glob("source_*.png"))) == n_obj
+    assert (tmp_path / "sum" / "latency.png").stat().st_size > 1000
+    empty = _invoke("autoscan", "summary", "--night", "2020-01-01", "--out", str(tmp_path / "s2"), "--db", db)
+    assert empty.exit_code == 0 and "ZTF25" not in (tmp_path / "s2" / "index.html").read_text()
+
+
+def test_scan_is_one_pass_over_new_files(night, tiny_model, tmp_path):
+    night_dir, truth = night
+    watch = tmp_path / "incoming"
+    watch.mkdir()
+    files = sorted(night_dir.glob("*.avro"))
+    for i, f in enumerate(files):
+        shutil.copy(f, watch)
+        os.utime(watch / f.name, (1.7e9 + i, 1.7e9 + i))  # arrival times 2023-11-14 22:13:20 + i s
+    args = ["autoscan", "scan", "--source", f"dir:{watch}", "--model", str(tiny_model),
+            "--db", f"sqlite:///{tmp_path / 'a.db'}", "--config", _config(tmp_path)]
+    res = _invoke(*args, "--until", "2023-11-14T22:13:30")
+    assert res.exit_code == 0, res.output
+    assert "alerts stored 10," in res.output
+    res = _invoke(*args, "--since", "2023-11-14T22:13:25")
+    assert f"alerts stored {len(truth)}," in res.output
+    res = _invoke(*args)  # nothing new: a no-op
+    assert f"alerts stored {len(truth)}," in res.output
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--source", "ftp:/x"], 2, "source must look like|unknown source kind"),
+    (["--source", "replay:/x", "--policy", "nosuch"], 1, "unknown policy"),
+    (["--source", "replay:/x", "--sink", "skyportal"], 1, "needs a URL"),
+])
+def test_errors_are_messages_with_exit_codes(tiny_model, tmp_path, args, code, message):
+    res = _invoke("autoscan", "run", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'a.db'}", *args)
+    assert res.exit_code == code, res.output
+    import re
+
+    assert re.search(message, res.output), res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_config_file(tiny_model, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sink]\nkind = 'log'\nnope = 1\n")
+    res = _invoke("autoscan", "run", "--source", "replay:/x", "--model", str(tiny_model), "--config", str(bad))
+    assert res.exit_code == 1 and "unknown key" in res.output
+
+
+def test_parse_time():
+    assert parse_time("now", now=100.0) == 100.0
+    assert parse_time("-30min", now=10_000.0) == 10_000.0 - 1800
+    assert parse_time("-2h", now=10_000.0) == 10_000.0 - 7200
+    assert parse_time("2440587.5") == 0.0
+    assert parse_time("1970-01-01T00:01:00") == 60.0
+    assert parse_time("1970-01-01T01:00:00+01:00") == 0.0
+    assert parse_time(None) is None
+    with pytest.raises(InputError):
+        parse_time("yesterday-ish")
