@@ -182,54 +182,83 @@ def build_dataset(
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
     assignment, train_keep = _plan(history, labels, config)
     out = Path(out_dir)
-    names = feature_names(config.feature_set)
-    counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
-    skipped: Counter = Counter()
-    writers = {}
-    done: set[int] = set()
-    try:
-        for split in SPLITS:
-            (out / split).mkdir(parents=True, exist_ok=True)
-            writers[split] = (NpyAppender(out / split / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)),
-                              ParquetRowWriter(out / split / "alerts.parquet", table_schema(config.feature_set)))
-        with ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected:
-            for item in read_alerts(inputs):
-                if on_item is not None:
-                    on_item()
-                if isinstance(item, Rejection):
-                    rejected.write(item.as_row())
-                    skipped[f"rejected:{item.stage}"] += 1
-                    continue
-                split = assignment.get(item.object_id)
-                if split is None:
-                    skipped["unlabelled"] += 1
-                    continue
-                if item.candid in done:
-                    skipped["duplicate"] += 1
-                    continue
-                done.add(item.candid)
-                if split == "train" and item.candid not in train_keep:
-                    skipped["thinned"] += 1
-                    continue
-                try:
-                    triplet, feats = preprocess_alert(item, config.feature_set,
-                                                      earlier=history[item.object_id], overflow=config.overflow)
-                except AlertError as exc:
-                    log.info("rejected %s: %s", item.candid, exc)
-                    rejected.write(Rejection(item.candid, item.object_id, item.source, exc.stage, exc.reason).as_row())
-                    skipped[f"rejected:{exc.stage}"] += 1
-                    continue
-                label = labels[item.object_id]
-                writers[split][0].append(triplet)
-                writers[split][1].write(_row(item, label, classes[item.object_id], names, feats))
-                counts[split][label] += 1
-    finally:
-        for npy, table in writers.values():
-            npy.close()
-            table.close()
-    card = _card(inputs, config, assignment, counts, skipped, labels)
+    with _Writers(out, config.feature_set) as writers, \
+            ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected:
+        for item in read_alerts(inputs):
+            if on_item is not None:
+                on_item()
+            split = writers.route(item, assignment, train_keep, rejected)
+            if split is None:
+                continue
+            try:
+                triplet, feats = preprocess_alert(item, config.feature_set, earlier=history[item.object_id],
+                                                  overflow=config.overflow)
+            except AlertError as exc:
+                log.info("rejected %s: %s", item.candid, exc)
+                writers.reject(Rejection(item.candid, item.object_id, item.source, exc.stage, exc.reason), rejected)
+                continue
+            label = labels[item.object_id]
+            writers.write(split, triplet, _row(item, label, classes[item.object_id], writers.names, feats))
+    card = _card(inputs, config, assignment, writers.counts, writers.skipped, labels)
     write_card(out, card)
     return card
+
+
+class _Writers:
+    """The three splits' streaming writers, the routing of each item, and the counters."""
+
+    def __init__(self, out: Path, feature_set: str) -> None:
+        self.out, self.feature_set = out, feature_set
+        self.names = feature_names(feature_set)
+        self.counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+        self.skipped: Counter = Counter()
+        self.done: set[int] = set()
+        self._open: dict[str, tuple[NpyAppender, ParquetRowWriter]] = {}
+
+    def __enter__(self) -> _Writers:
+        for split in SPLITS:
+            (self.out / split).mkdir(parents=True, exist_ok=True)
+            self._open[split] = (
+                NpyAppender(self.out / split / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)),
+                ParquetRowWriter(self.out / split / "alerts.parquet", table_schema(self.feature_set)),
+            )
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for npy, table in self._open.values():
+            npy.close()
+            table.close()
+
+    def route(self, item: Alert | Rejection, assignment: Mapping[str, str], train_keep: set[int],
+              rejected: ParquetRowWriter) -> str | None:
+        """The split an item goes to, or None (counted as rejected, unlabelled, duplicate, thinned)."""
+        if isinstance(item, Rejection):
+            self.reject(item, rejected)
+            return None
+        split = assignment.get(item.object_id)
+        reason = None
+        if split is None:
+            reason = "unlabelled"
+        elif item.candid in self.done:
+            reason = "duplicate"
+        else:
+            self.done.add(item.candid)
+            if split == "train" and item.candid not in train_keep:
+                reason = "thinned"
+        if reason is not None:
+            self.skipped[reason] += 1
+            return None
+        return split
+
+    def reject(self, rejection: Rejection, rejected: ParquetRowWriter) -> None:
+        rejected.write(rejection.as_row())
+        self.skipped[f"rejected:{rejection.stage}"] += 1
+
+    def write(self, split: str, triplet: np.ndarray, row: dict[str, Any]) -> None:
+        npy, table = self._open[split]
+        npy.append(triplet)
+        table.write(row)
+        self.counts[split][row["label"]] += 1
 
 
 def _card(inputs: list[str], config: BuildConfig, assignment: Mapping[str, str],
