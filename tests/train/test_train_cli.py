@@ -59,6 +59,7 @@ def test_toml_round_trip() -> None:
     assert config.model_config().n_features == 14
 
 
+@pytest.mark.slow
 def test_tune_writes_trials_and_a_config_train_accepts(synthetic_dataset: Path, tmp_path: Path) -> None:
     pytest.importorskip("optuna")
     base = tmp_path / "base.toml"

@@ -63,6 +63,7 @@ def test_resume_after_a_kill_reaches_the_same_weights(synthetic_dataset: Path, t
     assert [r["val_loss"] for r in history] == [r["val_loss"] for r in resumed.result_.history]
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run_like_a_longer_one(synthetic_dataset: Path, tmp_path: Path) -> None:
     Trainer(TrainConfig(**TINY, epochs=2)).fit(synthetic_dataset, tmp_path / "a")
     Trainer(TrainConfig(**TINY, epochs=3)).fit(synthetic_dataset, tmp_path / "a", resume=True)
