@@ -78,7 +78,7 @@ class ScannerConfig:
     miss_prob: float = 0.05  # chance a true bright SN is never saved (95% complete)
     hesitate_prob: float = 0.3  # chance an eligible source is left for the next scan
     false_save_prob: dict[str, float] = field(  # chance an eligible non-bright source is saved
-        default_factory=lambda: {"dim_sn": 0.12, "agn": 0.01, "cv": 0.01, "varstar": 0.0, "bogus": 0.0}
+        default_factory=lambda: {"dim_sn": 0.2, "agn": 0.02, "cv": 0.03, "varstar": 0.0, "bogus": 0.0}
     )
 
 
