@@ -9,6 +9,7 @@ import tarfile
 import tracemalloc
 from pathlib import Path
 
+import fastavro
 import pyarrow.parquet as pq
 import pytest
 
@@ -41,6 +42,33 @@ def test_multi_record_container(tmp_path, packets, codec):
     assert [a.candid for a in alerts] == [r["candid"] for _, _, r in chosen]
     assert [a.source for a in alerts] == [str(path), f"{path}#1", f"{path}#2"]
     assert all(a.cutouts["cutoutScience"] == r["cutoutScience"]["stampData"] for a, (_, _, r) in zip(alerts, chosen))
+
+
+def test_one_record_per_block_and_corrupt_last_block(tmp_path, packets):
+    chosen = by_version(packets, "4.01")[:4]
+    schema = chosen[0][1]
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(copy.deepcopy(schema)), [r for _, _, r in chosen], sync_interval=1)
+    data = out.getvalue()
+    path = tmp_path / "blocks.avro"
+    path.write_bytes(data)
+    assert [a.candid for a in read_alerts(path)] == [r["candid"] for _, _, r in chosen]
+    path.write_bytes(data[:-30])  # the last block loses its end
+    items = list(read_alerts(path))
+    assert [a.candid for a in items[:3]] == [r["candid"] for _, _, r in chosen[:3]]
+    assert isinstance(items[3], Rejection) and items[3].source == f"{path}#3"
+    assert "corrupt Avro data after 3 record(s)" in items[3].reason
+
+
+def test_schema_cache_keeps_each_files_own_schema(tmp_path, packets):
+    """Two files with different writer schemas, read alternately, each decode with their own."""
+    (p32, s32, r32), (p401, s401, r401) = by_version(packets, "3.2")[0], by_version(packets, "4.01")[0]
+    for _ in range(2):
+        (a32,) = list(decode_avro(p32.read_bytes()))
+        (a401,) = list(decode_avro(p401.read_bytes()))
+        assert a32.schemavsn == "3.2" and a401.schemavsn == "4.01"
+        assert set(a32.candidate) == set(r32["candidate"]) and set(a401.candidate) == set(r401["candidate"])
+        assert set(a32.candidate) != set(a401.candidate)
 
 
 @pytest.mark.parametrize("version", ["3.2", "3.3", "4.01"])
@@ -146,6 +174,14 @@ def test_parquet_without_alert_columns_is_rejected(tmp_path):
     pq.write_table(pa.table({"x": [1, 2]}), path)
     (item,) = list(read_alerts(path))
     assert isinstance(item, Rejection) and "lacks alert column(s) objectId, candidate" in item.reason
+
+
+def test_truncated_parquet_is_rejected(tmp_path, real_parquet_dir):
+    source = sorted(real_parquet_dir.glob("*.parquet"))[0]
+    path = tmp_path / "cut.parquet"
+    path.write_bytes(source.read_bytes()[: 100_000])
+    (item,) = list(read_alerts(path))
+    assert isinstance(item, Rejection) and item.stage == "read" and "not a readable Parquet file" in item.reason
 
 
 def test_usage_errors(tmp_path):
