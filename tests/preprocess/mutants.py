@@ -90,8 +90,8 @@ def record_mutants(schema: dict, record: dict, rng: np.random.Generator) -> dict
     }
 
 
-def build_mixed_batch(root: Path, avro_dir: Path, seed: int = 0) -> Batch:
-    """Real alerts (good) interleaved with mutants of them (bad), in files and a tarball."""
+def build_mixed_batch(root: Path, avro_dir: Path, parquet_dir: Path | None = None, seed: int = 0) -> Batch:
+    """Real alerts (good) interleaved with mutants of them (bad), in files, a tarball and Parquet."""
     rng = np.random.default_rng(seed)
     batch = Batch(root)
     files = real_avro_files(avro_dir)
@@ -120,7 +120,24 @@ def build_mixed_batch(root: Path, avro_dir: Path, seed: int = 0) -> Batch:
     bad("not_avro", b"SIMPLE  =                    T" + b" " * 100, "not an Avro container")
     bad("not_parquet", b"PAR1 but not really", "not a readable Parquet file", suffix=".parquet")
     _tarball_with_corrupt_member(root / "night.tar.gz", files[8:11], data, batch)
+    if parquet_dir is not None:
+        _parquet_with_bad_rows(root / "broker.parquet", parquet_dir, batch)
     return batch
+
+
+def _parquet_with_bad_rows(path: Path, parquet_dir: Path, batch: Batch) -> None:
+    """Four real Fink rows; row 1 gets a corrupt science stamp, row 2 loses sgscore1."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sorted(parquet_dir.glob("*.parquet"))[0])
+    rows = table.slice(0, 4).to_pylist()
+    rows[1]["cutoutScience"]["stampData"] = b"\x1f\x8b\x08" + bytes(200)
+    rows[2]["candidate"]["sgscore1"] = None
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    batch.good += [f"{path}#0", f"{path}#3"]
+    batch.bad[f"{path}#1"] = "science cutout: undecodable gzip data"
+    batch.bad[f"{path}#2"] = "missing feature sgscore1"
 
 
 def _zigzag(value: int) -> bytes:

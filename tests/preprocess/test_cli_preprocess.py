@@ -59,8 +59,8 @@ def test_outputs_shape_columns_and_row_order(tmp_path, runner, real_avro_dir, fe
     assert set(rejected.column("source").to_pylist()).isdisjoint(row["source"] for row in rows)
 
 
-def test_mixed_batch_exit_zero_and_summary_by_reason(tmp_path, runner, real_avro_dir):
-    batch = build_mixed_batch(tmp_path / "in", real_avro_dir)
+def test_mixed_batch_exit_zero_and_summary_by_reason(tmp_path, runner, real_avro_dir, real_parquet_dir):
+    batch = build_mixed_batch(tmp_path / "in", real_avro_dir, real_parquet_dir)
     result = invoke(runner, str(batch.root), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert f"accepted {len(batch.good)}, rejected {len(batch.bad)}" in result.output
