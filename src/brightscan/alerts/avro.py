@@ -48,12 +48,12 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
     try:
         metadata, sync = _read_header(stream)
         codec = metadata.get("avro.codec", b"null").decode("ascii")
-        if codec not in ("null", "deflate"):
-            yield from _read_with_fastavro(stream, source)
-            return
-        schema = _writer_schema(metadata["avro.schema"])
+        schema = _writer_schema(metadata["avro.schema"]) if codec in ("null", "deflate") else None
     except Exception as exc:  # broken framing, bad JSON, invalid schema: fastavro raises many types
         yield Rejection(None, None, source, "read", f"unreadable Avro header: {_describe(exc)}")
+        return
+    if schema is None:  # a rarer codec (snappy, zstandard, ...): fastavro reads it all
+        yield from _read_with_fastavro(stream, source)
         return
     index = 0
     for block in _iter_records(stream, sync, codec, schema):
@@ -87,11 +87,16 @@ def _iter_records(stream: BinaryIO, sync: bytes, codec: str, schema: dict) -> It
             if codec == "deflate":
                 body = zlib.decompress(body, -15)
             block = io.BytesIO(body)
-            records = [fastavro.schemaless_reader(block, schema) for _ in range(count)]
-        except Exception as exc:  # truncated block, bad varint, corrupt record data, ...
+        except Exception as exc:  # truncated block, bad varint, bad sync marker, bad deflate data
             yield exc
             return
-        yield from records
+        for _ in range(count):
+            try:
+                record = fastavro.schemaless_reader(block, schema)
+            except Exception as exc:  # corrupt record data: fastavro raises many types
+                yield exc
+                return
+            yield record
 
 
 def _writer_schema(text: bytes) -> dict[str, Any]:
