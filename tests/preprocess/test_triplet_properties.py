@@ -4,10 +4,13 @@ when the stamp deserves one."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from astropy.io import fits
 from hypothesis.extra import numpy as hnp
 
 from alerts.samples import CUTOUTS, production_stamp, stamp_bytes
@@ -109,9 +112,6 @@ def test_production_mode_equals_production_wherever_it_is_finite(image):
 @settings(max_examples=60, deadline=None)
 @given(image=stamps(), dtype=st.sampled_from([">f4", ">f8", ">i2", ">i4", "u1"]))
 def test_fast_fits_decoder_equals_astropy(image, dtype):
-    from astropy.io import fits
-    import io
-
     with np.errstate(invalid="ignore", over="ignore"):
         typed = np.nan_to_num(image, posinf=0, neginf=0).astype(dtype) if dtype[-2] in "iu" else image.astype(dtype)
     raw = gunzip(stamp_bytes(typed))
