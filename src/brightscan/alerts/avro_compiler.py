@@ -1,0 +1,178 @@
+"""Compile an Avro writer schema into a Python decoding function, about twice as fast as fastavro.
+
+fastavro interprets the schema for every field it reads (a chain of type dispatches per value).
+ZTF packets spend most of their decoding time in ~30 ``prv_candidates`` records of ~60 fields each,
+so we generate, once per writer schema, straight-line Python with one function per record type:
+each field is read inline (a varint, a ``struct.unpack_from``, a union index check) and the record
+is built as one dict display. The output equals ``fastavro.schemaless_reader``'s exactly (same
+keys in the same order, same Python types and values); the tests check it on every real packet and
+on generated records.
+
+Only the types ZTF uses are compiled: records, arrays, unions, null, int, long, float, double,
+string, bytes and named references. :func:`compile_reader` raises :class:`UnsupportedSchema` for
+anything else (logical types, enums, maps, fixed, booleans), and the caller keeps fastavro. A
+decoding function raises on malformed data (``IndexError``, ``ValueError``, ``struct.error``,
+``UnicodeDecodeError``); the caller then lets fastavro decide, so errors read exactly as before.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+#: ``decode(buf, pos) -> (record, new_pos)`` over a bytes-like buffer.
+Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
+
+_PRIMITIVES = ("null", "int", "long", "float", "double", "string", "bytes")
+
+
+class UnsupportedSchema(ValueError):
+    """The schema uses a construct this compiler does not generate code for."""
+
+
+def compile_reader(schema: dict[str, Any]) -> Decoder:
+    """Generate the decoding function of a (JSON-parsed, not fastavro-parsed) writer schema.
+
+    Raises
+    ------
+    UnsupportedSchema
+        For types outside the compiled subset; decode with fastavro instead.
+    """
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise UnsupportedSchema("the top-level schema is not a record")
+    builder = _Builder()
+    top = builder.record(schema, schema.get("namespace", ""))
+    env: dict[str, Any] = {
+        "_float": struct.Struct("<f").unpack_from,
+        "_double": struct.Struct("<d").unpack_from,
+        "_long": _read_long,
+    }
+    exec(compile("\n\n".join(builder.functions), "<avro-compiled>", "exec"), env)  # noqa: S102
+    return env[top]
+
+
+def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint that did not fit the inline one-byte case."""
+    byte = buf[pos]
+    pos += 1
+    value, shift = byte & 0x7F, 7
+    while byte & 0x80:
+        if shift > 63:
+            raise ValueError("varint is too long")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+    return (value >> 1) ^ -(value & 1), pos
+
+
+class _Builder:
+    """Emits one Python function per named record type."""
+
+    def __init__(self) -> None:
+        self.functions: list[str] = []
+        self.names: dict[str, str] = {}  # full name -> function name
+        self.counter = 0
+
+    def record(self, schema: dict[str, Any], namespace: str) -> str:
+        name = _full_name(schema["name"], schema.get("namespace", namespace))
+        function = f"_record_{len(self.names)}"
+        self.names[name] = function  # registered first: a record may refer to itself
+        own_namespace = name.rpartition(".")[0]
+        lines = [f"def {function}(buf, pos):"]
+        keys = []
+        for index, field in enumerate(schema["fields"]):
+            self.value(field["type"], f"v{index}", own_namespace, 1, lines)
+            keys.append(f"{field['name']!r}: v{index}")
+        lines.append("    return {" + ", ".join(keys) + "}, pos")
+        self.functions.append("\n".join(lines))
+        return function
+
+    def value(self, kind: Any, target: str, namespace: str, depth: int, lines: list[str]) -> None:
+        """Append code reading one value of type ``kind`` into ``target``, advancing ``pos``."""
+        pad = "    " * depth
+        if isinstance(kind, dict) and ("logicalType" in kind or kind.get("type") in _PRIMITIVES):
+            if "logicalType" in kind:
+                raise UnsupportedSchema(f"logical type {kind['logicalType']!r}")
+            kind = kind["type"]
+        if isinstance(kind, str):
+            if kind in _PRIMITIVES:
+                lines.extend(pad + line for line in _primitive(kind, target))
+            else:
+                lines.append(f"{pad}{target}, pos = {self._named(kind, namespace)}(buf, pos)")
+        elif isinstance(kind, list):
+            self._union(kind, target, namespace, depth, lines)
+        elif isinstance(kind, dict) and kind.get("type") == "record":
+            lines.append(f"{pad}{target}, pos = {self.record(kind, namespace)}(buf, pos)")
+        elif isinstance(kind, dict) and kind.get("type") == "array":
+            self._array(kind, target, namespace, depth, lines)
+        else:
+            raise UnsupportedSchema(f"type {kind!r}")
+
+    def _union(self, branches: list, target: str, namespace: str, depth: int, lines: list[str]) -> None:
+        pad = "    " * depth
+        lines.append(f"{pad}index = buf[pos]")
+        lines.append(f"{pad}pos += 1")
+        for number, branch in enumerate(branches):
+            lines.append(f"{pad}{'if' if number == 0 else 'elif'} index == {2 * number}:")  # zig-zag
+            self.value(branch, target, namespace, depth + 1, lines)
+        lines.append(f"{pad}else:")
+        lines.append(f"{pad}    raise ValueError('union index out of range')")
+
+    def _array(self, schema: dict[str, Any], target: str, namespace: str, depth: int, lines: list[str]) -> None:
+        pad = "    " * depth
+        item, count = f"item{self.counter}", f"count{self.counter}"
+        self.counter += 1
+        lines += [
+            f"{pad}{target} = []",
+            f"{pad}while True:",
+            f"{pad}    {count}, pos = _long(buf, pos)",
+            f"{pad}    if {count} == 0:",
+            f"{pad}        break",
+            f"{pad}    if {count} < 0:  # a block with its byte size",
+            f"{pad}        {count} = -{count}",
+            f"{pad}        _, pos = _long(buf, pos)",
+            f"{pad}    for _ in range({count}):",
+        ]
+        self.value(schema["items"], item, namespace, depth + 2, lines)
+        lines.append(f"{pad}        {target}.append({item})")
+
+    def _named(self, name: str, namespace: str) -> str:
+        for candidate in (name, _full_name(name, namespace)):
+            if candidate in self.names:
+                return self.names[candidate]
+        raise UnsupportedSchema(f"unknown or unsupported named type {name!r}")
+
+
+def _full_name(name: str, namespace: str | None) -> str:
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def _primitive(kind: str, target: str) -> list[str]:
+    if kind == "null":
+        return [f"{target} = None"]
+    if kind == "float":
+        return [f"{target} = _float(buf, pos)[0]", "pos += 4"]
+    if kind == "double":
+        return [f"{target} = _double(buf, pos)[0]", "pos += 8"]
+    varint = [  # the one-byte case inline: most ints and lengths in a packet are small
+        "byte = buf[pos]",
+        "if byte < 0x80:",
+        f"    {target} = (byte >> 1) ^ -(byte & 1)",
+        "    pos += 1",
+        "else:",
+        f"    {target}, pos = _long(buf, pos)",
+    ]
+    if kind in ("int", "long"):
+        return varint
+    end = "end"
+    decode = f"str(buf[pos:{end}], 'utf-8')" if kind == "string" else f"bytes(buf[pos:{end}])"
+    return [
+        *varint,
+        f"{end} = pos + {target}",
+        f"if {target} < 0 or {end} > len(buf):",
+        "    raise ValueError('length out of range')",
+        f"{target} = {decode}",
+        f"pos = {end}",
+    ]
