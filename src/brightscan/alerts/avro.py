@@ -124,11 +124,12 @@ def _writer_schema(text: bytes) -> tuple[dict[str, Any], Decoder | None]:
     cached = _SCHEMA_CACHE.get(text)
     if cached is None:
         raw = json.loads(text)
+        parsed = fastavro.parse_schema(raw)  # validates the schema before we compile it
         try:
             decoder: Decoder | None = compile_reader(raw)
         except UnsupportedSchema:
             decoder = None  # fastavro reads every record of this schema
-        cached = (fastavro.parse_schema(raw), decoder)
+        cached = (parsed, decoder)
         if len(_SCHEMA_CACHE) >= _SCHEMA_CACHE_SIZE:
             _SCHEMA_CACHE.clear()
         _SCHEMA_CACHE[text] = cached
