@@ -175,3 +175,13 @@ def test_log_sink_writes_each_key_once_across_restarts(tmp_path, name):
     assert "already" in LogSink(path).deliver(_action("save"))  # a fresh process re-reads the file
     lines = path.read_text().strip().splitlines()
     assert len(lines) == (3 if name.endswith(".csv") else 2)
+
+
+def test_log_sink_survives_a_line_torn_by_a_kill(tmp_path):
+    path = tmp_path / "actions.jsonl"
+    LogSink(path).deliver(_action("save"))
+    with open(path, "a") as fh:
+        fh.write('{"kind": "followup", "idempot')  # the process died here
+    LogSink(path).deliver(_action("followup"))
+    keys = [json.loads(x)["idempotency_key"] for x in path.read_text().splitlines() if x.endswith("}")]
+    assert keys == [f"save:{OBJ}", f"followup:{OBJ}"]

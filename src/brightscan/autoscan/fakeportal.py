@@ -36,7 +36,7 @@ class RecordedCall:
     status: int  # status answered (or that would have been, for a timed-out request)
     fault: str | None  # None | error_before | error_after | timeout
     received_at: float  # unix time
-    answered_at: float  # unix time the answer was written (or the sleep ended)
+    answered_at: float  # unix time the answer was ready (just before it was written)
 
 
 @dataclass
@@ -261,6 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, status: int, answer: Any, method: str, body: Any, fault: str | None,
                 received: float) -> None:
         payload = json.dumps(answer).encode()
+        with self.portal._lock:  # recorded before the client can see the answer
+            self.portal.calls.append(RecordedCall(method, self.path, body, status, fault, received,
+                                                  time.time()))
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -269,9 +272,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout) or was killed
-        with self.portal._lock:
-            self.portal.calls.append(RecordedCall(method, self.path, body, status, fault, received,
-                                                  time.time()))
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         self._serve("GET")

@@ -299,6 +299,16 @@ class WebhookSink:
         raise _fail("webhook", resp)
 
 
+def _jsonl_key(line: str) -> str | None:
+    """The idempotency key of a JSONL line; None for a line torn by a crash mid-write."""
+    try:
+        return json.loads(line)["idempotency_key"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        if line.strip():
+            log.warning("ignoring a torn line in the action log: %.60s", line)
+        return None
+
+
 class LogSink:
     """Append actions to a JSONL file (or CSV when the name ends in ``.csv``), once per key."""
 
@@ -316,7 +326,7 @@ class LogSink:
                     if self.path.suffix == ".csv":
                         self._seen = {row["idempotency_key"] for row in csv.DictReader(fh)}
                     else:
-                        self._seen = {json.loads(line)["idempotency_key"] for line in fh if line.strip()}
+                        self._seen = {key for line in fh if (key := _jsonl_key(line))}
         return self._seen
 
     def deliver(self, action: ActionRequest) -> str:
@@ -326,7 +336,10 @@ class LogSink:
         row = {"time": time.time(), "kind": action.kind, "objectId": action.object_id,
                "idempotency_key": action.idempotency_key, "payload": action.payload}
         new = not self.path.exists() or self.path.stat().st_size == 0
+        torn = not new and not self.path.read_bytes().endswith(b"\n")  # killed mid-line before
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
+            if torn:
+                fh.write("\n")
             if self.path.suffix == ".csv":
                 writer = csv.DictWriter(fh, fieldnames=self._FIELDS)
                 if new:
