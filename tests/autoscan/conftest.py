@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from brightscan.alerts import Alert, decode_avro
+from brightscan.errors import AlertError
 
 NIGHT_JD0 = 2461000.55  # 2025-11-21 01:12 UTC, later than every template packet
 NIGHT = "2025-11-21"  # the UTC date of the whole night (alerts span < 0.4 days from NIGHT_JD0)
@@ -33,7 +34,7 @@ def usable_templates(avro_dir: Path) -> list[tuple[dict, dict]]:
             continue
         try:
             preprocess_alert(alert, "icml2023")
-        except Exception:  # noqa: BLE001 - a template we cannot use (overflowing cutout...)
+        except AlertError:  # a template we cannot use (overflowing cutout...)
             continue
         with open(path, "rb") as fh:
             reader = fastavro.reader(fh)

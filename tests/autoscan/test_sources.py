@@ -8,7 +8,13 @@ import shutil
 import pytest
 
 from brightscan.alerts import Alert, Rejection
-from brightscan.autoscan.sources import DirectorySource, ReplaySource, batch_from_messages, parse_source
+from brightscan.autoscan.sources import (
+    DirectorySource,
+    KafkaSource,
+    ReplaySource,
+    batch_from_messages,
+    parse_source,
+)
 from brightscan.errors import InputError
 
 
@@ -120,3 +126,45 @@ def test_parse_source():
     for bad in ("/x", "ftp:/x", "dir:"):
         with pytest.raises(InputError):
             parse_source(bad)
+
+
+class FakeConsumer:
+    """The part of confluent_kafka.Consumer that KafkaSource uses."""
+
+    def __init__(self, polls):
+        self.polls, self.commits = list(polls), []
+
+    def consume(self, num_messages, timeout):
+        return self.polls.pop(0) if self.polls else []
+
+    def commit(self, offsets, asynchronous):
+        self.commits.append((offsets, asynchronous))
+
+
+def test_kafka_source_batches_polls_and_idles(real_avro_dir):
+    paths = sorted(real_avro_dir.glob("*.avro"))[:3]
+    msgs = [FakeMessage(p.read_bytes(), offset=i) for i, p in enumerate(paths)]
+    source = KafkaSource("ztf_test", consumer=FakeConsumer([msgs[:2], [], msgs[2:]]), batch_size=2)
+    stream = source.batches(lambda k: False)
+    first, idle, last = next(stream), next(stream), next(stream)
+    assert len(first.items) == 2 and idle is None and len(last.items) == 1
+    assert first.key is None  # deduplicated by candid in the database, not by input key
+
+
+def test_kafka_commit_after_transaction_commits_next_offsets(real_avro_dir):
+    pytest.importorskip("confluent_kafka", reason="confluent-kafka (the kafka extra) is not installed")
+    consumer = FakeConsumer([])
+    source = KafkaSource("ztf_test", consumer=consumer)
+    batch = batch_from_messages([FakeMessage(p.read_bytes(), partition=1, offset=7 + i)
+                                 for i, p in enumerate(sorted(real_avro_dir.glob("*.avro"))[:2])])
+    source.commit(batch)
+    ((offsets, asynchronous),) = consumer.commits
+    assert not asynchronous and [(o.topic, o.partition, o.offset) for o in offsets] == [(batch.offsets[0][0], 1, 9)]
+
+
+def test_kafka_end_of_partition_is_not_a_rejection():
+    kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka (the kafka extra) is not installed")
+    eof = FakeMessage(None, offset=5, error=kafka.KafkaError(kafka.KafkaError._PARTITION_EOF))
+    bad = FakeMessage(None, offset=6, error=kafka.KafkaError(kafka.KafkaError._TRANSPORT))
+    batch = batch_from_messages([eof, bad])
+    assert len(batch.items) == 1 and batch.items[0].stage == "read"

@@ -1,0 +1,84 @@
+"""TOML config: sections, overrides, environment, sink construction."""
+
+from __future__ import annotations
+
+import pytest
+
+from brightscan.autoscan.config import load_config, make_policy_from, make_sink
+from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
+from brightscan.errors import ConfigError
+
+TOML = """
+[database]
+url = "sqlite:///x.db"
+
+[policy]
+name = "gt2"
+threshold = 0.7
+
+[sink]
+kind = "skyportal"
+group_ids = [4, 5]
+allocation_id = 9
+
+[sink.payload]
+priority = 3
+
+[service]
+max_attempts = 4
+"""
+
+
+def test_load_config_sections_env_and_overrides(tmp_path, monkeypatch):
+    path = tmp_path / "a.toml"
+    path.write_text(TOML)
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
+    cfg = load_config(path)
+    assert (cfg.db_url, cfg.sink.group_ids, cfg.sink.allocation_id) == ("sqlite:///x.db", [4, 5], 9)
+    assert cfg.sink.payload == {"priority": 3} and cfg.service.max_attempts == 4
+    assert (cfg.sink.url, cfg.sink.token) == ("http://127.0.0.1:1", "tok")
+    policy = make_policy_from(cfg.policy)
+    assert policy.get_params()["n"] == 2 and policy.get_params()["threshold"] == 0.7
+    assert isinstance(make_sink(cfg.sink), SkyPortalSink)
+    cfg = load_config(path, db_url="sqlite:///y.db", policy="gt1", sink="log", speedup=50.0)
+    assert cfg.db_url == "sqlite:///y.db" and cfg.service.speedup == 50.0
+    assert make_policy_from(cfg.policy).get_params()["threshold"] == 0.7  # params kept
+    assert isinstance(make_sink(cfg.sink), LogSink)
+
+
+def test_stored_policy_wins(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('[policy]\nstored = { policy = "GtN", params = { n = 3, threshold = 0.4 } }\n')
+    assert make_policy_from(load_config(path).policy).get_params()["n"] == 3
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[sink]\nkind = 'carrier-pigeon'\n", "unknown sink"),
+    ("[sinks]\nkind = 'log'\n", "unknown section"),
+    ("[service]\nactions = ['save', 'tweet']\n", "unknown action"),
+    ("[service]\nretries = 3\n", "unknown key"),
+    ("[sink\n", "line 1"),
+])
+def test_bad_config_is_a_config_error(tmp_path, text, message):
+    path = tmp_path / "a.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_sink_requirements(monkeypatch):
+    monkeypatch.delenv("BRIGHTSCAN_SKYPORTAL_TOKEN", raising=False)
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_URL", "http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="token"):
+        make_sink(load_config(None, sink="skyportal").sink)
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "t")
+    with pytest.raises(ConfigError, match="group_ids"):
+        make_sink(load_config(None, sink="skyportal").sink)
+    with pytest.raises(ConfigError, match="URL"):
+        make_sink(load_config(None, sink="webhook").sink)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/autoscan.toml")
+    cfg = load_config(None, sink="webhook")
+    cfg.sink.url = "http://127.0.0.1:1/hook"
+    assert isinstance(make_sink(cfg.sink), WebhookSink)
