@@ -187,3 +187,24 @@ def test_retries_keep_per_source_order_and_give_up_after_max_attempts(tiny_model
     assert hopeless.seen == [f"save:{obj}"]  # non-retryable: one attempt; nothing follows a failed save
     assert "earlier action" in _rows(service.store, actions)[1]["last_error"]
     service.store.dispose()
+
+
+class _NaNScorer(_ExplodingScorer):
+    def score_arrays(self, t, f):
+        scores = self.inner.score_arrays(t, f)
+        scores[0] = float("nan")
+        return scores
+
+
+def test_a_non_finite_score_is_a_rejection_not_a_made_up_score(tiny_model, night, tmp_path):
+    night_dir, truth = night
+    service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, LogSink(tmp_path / "a.jsonl"))
+    service.scorer = _NaNScorer(service.scorer, fail_on_call=-1)
+    files = sorted(night_dir.glob("*.avro"))[:4]
+    for f in files:
+        service.process_batch(Batch(items=list(read_file(f)), arrived_at=0.0, key=str(f), origin=str(f)))
+    from brightscan.autoscan.store import rejections
+
+    assert len(_rows(service.store, alerts)) == 0
+    assert [r["stage"] for r in _rows(service.store, rejections)] == ["score"] * 4
+    service.store.dispose()

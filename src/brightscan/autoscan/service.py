@@ -180,6 +180,11 @@ class AutoscanService:
                                               np.stack([p["features"] for p in prepared]).astype(np.float32))
             for p, score in zip(prepared, scores):
                 p["score"] = float(score)
+            for p in [p for p in prepared if not math.isfinite(p["score"])]:
+                # never store a made-up score: the alert is rejected with the reason
+                a = p["alert"]
+                rejected.append(Rejection(a.candid, a.object_id, a.source, "score", "model score is not finite"))
+                prepared.remove(p)
         return prepared, rejected
 
     def _store_alerts(self, conn: Connection, prepared: list[dict[str, Any]],
