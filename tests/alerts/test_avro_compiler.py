@@ -155,3 +155,11 @@ def test_a_schema_we_cannot_compile_still_reads_through_fastavro(real_avro_dir):
     (alert,) = list(decode_avro(avro_bytes(schema, [record])))
     assert isinstance(alert, Alert) and alert.candid == record["candid"]
     assert alert.candidate == record["candidate"]
+
+
+def test_too_deeply_nested_schema_is_unsupported_not_a_crash():
+    kind = "long"
+    for _ in range(30):  # inline arrays of unions nest Python blocks beyond the compiler's limit
+        kind = {"type": "array", "items": ["null", kind]}
+    with pytest.raises(UnsupportedSchema, match="cannot compile"):
+        compile_reader({"type": "record", "name": "r", "fields": [{"name": "f", "type": kind}]})

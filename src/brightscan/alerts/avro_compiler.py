@@ -42,13 +42,17 @@ def compile_reader(schema: dict[str, Any]) -> Decoder:
     if not isinstance(schema, dict) or schema.get("type") != "record":
         raise UnsupportedSchema("the top-level schema is not a record")
     builder = _Builder()
-    top = builder.record(schema, schema.get("namespace", ""))
     env: dict[str, Any] = {
         "_float": struct.Struct("<f").unpack_from,
         "_double": struct.Struct("<d").unpack_from,
         "_long": _read_long,
     }
-    exec(compile("\n\n".join(builder.functions), "<avro-compiled>", "exec"), env)  # noqa: S102
+    try:
+        top = builder.record(schema, schema.get("namespace", ""))
+        # Field names enter the code only through repr(): the schema cannot inject code.
+        exec(compile("\n\n".join(builder.functions), "<avro-compiled>", "exec"), env)  # noqa: S102
+    except (KeyError, TypeError, RecursionError, SyntaxError) as exc:  # malformed or too deeply nested
+        raise UnsupportedSchema(f"cannot compile this schema ({type(exc).__name__}: {exc})") from None
     return env[top]
 
 
