@@ -37,6 +37,7 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 
 #: Features computed from the history rather than read from the candidate.
 HISTORY_FEATURES = ("age", "peakmag_so_far", "maxmag_so_far", "days_since_peak", "days_to_peak", "nnondet")
+_HISTORY_SET = frozenset(HISTORY_FEATURES)
 
 
 def feature_names(feature_set: str) -> tuple[str, ...]:
@@ -79,7 +80,7 @@ def named_features(
     needed = tuple(needed) if needed is not None else FEATURE_SETS["v1"]
     cand = alert.candidate
     out: dict[str, float] = {}
-    if any(name in HISTORY_FEATURES for name in needed):
+    if not _HISTORY_SET.isdisjoint(needed):
         out.update(history_features(alert, earlier))
     for name in needed:
         if name in out:
@@ -97,8 +98,8 @@ def history_features(alert: Alert, earlier: Iterable[Mapping[str, Any]] = ()) ->
     jd = _number(alert, "jd", cand.get("jd"))
     _number(alert, "magpsf", cand.get("magpsf"))  # the alert itself must be a detection
     detections = causal_detections(alert, earlier)
-    mags = [_number(alert, "magpsf", d.get("magpsf")) for d in detections]
-    jds = [_number(alert, "jd", d.get("jd")) for d in detections]
+    mags = [_number(alert, "magpsf", d["magpsf"]) for d in detections]
+    jds = [_number(alert, "jd", d["jd"]) for d in detections]
     peak = min(range(len(mags)), key=mags.__getitem__)  # first minimum: on ties the earliest wins
     first_jd = min(jds)
     jdstarthist = cand.get("jdstarthist")
@@ -128,13 +129,16 @@ def causal_detections(alert: Alert, earlier: Iterable[Mapping[str, Any]] = ()) -
     seen: set[Any] = set()
     kept: list[Mapping[str, Any]] = []
     for record in (*earlier, *alert.prv_candidates, cand):
-        mag, rec_jd = record.get("magpsf"), record.get("jd")
-        if mag is not None and rec_jd is not None:
+        get = record.get
+        rec_jd = get("jd")
+        if get("magpsf") is None or rec_jd is None:
+            continue  # a non-detection
+        if type(rec_jd) is not float:
             rec_jd = _number(alert, "jd of an earlier detection", rec_jd)
-        if mag is None or rec_jd is None or rec_jd > jd_now:
-            continue  # non-detection, or the future
-        key = record.get("candid")
-        key = ("candid", key) if key is not None else ("jd", round(float(rec_jd), 7), record.get("fid"))
+        if rec_jd > jd_now:
+            continue  # the future
+        candid = get("candid")
+        key = candid if candid is not None else (round(float(rec_jd), 7), get("fid"))
         if key in seen:
             continue
         seen.add(key)

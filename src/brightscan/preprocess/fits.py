@@ -20,7 +20,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 2880
 _CARD = 80
 _END_CARD = b"END" + b" " * 77
-_SCALING_KEYS = (b"BSCALE", b"BZERO", b"BLANK")
 _BITPIX_DTYPES = {-32: ">f4", -64: ">f8", 8: "u1", 16: ">i2", 32: ">i4", 64: ">i8"}
 
 
@@ -91,7 +90,8 @@ def simple_image_layout(raw: bytes) -> tuple[str, int, int, int] | None:
             or raw[320:330] != b"NAXIS2  = "):
         return None
     end = raw.find(_END_CARD)
-    if end < 0 or end % _CARD or any(raw.find(key, 0, end) >= 0 for key in _SCALING_KEYS):
+    if (end < 0 or end % _CARD or raw.find(b"BSCALE", 0, end) >= 0 or raw.find(b"BZERO", 0, end) >= 0
+            or raw.find(b"BLANK", 0, end) >= 0):
         return None
     try:  # fixed-format integers sit in columns 11-30; anything else goes to the general parser
         bitpix, naxis, width, height = [int(raw[i + 10 : i + 30]) for i in (80, 160, 240, 320)]
