@@ -163,4 +163,4 @@ def _record(summary: PreprocessSummary, writer: ParquetRowWriter, rejection: Rej
 
 def reason_kind(reason: str) -> str:
     """A reason with its numbers and quoted values blanked, to group rejections in summaries."""
-    return re.sub(r"\d+(\.\d+)?", "N", reason.split(" (", 1)[0])[:120]
+    return re.sub(r"\b\d+(\.\d+)?\b", "N", reason.split(" (", 1)[0])[:120]
