@@ -206,12 +206,10 @@ class Scorer:
             if len(rows) == self.batch_size:
                 yield PreparedBatch(np.stack(trips), np.stack(feats), rows, rejections)
                 trips, feats, rows, rejections = [], [], [], []
-        if rows or rejections:
-            yield PreparedBatch(
-                np.stack(trips) if trips else np.zeros((0, 63, 63, 3), np.float32),
-                np.stack(feats) if feats else np.zeros((0, self.loaded.config.n_features),
-                                                       np.float32),
-                rows, rejections)
+        if rows:
+            yield PreparedBatch(np.stack(trips), np.stack(feats), rows, rejections)
+        elif rejections:
+            yield PreparedBatch(np.zeros(0, np.float32), np.zeros(0, np.float32), [], rejections)
 
     def iter_scored(self, items: Iterable[Alert | Rejection], *, earlier: Earlier | None = None,
                     overlap: bool = True, prefetch: int = 4
