@@ -75,10 +75,10 @@ class ScannerConfig:
     second_scan_prob: float = 0.6  # chance the second daily scan happens at all
     save_mag: float = 19.0  # detections must be brighter than this to count
     n_bright_dets: int = 2  # ... and this many of them before a save
-    miss_prob: float = 0.05  # chance a true bright SN is never saved (95% complete)
+    miss_prob: float = 0.03  # chance an eligible bright SN is never saved (with ineligible ones: ~95% complete)
     hesitate_prob: float = 0.3  # chance an eligible source is left for the next scan
     false_save_prob: dict[str, float] = field(  # chance an eligible non-bright source is saved
-        default_factory=lambda: {"dim_sn": 0.2, "agn": 0.02, "cv": 0.03, "varstar": 0.0, "bogus": 0.0}
+        default_factory=lambda: {"dim_sn": 0.35, "agn": 0.05, "cv": 0.06, "varstar": 0.01, "bogus": 0.0}
     )
 
 

@@ -36,9 +36,11 @@ def realism_report(sim_dir: str | Path, model_dir: str | Path, *, batch_size: in
     Returns
     -------
     dict
-        ``auc`` (bright-SN alerts vs the rest), ``n_alerts``, ``n_rejected``, ``model``, and
-        ``by_group``: per group (bright SN, dim SN, AGN, CV, ...) the count, mean score and the
-        fraction scored >= 0.5.
+        ``auc`` (bright-SN alerts vs the rest), ``auc_alerts_brighter_than_18.5`` (the same on
+        alerts with ``magpsf < 18.5``, where the paper reports excellent performance), ``gt1``
+        (source-level completeness and purity of the paper's policy), ``n_alerts``,
+        ``n_rejected``, ``model``, and ``by_group``: per group (bright SN, dim SN, AGN, CV, ...)
+        the count, mean score and the fraction scored >= 0.5.
     """
     from brightscan.evaluate.metrics import roc_auc
     from brightscan.model.scorer import Scorer
@@ -52,6 +54,8 @@ def realism_report(sim_dir: str | Path, model_dir: str | Path, *, batch_size: in
         y.append(int(lab["label"]))
         groups.append(_group(lab["class"], int(lab["label"])))
     scores = results.score
+    bright = np.array([row["magpsf"] < 18.5 for row in results.rows])
+    y_bright = [v for v, b in zip(y, bright) if b]
     by_group: dict[str, dict[str, float]] = {}
     members: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
@@ -62,10 +66,24 @@ def realism_report(sim_dir: str | Path, model_dir: str | Path, *, batch_size: in
     return {
         "model": f"{scorer.model_id} {scorer.model_version}",
         "auc": float(roc_auc(y, scores)) if 0 < sum(y) < len(y) else float("nan"),
+        "auc_alerts_brighter_than_18.5": (float(roc_auc(y_bright, scores[bright]))
+                                          if 0 < sum(y_bright) < len(y_bright) else float("nan")),
+        "gt1": _gt1(results.rows, scores, labels),
         "n_alerts": len(y),
         "n_rejected": len(results.rejections),
         "by_group": by_group,
     }
+
+
+def _gt1(rows: list[dict[str, Any]], scores: np.ndarray, labels: dict[str, dict[str, str]]) -> dict[str, float]:
+    """Source-level completeness and purity of the paper's ``gt1`` policy (one alert >= 0.5)."""
+    flagged: dict[str, bool] = defaultdict(bool)
+    for row, score in zip(rows, scores):
+        flagged[row["objectId"]] |= bool(score >= 0.5)
+    positives = {o for o in flagged if labels[o]["label"] == "1"}
+    chosen = {o for o, f in flagged.items() if f}
+    return {"completeness": len(chosen & positives) / max(len(positives), 1),
+            "purity": len(chosen & positives) / max(len(chosen), 1), "n_sources": len(flagged)}
 
 
 def _group(cls: str, label: int) -> str:

@@ -7,8 +7,9 @@ The model follows BTS practice as described by Perley et al. (2020) and the BTSb
   ``second_scan_prob`` of days, the same days for every source).
 * A source becomes *eligible* once it has ``n_bright_dets`` alert detections brighter than
   ``save_mag`` (default: two detections brighter than 19 mag).
-* A true bright SN is overlooked entirely with probability ``miss_prob`` (5%: BTS is ~95%
-  complete); otherwise at each scan where it is eligible it is saved with probability
+* An eligible bright SN is overlooked entirely with probability ``miss_prob`` (3%; with the few
+  bright SNe that never get two detections brighter than 19 mag, the saved sample is ~95%
+  complete, like BTS's); otherwise at each scan where it is eligible it is saved with probability
   ``1 - hesitate_prob`` (scanners sometimes wait for another point).
 * An eligible source of another class is saved by mistake with a per-class probability
   ``false_save_prob`` (dim SNe that brush 18.5-19 mag are the usual confusion; AGN and CVs are
