@@ -208,3 +208,33 @@ def test_a_non_finite_score_is_a_rejection_not_a_made_up_score(tiny_model, night
     assert len(_rows(service.store, alerts)) == 0
     assert [r["stage"] for r in _rows(service.store, rejections)] == ["score"] * 4
     service.store.dispose()
+
+
+def test_a_tarball_killed_between_chunks_is_finished_without_repeats(tiny_model, night, tmp_path):
+    """Big inputs commit chunk by chunk; a crash in between re-reads the file, skipping what is stored."""
+    import tarfile
+
+    from brightscan.autoscan.store import rejections
+
+    night_dir, truth = night
+    tarball = tmp_path / "in" / "20251121.tar.gz"
+    tarball.parent.mkdir()
+    with tarfile.open(tarball, "w:gz") as tar:
+        for f in sorted(night_dir.glob("*.avro")):
+            tar.add(f, arcname=f"20251121/{f.name}")
+        (tmp_path / "junk.avro").write_bytes(b"Obj\x01 this is not a packet")
+        tar.add(tmp_path / "junk.avro", arcname="20251121/junk.avro")
+    url = f"sqlite:///{tmp_path / 'db'}"
+    service = _service(url, tiny_model, LogSink(tmp_path / "a.jsonl"), chunk_size=10)
+    service.scorer = _ExplodingScorer(service.scorer, fail_on_call=3)
+    with pytest.raises(RuntimeError):
+        service.run(DirectorySource(tarball.parent, once=True))
+    assert len(_rows(service.store, alerts)) == 20 and _rows(service.store, consumed_inputs) == []
+    service.scorer = service.scorer.inner
+    service.run(DirectorySource(tarball.parent, once=True))
+    assert sorted(r["candid"] for r in _rows(service.store, alerts)) == sorted(r["candid"] for r in truth)
+    assert len(_rows(service.store, consumed_inputs)) == 1
+    assert len(_rows(service.store, rejections)) == 1  # the junk member, recorded once
+    keys = [r["idempotency_key"] for r in _rows(service.store, actions)]
+    assert len(keys) == len(set(keys)) == 3 * len({r["objectId"] for r in truth})
+    service.store.dispose()

@@ -68,7 +68,7 @@ def test_directory_source_consumes_new_files_only(night, tmp_path):
     consumed: set[str] = set()
     source = DirectorySource(watch, once=True)
     batches = list(source.batches(consumed.__contains__))
-    assert [len(b.items) for b in batches] == [1, 1, 1]
+    assert [len(list(b.items)) for b in batches] == [1, 1, 1]
     consumed.update(b.key for b in batches)
     shutil.copy(files[5], watch)
     again = list(DirectorySource(watch, once=True).batches(consumed.__contains__))

@@ -8,6 +8,7 @@ separate transactions (:mod:`brightscan.autoscan.outbox`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -107,34 +108,63 @@ class AutoscanService:
             return conn.execute(query).first() is not None
 
     def process_batch(self, batch: Batch) -> BatchResult:
-        """Score, store and decide one batch in one transaction."""
+        """Score, store and decide one batch: one transaction per chunk of ``chunk_size`` items.
+
+        A small input (one Avro file, a Kafka poll) is one chunk. A big one (a nightly tarball)
+        commits chunk by chunk and is marked consumed with its last chunk; if the process dies
+        in between, the file is read again and the chunks already stored are skipped by
+        ``candid``, so the result is the same.
+        """
         result = BatchResult()
-        with self.store.transaction() as conn:
-            if batch.key is not None and conn.execute(
-                    sa.select(consumed_inputs.c.key).where(consumed_inputs.c.key == batch.key)).first():
-                result.skipped = True
-                return result
-            new, result.duplicates = self._new_alerts(conn, batch.items)
-            history = self._load_history(conn, {a.object_id for a in new})
-            prepared, rejected = self._prepare(new, history)
-            rejected += [i for i in batch.items if isinstance(i, Rejection)]
-            now = self.clock()
-            self._store_alerts(conn, prepared, history, batch, now)
-            for rej in rejected:
-                conn.execute(rejections.insert().values(
-                    candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
-                    stage=rej.stage, reason=rej.reason, created_at=now))
-            result.rejected = len(rejected)
-            result.stored = len(prepared)
-            for object_id in dict.fromkeys(p["alert"].object_id for p in prepared):
-                if self._decide(conn, object_id, history[object_id], prepared, batch, now):
-                    result.passed.append(object_id)
-            if batch.key is not None:
-                conn.execute(consumed_inputs.insert().values(key=batch.key, n_alerts=len(prepared),
-                                                             consumed_at=now))
+        if batch.key is not None and self.is_consumed(batch.key):
+            result.skipped = True
+            return result
+        items = iter(batch.items)
+        chunk = list(itertools.islice(items, self.config.chunk_size))
+        n_stored = 0
+        while True:
+            following = list(itertools.islice(items, self.config.chunk_size))
+            last = not following
+            with self.store.transaction() as conn:
+                self._process_chunk(conn, chunk, batch, result)
+                if last and batch.key is not None:
+                    conn.execute(consumed_inputs.insert().values(
+                        key=batch.key, n_alerts=result.stored, consumed_at=self.clock()))
+            if last:
+                break
+            chunk = following
         log.info("%s: %d stored, %d duplicate, %d rejected, %d passed", batch.origin, result.stored,
                  result.duplicates, result.rejected, len(result.passed))
         return result
+
+    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], batch: Batch,
+                       result: BatchResult) -> None:
+        new, duplicates = self._new_alerts(conn, items)
+        history = self._load_history(conn, {a.object_id for a in new})
+        prepared, rejected = self._prepare(new, history)
+        rejected = self._new_rejections(conn, rejected + [i for i in items if isinstance(i, Rejection)])
+        now = self.clock()
+        self._store_alerts(conn, prepared, history, batch, now)
+        for rej in rejected:
+            conn.execute(rejections.insert().values(
+                candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
+                stage=rej.stage, reason=rej.reason, created_at=now))
+        result.duplicates += duplicates
+        result.rejected += len(rejected)
+        result.stored += len(prepared)
+        for object_id in dict.fromkeys(p["alert"].object_id for p in prepared):
+            if self._decide(conn, object_id, history[object_id], prepared, batch, now):
+                result.passed.append(object_id)
+
+    def _new_rejections(self, conn: Connection, items: list[Rejection]) -> list[Rejection]:
+        """Rejections not recorded yet: a file re-read after a crash must not repeat them."""
+        sources_ = sorted({r.source[:500] for r in items})
+        known: set[tuple[Any, str, str]] = set()
+        for i in range(0, len(sources_), _CHUNK):
+            query = sa.select(rejections.c.candid, rejections.c.source, rejections.c.stage).where(
+                rejections.c.source.in_(sources_[i:i + _CHUNK]))
+            known.update((c, s, st) for c, s, st in conn.execute(query))
+        return [r for r in items if (r.candid, r.source[:500], r.stage) not in known]
 
     def _new_alerts(self, conn: Connection, items: Iterable[Alert | Rejection]) -> tuple[list[Alert], int]:
         batch_alerts = [i for i in items if isinstance(i, Alert)]

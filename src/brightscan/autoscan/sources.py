@@ -45,7 +45,7 @@ _PARTIAL_SUFFIXES = (".part", ".tmp", ".partial")
 class Batch:
     """The alerts of one input, processed in one database transaction."""
 
-    items: list[Alert | Rejection]  # decoded alerts and per-alert rejections, input order
+    items: Iterable[Alert | Rejection]  # alerts and per-alert rejections, input order (may be lazy)
     arrived_at: float  # unix time the input arrived (latency is measured from here)
     key: str | None  # consumed-input key recorded in the batch's transaction; None = Kafka
     origin: str  # human-readable where-from (file path, topic/partition/offsets)
@@ -69,7 +69,8 @@ def _input_files(directory: Path) -> list[Path]:
 
 
 def _file_batch(path: Path, arrived_at: float, key: str) -> Batch:
-    return Batch(items=list(read_file(path)), arrived_at=arrived_at, key=key, origin=str(path))
+    # lazy: a nightly tarball is read chunk by chunk by the service, never held whole in memory
+    return Batch(items=read_file(path), arrived_at=arrived_at, key=key, origin=str(path))
 
 
 class DirectorySource:

@@ -79,8 +79,7 @@ def summary(
     db: str = _DB,
     config: Path = _CONFIG,
 ) -> None:
-    """Write the night's summary: saved sources with triplets and score histories, decisions,
-    actions and outcomes, latency."""
+    """Write the night's summary (HTML + PNGs): sources, triplets, score histories, actions, latency."""
     from brightscan.autoscan.summary import write_summary
 
     with handle_errors():
