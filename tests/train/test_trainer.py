@@ -35,6 +35,7 @@ def test_smoke_two_steps_writes_a_loadable_model(synthetic_dataset: Path, tmp_pa
     assert (tmp_path / "m" / "metrics.csv").read_text().startswith("epoch,loss,val_loss,val_auc")
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_reaches_the_same_weights(synthetic_dataset: Path, tmp_path: Path) -> None:
     config = TrainConfig(**TINY, epochs=3, seed=7)
     Trainer(config).fit(synthetic_dataset, tmp_path / "straight")
