@@ -119,7 +119,8 @@ def matmul_rate(dtype: torch.dtype, seconds: float = 2.0, n: int = 2048, tries: 
         while time.perf_counter() - start < seconds:
             a @ b
             count += 1
-        spent = (time.perf_counter() - start) if CLOCK == "wall" else (time.process_time() - cpu) / torch.get_num_threads()
+        wall, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        spent = wall if CLOCK == "wall" else cpu_s / torch.get_num_threads()
         rates.append(2 * n**3 * count / spent)
     return float(np.median(rates))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from brightscan.dataset.build import table_schema
@@ -48,5 +47,3 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ds")
     return write_synthetic_dataset(root, {"train": 192, "val": 64, "test": 16})
 
-
-_ = pa  # keep pyarrow imported for the schema types

@@ -48,7 +48,8 @@ def test_bad_config_and_missing_dataset_fail_cleanly(synthetic_dataset: Path, tm
 
 
 def test_toml_round_trip() -> None:
-    config = TrainConfig(preset="mi_cnn.v1", epochs=5, precision="bf16", recipe={"batch_size": 64, "betas": [0.9, 0.99]},
+    config = TrainConfig(preset="mi_cnn.v1", epochs=5, precision="bf16",
+                         recipe={"batch_size": 64, "betas": [0.9, 0.99]},
                          model={"conv_dropouts": [0.1, 0.2], "feature_set": "icml2023"})
     import tempfile
 

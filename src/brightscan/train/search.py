@@ -77,7 +77,9 @@ def _suggest(trial: Any, base: TrainConfig, search: SearchConfig, nmax: list[int
     return dataclasses.replace(base, recipe=recipe, model=model)
 
 
-def tune(dataset_dir: str | Path, out_dir: str | Path, base: TrainConfig, search: SearchConfig = SearchConfig()) -> dict[str, Any]:
+def tune(
+    dataset_dir: str | Path, out_dir: str | Path, base: TrainConfig, search: SearchConfig = SearchConfig()
+) -> dict[str, Any]:
     """Run the search; write ``trials.csv``, ``best.toml`` and ``best.json`` to ``out_dir``.
 
     Parameters
