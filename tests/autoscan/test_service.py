@@ -238,3 +238,19 @@ def test_a_tarball_killed_between_chunks_is_finished_without_repeats(tiny_model,
     keys = [r["idempotency_key"] for r in _rows(service.store, actions)]
     assert len(keys) == len(set(keys)) == 3 * len({r["objectId"] for r in truth})
     service.store.dispose()
+
+
+def test_a_sink_outage_does_not_stall_ingestion(tiny_model, night, tmp_path):
+    """One retryable failure ends the delivery pass; the alerts keep flowing into the database."""
+    night_dir, truth = night
+    down = _Flaky(fail_times=10**6)
+    service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, down, retry_base_s=3600.0)
+    assert service.run(ReplaySource(night_dir, speedup=float("inf")), drain=False) > 0
+    assert len(_rows(service.store, alerts)) == len(truth)
+    n_sources = len({r["objectId"] for r in truth})
+    # each source's save was tried once (its own pass or a later one); nothing else while down
+    assert len(down.seen) == n_sources and all(k.startswith("save:") for k in down.seen)
+    service.sink = _Flaky(fail_times=0)  # back up: after the retry delay everything goes out
+    service.clock = lambda: 10**12
+    assert service.drain(timeout_s=10**13) == 0
+    service.store.dispose()

@@ -81,6 +81,7 @@ class ServiceConfig:
     drain_timeout_s: float = 600.0  # at the end of a finite source, wait this long for the outbox
     overflow: str = "reject"  # cutout overflow handling (see brightscan.preprocess)
     chunk_size: int = 500  # most alerts per transaction (a big file is split into chunks)
+    dispatch_budget_s: float = 10.0  # longest delivery pass between two batches
 
 
 @dataclass

@@ -64,8 +64,13 @@ class DispatchStats:
 
 
 def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: float = 2.0,
-             retry_max_s: float = 300.0, clock: Callable[[], float] = time.time) -> DispatchStats:
-    """Deliver every due pending action, in creation order.
+             retry_max_s: float = 300.0, budget_s: float | None = None,
+             clock: Callable[[], float] = time.time) -> DispatchStats:
+    """Deliver the due pending actions, in creation order.
+
+    The pass ends early after a retryable failure (the sink is probably down: trying every
+    other action now would only stall ingestion behind timeouts) and, with ``budget_s``, once
+    that many seconds have gone; what is left waits for the next pass.
 
     Actions of one source are delivered in order: when one is not done (not yet due, or failed
     this time), later actions of the same source wait, so a follow-up request never overtakes
@@ -79,7 +84,10 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
         failed_objects = set(conn.execute(sa.select(actions.c.object_id).where(
             actions.c.state == "failed", actions.c.object_id.in_({r["object_id"] for r in rows}))).scalars())
     blocked: set[str] = set()
+    started = clock()
     for row in rows:
+        if budget_s is not None and clock() - started > budget_s:
+            break
         if row["object_id"] in failed_objects:
             _record(store, row, "failed", "not sent: an earlier action of this source failed",
                     {"state": "failed", "last_error": "an earlier action of this source failed"},
@@ -93,8 +101,8 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
         setattr(stats, outcome, getattr(stats, outcome) + 1)
         if outcome == "failed":
             failed_objects.add(row["object_id"])
-        elif outcome != "done":
-            blocked.add(row["object_id"])
+        elif outcome == "retry":
+            break
     return stats
 
 

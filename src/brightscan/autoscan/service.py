@@ -288,7 +288,8 @@ class AutoscanService:
         """Deliver the due pending actions."""
         c = self.config
         return outbox.dispatch(self.store, self.sink, max_attempts=c.max_attempts,
-                               retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s, clock=self.clock)
+                               retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s,
+                               budget_s=c.dispatch_budget_s, clock=self.clock)
 
     def drain(self, timeout_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
         """Dispatch until no action is pending (or ``timeout_s``); return how many remain."""
