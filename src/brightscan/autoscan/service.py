@@ -203,6 +203,10 @@ class AutoscanService:
             except AlertError as exc:
                 rejected.append(Rejection(alert.candid, alert.object_id, alert.source, exc.stage, exc.reason))
                 continue
+            except Exception:
+                # a bug, not bad data: log which alert, roll the batch back, stop (restart retries it)
+                log.exception("unexpected error preprocessing candid %s (%s)", alert.candid, alert.object_id)
+                raise
             earlier[alert.object_id].append(_candidate_row(alert))
             prepared.append({"alert": alert, "triplet": triplet, "features": feats})
         if prepared:
