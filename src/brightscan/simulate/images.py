@@ -92,6 +92,7 @@ class StampMaker:
 
     @classmethod
     def build(cls, scene: Scene, rng: np.random.Generator, size: int) -> StampMaker:
+        """Render the scene per band and draw the fixed reference stamps."""
         hats, refs = {}, {}
         ref_sigma = rng.uniform(1.6, 2.1) / 2.355 / PIXEL_SCALE
         for fid in (1, 2):

@@ -66,10 +66,12 @@ class Visits:
 
     @property
     def snr(self) -> np.ndarray:
+        """Measured signal-to-noise ratio of the difference flux."""
         return self.measured / self.flux_err
 
     @property
     def detected(self) -> np.ndarray:
+        """Alert-grade detections: positive, S/N >= 5."""
         return self.snr >= 5.0
 
 

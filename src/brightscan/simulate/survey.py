@@ -131,7 +131,19 @@ def simulate_survey(
     scans = make_scan_times(config.seed, start_jd - 30, config.n_nights + 400, config.scanners)
     names = [(config.start_date + timedelta(days=k)).strftime("%Y%m%d") for k in range(config.n_nights)]
     worker = _Worker(config, nights, scans, alerts_dir, names)
-    classes = assign_classes(config)
+    counts = _run_and_write_tables(worker, assign_classes(config), out, progress)
+    if config.tarball:
+        pack_nights(alerts_dir)
+    seconds = time.perf_counter() - t0
+    log.info("simulated %d sources, %d alerts in %.1f s", config.n_sources, counts["alerts"], seconds)
+    return SurveyResult(out, config.n_sources, counts["alerts"], counts["positive"], counts["saved"], seconds)
+
+
+def _run_and_write_tables(
+    worker: _Worker, classes: np.ndarray, out: Path, progress: Callable[[int], None] | None,
+) -> dict[str, int]:
+    """Simulate every source through the pool; write labels.csv and scanner_saves.csv in order."""
+    config = worker.config
     counts = {"alerts": 0, "positive": 0, "saved": 0}
     with open(out / "labels.csv", "w", newline="") as lf, open(out / "scanner_saves.csv", "w", newline="") as sf:
         labels = csv.DictWriter(lf, fieldnames=["objectId", "label", "class", "peak_mag", *PARAM_COLUMNS])
@@ -147,11 +159,7 @@ def simulate_survey(
                 counts["saved"] += save_jd is not None
             if progress is not None:
                 progress(len(results))
-    if config.tarball:
-        pack_nights(alerts_dir)
-    seconds = time.perf_counter() - t0
-    log.info("simulated %d sources, %d alerts in %.1f s", config.n_sources, counts["alerts"], seconds)
-    return SurveyResult(out, config.n_sources, counts["alerts"], counts["positive"], counts["saved"], seconds)
+    return counts
 
 
 def _map_chunks(worker: _Worker, chunks: Iterator[list[tuple[int, int]]], n_workers: int):
