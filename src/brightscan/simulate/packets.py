@@ -111,11 +111,13 @@ def _packets(source: Source, visits: Visits, det: Detections, static: SourceStat
     sci, ref, diff = _stamps(source, visits, det, alerts, config, rng)
     rows, cols = _edge_crop(rng, config)
     nid, pid, candid = identifiers(visits, static, source.index)
-    ndethist = source.prior_ndet + np.cumsum(det.weak)
+    # earlier detections cannot outnumber earlier visits (bright variables are seen on most)
+    prior_ndet = min(source.prior_ndet, int(0.9 * static.prior_ncov))
+    ndethist = prior_ndet + np.cumsum(det.weak)
     ncovhist = static.prior_ncov + np.arange(1, len(visits.jd) + 1)
     weak_jd = np.where(det.weak, visits.jd, np.inf)
     first_weak = np.minimum.accumulate(weak_jd)
-    prior_first = source.prior_first_jd if source.prior_ndet > 0 else None
+    prior_first = source.prior_first_jd if prior_ndet > 0 else None
     history: dict[int, bytes] = {}  # encoded prv records, built once, shared by later alerts
 
     def prv(j: int) -> bytes:
