@@ -2,9 +2,9 @@
 
 Three modes (the docs quote the figures with these commands)::
 
-    python benchmarks/bench_train.py speed  --alerts 4096 --seconds 10 --rounds 3 --threads 1
+    python benchmarks/bench_train.py speed  --alerts 4096 --seconds 8 --rounds 3 --threads 1 --clock cpu
     python benchmarks/bench_train.py auc    --sources 300 --epochs 6
-    python benchmarks/bench_train.py memory --alerts 560000 --steps 400
+    python benchmarks/bench_train.py memory --alerts 560000 --steps 300
 
 ``speed`` trains both presets on the same fabricated dataset, in the same process, with (a) the
 original loop -- a per-sample ``torch.utils.data.Dataset`` reading one memory-mapped row at a
