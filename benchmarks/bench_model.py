@@ -3,7 +3,8 @@
 For each preset (``mi_cnn.icml2023`` from the published v03, ``mi_cnn.v1`` from v1.0.1) and each
 backend (torch, onnx) with the same number of threads, prints:
 
-- model-only alerts/s at batch 1, 32 and 256 (random inputs, warm),
+- model-only alerts/s at batch 1, 32 and 256 (random inputs, warm; the torch scorer runs a CPU
+  batch in 32-alert chunks, and the unchunked single-call rate at 256 is printed too),
 - end-to-end alerts/s: Avro bytes -> decode -> preprocess -> score, preprocessing overlapped with
   the model in a background thread (the real Avro alerts of ../shared, repeated),
 - the model's FLOPs per alert (multiply-adds x 2, convolutions and dense layers),
@@ -127,6 +128,7 @@ def main() -> None:
               "bound ratio@256", "e2e /s", "max|dscore|")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
+    unchunked = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset, name in PUBLISHED.items():
             model_dir = import_keras(args.shared / "models" / "btsbot-published" / name,
@@ -141,12 +143,19 @@ def main() -> None:
                                 num_threads=args.threads)
                 flops = model_flops(scorer.loaded.config)
                 rates = [model_rate(scorer, b) for b in (1, 32, 256)]
+                if (backend, precision) == ("torch", "float32"):
+                    scorer._run.chunk = None  # the scorer's CPU chunking off: one call per batch
+                    rate = model_rate(scorer, 256)
+                    unchunked.append(f"{preset} {rate:.0f}/s, ratio {fp32_rate / (flops * rate):.2f}")
+                    scorer._run.chunk = scorer._run.cpu_chunk
                 bound = bf16_rate if precision == "bfloat16" else fp32_rate
                 e2e, _ = end_to_end_rate(scorer, blobs)
                 diff = np.abs(scorer.score_alerts(real).score - reference).max()
                 print(f"{preset} | {backend} | {precision} | {flops / 1e6:.0f} | "
                       f"{rates[0]:.0f} | {rates[1]:.0f} | {rates[2]:.0f} | "
                       f"{bound / (flops * rates[2]):.2f} | {e2e:.0f} | {diff:.1e}")
+    print(f"unchunked torch float32 forward at batch 256 (one oneDNN call): "
+          f"{', '.join(unchunked)}")
     print(f"load average after: {os.getloadavg()[0]:.2f} (figures are only valid near 0 + threads)")
 
 
