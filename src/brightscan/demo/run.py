@@ -34,7 +34,7 @@ DEMO_SIZES: dict[str, DemoSize] = {
     # CI's smoke size: about two minutes on 2 cores; numbers are meaningful, not good.
     "tiny": DemoSize(n_sources=120, n_nights=40, epochs=2, max_steps_per_epoch=60, batch_size=32, nmax=60),
     # The README's main job: at most 10 minutes on 2 cores.
-    "small": DemoSize(n_sources=600, n_nights=90, epochs=8, max_steps_per_epoch=None, batch_size=32, nmax=60),
+    "small": DemoSize(n_sources=900, n_nights=100, epochs=10, max_steps_per_epoch=None, batch_size=32, nmax=60),
     # The paper's scale (14,000 sources, ~560,000 alerts): hours on a CPU.
     "paper": DemoSize(n_sources=14000, n_nights=365, epochs=50, max_steps_per_epoch=None, batch_size=16, nmax=60),
 }

@@ -80,6 +80,7 @@ class MultiInputCNN(nn.Module):
     def forward_image(self, triplet: torch.Tensor) -> torch.Tensor:
         """Image branch: ``(N, H, W, C)`` -> ``(N, image_out)``."""
         x = triplet.permute(0, 3, 1, 2)  # (N, C, H, W), channels-last in memory
+        autocast = torch.is_autocast_enabled(x.device.type)
         convs = iter(self.convs)
         for block, pool, rate in zip(
             self.config.conv_filters, self.config.pool_sizes, self.config.conv_dropouts
@@ -88,7 +89,10 @@ class MultiInputCNN(nn.Module):
                 conv = next(convs)
                 # Each conv runs in its own weights' dtype, so a reduced-precision image branch
                 # (some convs in bf16, see Scorer) needs no other change; a no-op in float32.
-                x = F.relu(conv(x.to(conv.weight.dtype)))
+                # Under autocast the activations stay bf16 between convs (no cast round trip).
+                if not autocast:
+                    x = x.to(conv.weight.dtype)
+                x = F.relu(conv(x))
             x = F.max_pool2d(x, pool)  # floor: 63 -> 31 -> 7
             x = F.dropout(x, rate, self.training)
         return torch.flatten(x, 1).to(triplet.dtype)  # (N, C * side * side), NCHW order
