@@ -188,7 +188,8 @@ class Scorer:
                      features: np.ndarray | None = None) -> np.ndarray:
         """Scores ``sigmoid(logit / temperature)`` as float64, shape ``(N,)``."""
         logits = self.predict_logits(triplets, features).astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-logits / self.temperature))
+        # sigmoid as exp(-log(1 + e^-z)): exact, and no overflow warning for very negative logits
+        return np.exp(-np.logaddexp(0.0, -logits / self.temperature))
 
     # --- alerts --------------------------------------------------------------------------------
     def prepare(self, items: Iterable[Alert | Rejection], *,
