@@ -32,7 +32,7 @@ from brightscan.dataset.split import SPLITS, check_fractions, split_by_source
 from brightscan.dataset.thin import thin_latest
 from brightscan.errors import AlertError, ConfigError, InputError
 from brightscan.preprocess import OVERFLOW_MODES, PREPROCESSING_VERSION, STAMP_SIZE, feature_names, preprocess_alert
-from brightscan.preprocess.batch import collect_history
+from brightscan.preprocess.batch import IDENTITY_COLUMNS, collect_history, feature_table_schema
 from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,7 @@ __all__ = ["BuildConfig", "build_dataset", "read_labels", "table_schema"]
 
 #: Scalar columns of ``alerts.parquet`` written before the features.
 ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("candid", pa.int64()),
-    ("objectId", pa.string()),
-    ("jd", pa.float64()),
-    ("magpsf", pa.float64()),
-    ("fid", pa.int32()),
+    *IDENTITY_COLUMNS,
     ("label", pa.int8()),
     ("class", pa.string()),
 )
@@ -75,11 +71,7 @@ class BuildConfig:
 
 def table_schema(feature_set: str) -> pa.Schema:
     """Schema of ``<split>/alerts.parquet`` for a feature set."""
-    fields = [pa.field(name, dtype) for name, dtype in ID_COLUMNS]
-    ids = {name for name, _ in ID_COLUMNS}
-    fields += [pa.field(n, pa.float32()) for n in feature_names(feature_set) if n not in ids]
-    return pa.schema(fields, metadata={"preprocessing_version": PREPROCESSING_VERSION,
-                                       "feature_set": feature_set})
+    return feature_table_schema(ID_COLUMNS, feature_set)
 
 
 def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:

@@ -20,15 +20,16 @@ from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
 
 log = logging.getLogger(__name__)
 
-#: Scalar columns written before the features, in this order.
-ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+#: Identity columns of every alert table we write (preprocess output and dataset splits).
+IDENTITY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("candid", pa.int64()),
     ("objectId", pa.string()),
     ("jd", pa.float64()),
     ("magpsf", pa.float64()),
     ("fid", pa.int32()),
-    ("source", pa.string()),
 )
+#: Scalar columns of ``alerts.parquet`` written before the features, in this order.
+ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (*IDENTITY_COLUMNS, ("source", pa.string()))
 
 
 @dataclass
@@ -52,9 +53,16 @@ class PreprocessSummary:
 
 def alerts_schema(feature_set: str) -> pa.Schema:
     """Schema of ``alerts.parquet`` for a feature set."""
-    fields = [pa.field(name, dtype) for name, dtype in ID_COLUMNS]
-    id_names = {name for name, _ in ID_COLUMNS}
-    # A feature that is also an identity column (magpsf) is stored once, in full precision.
+    return feature_table_schema(ID_COLUMNS, feature_set)
+
+
+def feature_table_schema(id_columns: tuple[tuple[str, pa.DataType], ...], feature_set: str) -> pa.Schema:
+    """Identity columns, then the feature set's columns (float32) in model order.
+
+    A feature that is also an identity column (``magpsf``) is stored once, in full precision.
+    """
+    fields = [pa.field(name, dtype) for name, dtype in id_columns]
+    id_names = {name for name, _ in id_columns}
     fields += [pa.field(name, pa.float32()) for name in feature_names(feature_set) if name not in id_names]
     return pa.schema(fields, metadata={"preprocessing_version": PREPROCESSING_VERSION, "feature_set": feature_set})
 
