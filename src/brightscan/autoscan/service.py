@@ -121,7 +121,6 @@ class AutoscanService:
             return result
         items = iter(batch.items)
         chunk = list(itertools.islice(items, self.config.chunk_size))
-        n_stored = 0
         while True:
             following = list(itertools.islice(items, self.config.chunk_size))
             last = not following
