@@ -41,7 +41,7 @@ def _print_summary(out: Path, summary: dict) -> None:
                      f"median delay {delay_text} ({pol['n_sources']} sources)")
     lines.append(f"autoscan replay of night {scan['night']}: {scan['alerts_scored']} alerts scored, "
                  f"{scan['sources_passed']} sources passed, {scan['actions_done']} actions logged "
-                 f"({scan['actions_log']})")
+                 f"({scan['actions_log']}); night summary {scan['night_summary']}")
     lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))
     lines.append(f"report: {(out / summary['report'] / 'index.html').resolve()}")
     typer.echo("\n".join(lines))

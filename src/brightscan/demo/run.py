@@ -163,7 +163,11 @@ def _replay_last_night(out: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         sink=SinkConfig(kind="log", path=str(out / "autoscan-actions.jsonl")),
         service=ServiceConfig(speedup=float("inf")),
     )
+    from brightscan.autoscan.summary import write_summary
+
     report = run_autoscan(config, f"replay:{night}", out / "model")
+    night_page = write_summary(config.db_url, night.name, out / "autoscan-summary")
     return {"night": night.name, "alerts_scored": report.alerts, "sources_passed": report.passed,
             "actions_done": report.actions_done, "actions_failed": report.actions_failed,
-            "actions_log": str(out / "autoscan-actions.jsonl"), "policy": "optimised" if stored else "gt1"}
+            "actions_log": str(out / "autoscan-actions.jsonl"), "night_summary": str(night_page),
+            "policy": "optimised" if stored else "gt1"}
