@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from brightscan.errors import BrightscanError
 
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
 #: Header bytes reserved so the final shape can be written in place, whatever N turns out to be.
@@ -107,3 +110,25 @@ REJECTION_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
+
+
+def read_json_card(directory: str | os.PathLike, name: str, *, fmt: str, version: int,
+                   error: type[BrightscanError], what: str) -> dict[str, Any]:
+    """Parse ``directory/name``, a JSON card of format ``fmt`` and version ``version``.
+
+    Raises ``error`` (``ModelFileError``, ``InputError``, ...) naming the file and the problem:
+    missing, not JSON, another format, or another format version.
+    """
+    path = Path(directory) / name
+    if not path.is_file():
+        raise error(f"{directory} is not a {what}: {name} not found")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(card, dict) or card.get("format") != fmt:
+        raise error(f"{path} is not a {what} card")
+    if card.get("format_version") != version:
+        raise error(f"{path} has format version {card.get('format_version')}; this brightscan reads "
+                    f"version {version}")
+    return card

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from brightscan.errors import InputError
+from brightscan.storage import read_json_card
 
 __all__ = ["CARD_NAME", "FORMAT", "write_card", "read_dataset_card"]
 
@@ -43,15 +44,5 @@ def read_dataset_card(directory: str | Path) -> dict[str, Any]:
     InputError
         When the directory is not a brightscan dataset.
     """
-    path = Path(directory) / CARD_NAME
-    if not path.is_file():
-        raise InputError(f"{directory} is not a brightscan dataset: {CARD_NAME} not found")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise InputError(f"{path} is not a brightscan dataset card")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path} has format version {card.get('format_version')}, expected {FORMAT_VERSION}")
-    return card
+    return read_json_card(directory, CARD_NAME, fmt=FORMAT, version=FORMAT_VERSION, error=InputError,
+                          what="brightscan dataset")

@@ -29,6 +29,7 @@ from brightscan.errors import BrightscanError, ConfigError, ModelFileError
 from brightscan.model.config import ModelConfig
 from brightscan.model.mi_cnn import MultiInputCNN
 from brightscan.model.registry import default_device, list_presets
+from brightscan.storage import read_json_card
 
 __all__ = [
     "CARD_NAME",
@@ -208,20 +209,9 @@ def read_card(directory: str | Path) -> dict[str, Any]:
     ModelFileError
         When it is missing, not JSON, of another format, or names an unknown preset.
     """
+    card = read_json_card(directory, CARD_NAME, fmt=_FORMAT, version=FORMAT_VERSION,
+                          error=ModelFileError, what="model directory")
     path = Path(directory) / CARD_NAME
-    if not path.is_file():
-        raise ModelFileError(f"{directory} is not a model directory: {CARD_NAME} not found")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(card, dict) or card.get("format") != _FORMAT:
-        raise ModelFileError(f"{path} is not a brightscan model card")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has format version {card.get('format_version')}; this brightscan reads "
-            f"version {FORMAT_VERSION}"
-        )
     missing = [k for k in ("model_id", "model_version", "config", "features", "weights")
                if k not in card]
     if missing:
