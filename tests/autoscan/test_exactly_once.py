@@ -25,11 +25,11 @@ N_KILLS = 22
 SEED = 2025
 
 
-def _config(tmp_path: Path, db: Path) -> Path:
+def _config(tmp_path: Path, db_url: str) -> Path:
     path = tmp_path / "autoscan.toml"
     path.write_text(f"""
 [database]
-url = "sqlite:///{db}"
+url = "{db_url}"
 
 [policy]
 name = "gt1"
@@ -71,11 +71,11 @@ def _wait_started(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> b
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_model, tmp_path):
+def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_model, tmp_path, db_url):
+    """Runs on SQLite, and on PostgreSQL when BRIGHTSCAN_TEST_POSTGRES_URL is set (CI)."""
     rows = write_night(real_avro_dir, tmp_path / "night", n_sources=40, per_source=3, seed=SEED)
     objects = sorted({r["objectId"] for r in rows})
-    db = tmp_path / "autoscan.db"
-    config = _config(tmp_path, db)
+    config = _config(tmp_path, db_url)
     span_s = (max(r["jd"] for r in rows) - min(r["jd"] for r in rows)) * 86400
     speedup = span_s / 20.0  # ~20 s of replay: longer than the service runs between kills
     rng = np.random.default_rng(SEED)
@@ -111,7 +111,7 @@ def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_mod
     assert saves == {o: 1 for o in objects}
     assert followups == {o: 1 for o in objects}
     assert annotations == {o: 1 for o in objects}
-    engine = sa.create_engine(f"sqlite:///{db}")
+    engine = sa.create_engine(db_url)
     with engine.connect() as conn:
         candids = conn.execute(sa.text("SELECT candid FROM alerts")).scalars().all()
         states = dict(conn.execute(sa.text("SELECT state, count(*) FROM actions GROUP BY state")).all())
