@@ -17,7 +17,7 @@ _CAPTIONS = {
     "roc": "ROC curve of the alerts (AUC in the legend).",
     "outcomes": "Outcomes at score 0.5 by PSF magnitude; the shaded region (m < 18.5) is what triggers BTS spectra.",
     "outcomes_compare": "Same for the compared model.",
-    "completeness_purity": "Source completeness (navy) and purity (orange) by peak magnitude; thin lines: overall.",
+    "completeness_purity": "Source completeness (circles, solid) and purity (squares, dashed) by peak magnitude, one colour per policy; thin lines: overall.",
     "delay": "Policy minus scanner identification time of bright sources (negative: the policy is earlier).",
     "reliability": "Reliability: fraction of bright alerts against mean score per bin (diagonal = calibrated).",
     "frontier": "Policy search on the validation split: best purity per completeness; star = chosen policy.",
