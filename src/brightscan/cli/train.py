@@ -28,12 +28,17 @@ def train(
     with handle_errors():
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
                                 compile=compile_model)
-        with make_progress() as progress:
-            task = progress.add_task(f"training {cfg.preset}", total=None)
+        from brightscan.dataset.card import read_dataset_card
+
+        # One bar per epoch over the training alerts (a step cap may end an epoch sooner).
+        n_train = read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts")
+        with make_progress(transient=True) as progress:
+            task = progress.add_task(f"training {cfg.preset}, epoch 1", total=n_train)
 
             def on_epoch(row: dict) -> None:
-                progress.update(task, description=f"epoch {row['epoch']}: val loss {row['val_loss']:.4f}, "
-                                f"val AUC {row['val_auc']:.3f}")
+                progress.reset(task, total=n_train, description=(
+                    f"epoch {row['epoch'] + 1} (last: val loss {row['val_loss']:.4f}, "
+                    f"val AUC {row['val_auc']:.3f})"))
 
             result = Trainer(cfg).fit(dataset, out, resume=resume, on_epoch=on_epoch,
                                       on_step=lambda n: progress.advance(task, n)).result_
