@@ -132,3 +132,22 @@ def read_json_card(directory: str | os.PathLike, name: str, *, fmt: str, version
         raise error(f"{path} has format version {card.get('format_version')}; this brightscan reads "
                     f"version {version}")
     return card
+
+
+def read_csv_table(path: str | os.PathLike, required: Sequence[str], what: str) -> Any:
+    """Read a user's CSV (``objectId`` kept as text) and check its required columns.
+
+    Raises ``InputError`` naming the file when it is missing or lacks a column.
+    """
+    import pandas as pd
+
+    from brightscan.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file {path} not found")
+    frame = pd.read_csv(path, dtype={"objectId": str})
+    missing = set(required) - set(frame.columns)
+    if missing:
+        raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
+    return frame

@@ -25,6 +25,13 @@ def _config(config: Path | None, db: str | None, policy: str | None, sink: str |
     return load_config(config, db_url=db, policy=policy, sink=sink, speedup=speedup)
 
 
+def _finish(report) -> None:
+    """Print the run's report; exit 1 when an action was given up on."""
+    _print(report)
+    if report.actions_failed:
+        raise typer.Exit(1)
+
+
 def _print(report: Any) -> None:
     typer.echo(f"alerts stored {report.alerts}, sources passed {report.passed}, actions done "
                f"{report.actions_done}, pending {report.actions_pending}, failed {report.actions_failed}")
@@ -45,9 +52,7 @@ def run(
 
     with handle_errors():
         report = run_autoscan(_config(config, db, policy, sink, speedup), source, model)
-    _print(report)
-    if report.actions_failed:
-        raise typer.Exit(1)
+    _finish(report)
 
 
 @app.command("scan")
@@ -67,9 +72,7 @@ def scan(
     with handle_errors():
         report = scan_once(_config(config, db, policy, sink), source, model,
                            since=parse_time(since), until=parse_time(until))
-    _print(report)
-    if report.actions_failed:
-        raise typer.Exit(1)
+    _finish(report)
 
 
 @app.command("summary")

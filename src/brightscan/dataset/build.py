@@ -33,7 +33,7 @@ from brightscan.dataset.thin import thin_latest
 from brightscan.errors import AlertError, ConfigError, InputError
 from brightscan.preprocess import OVERFLOW_MODES, PREPROCESSING_VERSION, STAMP_SIZE, feature_names, preprocess_alert
 from brightscan.preprocess.batch import IDENTITY_COLUMNS, collect_history, feature_table_schema
-from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
+from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter, read_csv_table
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,7 @@ def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:
     InputError
         Missing file or columns, labels other than 0/1, a source labelled twice differently.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"labels file {path} not found")
-    frame = pd.read_csv(path, dtype={"objectId": str})
-    missing = {"objectId", "label"} - set(frame.columns)
-    if missing:
-        raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
+    frame = read_csv_table(path, ("objectId", "label"), "labels")
     frame = frame.dropna(subset=["objectId"])
     bad = ~frame["label"].isin([0, 1])
     if bad.any():

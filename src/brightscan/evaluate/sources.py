@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from brightscan.errors import InputError
+from brightscan.storage import read_csv_table
 from brightscan.policy import BasePolicy, ScoredAlert, SourceHistory
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,7 @@ def select_sources(
 
 def read_scanner_saves(path: str | Path) -> dict[str, float]:
     """Read ``objectId,save_jd`` (empty ``save_jd``: never saved) into a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"scanner saves file {path} not found")
-    frame = pd.read_csv(path, dtype={"objectId": str})
-    missing = {"objectId", "save_jd"} - set(frame.columns)
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    frame = read_csv_table(path, ("objectId", "save_jd"), "scanner saves")
     jd = pd.to_numeric(frame["save_jd"], errors="coerce")
     return {o: float(t) for o, t in zip(frame["objectId"], jd) if not math.isnan(t)}
 
