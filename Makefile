@@ -24,7 +24,7 @@ test: $(STAMP)
 # CI: the demo at a tiny size, then a check that its report exists and its metrics are in range.
 ci-demo: $(STAMP)
 	$(BIN)/brightscan demo --size tiny --out ci-demo-out
-	$(BIN)/python -m brightscan.demo.check ci-demo-out
+	$(BIN)/python -m tests.demo.check ci-demo-out
 
 clean:
 	rm -rf $(VENV) demo-out ci-demo-out

@@ -6,7 +6,7 @@
 
 It simulates a survey (``brightscan.simulate``), picks its busiest night, and runs the real service
 (``python -m brightscan autoscan run --source replay:...``, a subprocess) with the SkyPortal sink
-pointed at :class:`brightscan.autoscan.fakeportal.FakeSkyPortal` on 127.0.0.1. Latency is measured
+pointed at :class:`tests.autoscan.fakeportal.FakeSkyPortal` on 127.0.0.1. Latency is measured
 per saved source, from the moment the file holding the alert that made it pass "arrived" (its
 scheduled replay time) to SkyPortal's acknowledgement of the save, both read from the database.
 Without ``--model`` a randomly initialised ``mi_cnn.tiny`` is used with ``gt1`` at threshold 0,
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from brightscan.autoscan.fakeportal import FakeSkyPortal
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fake SkyPortal is test support
+from tests.autoscan.fakeportal import FakeSkyPortal  # noqa: E402
 
 TOKEN = "bench-token"
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from brightscan.autoscan.fakeportal import FakeSkyPortal
+from tests.autoscan.fakeportal import FakeSkyPortal
 
 from .conftest import write_night
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from brightscan.alerts import Alert, read_file
 from brightscan.autoscan.config import ServiceConfig
-from brightscan.autoscan.fakeportal import FakeSkyPortal
+from tests.autoscan.fakeportal import FakeSkyPortal
 from brightscan.autoscan.service import AutoscanService, load_scorer
 from brightscan.autoscan.sinks import LogSink, SinkError, SkyPortalSink
 from brightscan.autoscan.sources import Batch, DirectorySource, ReplaySource

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from brightscan.autoscan.fakeportal import FakeSkyPortal
+from tests.autoscan.fakeportal import FakeSkyPortal
 from brightscan.autoscan.sinks import ActionRequest, LogSink, SinkError, SkyPortalSink, WebhookSink
 
 TOKEN = "s3cret-token-value"

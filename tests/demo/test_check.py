@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from brightscan.demo.check import check_demo_output, check_metrics, main
+from tests.demo.check import check_demo_output, check_metrics, main
 
 
 def _metrics() -> dict:

@@ -1,6 +1,6 @@
 """Check a demo output directory: the report exists and its metrics are in valid ranges.
 
-Run as ``python -m brightscan.demo.check DIR`` (CI does, after the tiny demo); exits non-zero and
+Run as ``python -m tests.demo.check DIR`` (CI does, after the tiny demo); exits non-zero and
 names every problem found.
 """
 
@@ -73,7 +73,7 @@ def _in_unit(name: str, value: Any) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m brightscan.demo.check DEMO_OUT_DIR", file=sys.stderr)
+        print("usage: python -m tests.demo.check DEMO_OUT_DIR", file=sys.stderr)
         return 2
     problems = check_demo_output(args[0])
     for problem in problems:
