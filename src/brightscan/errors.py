@@ -41,12 +41,6 @@ class AlertError(BrightscanError):
         return f"{who}: {self.reason}"
 
 
-class ReadError(AlertError):
-    """A packet or file cannot be decoded."""
-
-    stage = "read"
-
-
 class CutoutError(AlertError):
     """A cutout cannot be turned into a valid image channel."""
 

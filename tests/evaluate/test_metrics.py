@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brightscan.evaluate import metrics as M
+from brightscan import metrics as M
 
 
 def auc_by_pairs(y, s):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brightscan.evaluate import metrics as M
+from brightscan import metrics as M
 from brightscan.evaluate import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

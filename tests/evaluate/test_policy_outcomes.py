@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from brightscan.errors import InputError
-from brightscan.evaluate.metrics import metrics_by_peak, source_metrics
+from brightscan.metrics import metrics_by_peak, source_metrics
 from brightscan.evaluate.sources import apply_policy, build_sources, read_scanner_saves, select_sources, source_arrays
 from brightscan.policy import make_policy
 

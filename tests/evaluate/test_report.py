@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from brightscan.errors import InputError
-from brightscan.evaluate import metrics as M
+from brightscan import metrics as M
 from brightscan.evaluate import report
 from brightscan.evaluate.report import EvaluateConfig, evaluate
 from evaluate.tiny import save_random_model

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brightscan.errors import BrightscanWarning, ConfigError
-from brightscan.evaluate.metrics import source_metrics
+from brightscan.metrics import source_metrics
 from brightscan.evaluate.sources import apply_policy, source_arrays
 from brightscan.policy import GtN, PolicySearch, ScoredAlert, SourceHistory, policy_from_dict
 from brightscan.policy.search import _Flat

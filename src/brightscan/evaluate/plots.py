@@ -1,6 +1,6 @@
 """One figure per function, drawn with matplotlib's Agg canvas (no display, no pyplot state).
 
-Each function takes numbers already computed by :mod:`brightscan.evaluate.metrics`, writes one
+Each function takes numbers already computed by :mod:`brightscan.metrics`, writes one
 PNG to ``path`` and returns the path.
 """
 
@@ -69,7 +69,7 @@ def plot_completeness_purity(by_peak: Mapping[str, Mapping[str, np.ndarray]],
     """Figure 3 (left): completeness (solid) and purity (dashed) against peak magnitude; thin lines: overall.
 
     ``by_peak`` and ``overall`` map a policy (or model) label to the output of
-    :func:`~brightscan.evaluate.metrics.metrics_by_peak` / :func:`~brightscan.evaluate.metrics.source_metrics`.
+    :func:`~brightscan.metrics.metrics_by_peak` / :func:`~brightscan.metrics.source_metrics`.
     """
     fig = _figure(6.5, 4.5)
     ax = fig.add_subplot()

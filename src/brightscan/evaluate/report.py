@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from brightscan import metrics as M
 from brightscan.errors import InputError
-from brightscan.evaluate import metrics as M
 from brightscan.evaluate import plots
-from brightscan.evaluate.sources import apply_policy, build_sources, read_scanner_saves, select_sources, source_arrays
+from brightscan.evaluate.sources import (
+    apply_policy,
+    build_sources,
+    read_scanner_saves,
+    select_sources,
+    source_arrays,
+)
 from brightscan.policy import PolicySearch, SourceHistory, make_policy
+from brightscan.serial import to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +193,7 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     }
     if other is not None:
         result["compare"] = other.metrics
-    result = _clean(result)
+    result = to_jsonable(result)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     images = write_figures(main, other, out)
     from brightscan.evaluate.html import write_html
@@ -219,18 +225,3 @@ def write_figures(main: ModelEvaluation, other: ModelEvaluation | None, out: Pat
     frontier, chosen, target = main.figures["frontier"]
     images["frontier"] = plots.plot_frontier(frontier, chosen, target, out / "frontier.png")
     return images
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null, numpy values become Python ones."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -16,7 +16,13 @@ from typing import Any
 from brightscan.errors import ConfigError
 from brightscan.policy.base import BasePolicy
 from brightscan.policy.records import ScoredAlert, SourceHistory, sort_history
-from brightscan.policy.rules import NAMED_POLICIES, GtN, gtn_from_params, lookup_factory, register_policy
+from brightscan.policy.rules import (
+    NAMED_POLICIES,
+    GtN,
+    gtn_from_params,
+    lookup_factory,
+    register_policy,
+)
 from brightscan.policy.search import DEFAULT_GRID, PolicySearch
 
 __all__ = [

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from brightscan.policy.records import ScoredAlert, SourceHistory
+from brightscan.serial import to_jsonable
 
 
 class BasePolicy:
@@ -55,7 +56,7 @@ class BasePolicy:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description that :func:`policy_from_dict` turns back into a policy."""
-        return {"policy": type(self).__name__, "params": _jsonable(self.get_params())}
+        return {"policy": type(self).__name__, "params": to_jsonable(self.get_params())}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -65,14 +66,3 @@ class BasePolicy:
         return type(self) is type(other) and self.get_params() == other.get_params()  # type: ignore[attr-defined]
 
     __hash__ = None  # type: ignore[assignment]  # mutable settings, like scikit-learn estimators
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert tuples and numpy scalars so ``json.dumps`` accepts the value."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

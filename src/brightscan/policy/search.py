@@ -11,27 +11,29 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from brightscan.errors import BrightscanWarning, ConfigError
-from brightscan.evaluate.metrics import source_metrics
-from brightscan.policy.base import BasePolicy, _jsonable
+from brightscan.metrics import source_metrics
+from brightscan.policy.base import BasePolicy
 from brightscan.policy.records import ScoredAlert, SourceHistory
 from brightscan.policy.rules import GtN, gtn_from_params, history_arrays
+from brightscan.serial import to_jsonable
 
 log = logging.getLogger(__name__)
 
 #: Default search grid (keys are :class:`GtN` parameters; None = cut not applied).
-DEFAULT_GRID: dict[str, list[Any]] = {
-    "n": [1, 2, 3],
-    "threshold": [round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05)],
-    "max_magpsf": [None, 18.5, 19.0, 19.5, 20.0],
-    "min_age": [None, 0.5, 1.0, 2.0],
-    "min_detections": [None, 2, 3],
-}
+DEFAULT_GRID: Mapping[str, tuple[Any, ...]] = MappingProxyType({
+    "n": (1, 2, 3),
+    "threshold": tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05)),
+    "max_magpsf": (None, 18.5, 19.0, 19.5, 20.0),
+    "min_age": (None, 0.5, 1.0, 2.0),
+    "min_detections": (None, 2, 3),
+})
 
 
 class _Flat:
@@ -149,7 +151,7 @@ class PolicySearch(BasePolicy):
         out = super().to_dict()
         if hasattr(self, "best_"):
             out["best"] = self.best_.to_dict()
-            out["best_score"] = _jsonable(self.best_score_)
+            out["best_score"] = to_jsonable(self.best_score_)
             out["target_met"] = self.target_met_
         return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from brightscan.alerts.records import Alert
 from brightscan.errors import FeatureError
 
 #: Feature sets of the published models, in the order the models expect them.
-FEATURE_SETS: dict[str, tuple[str, ...]] = {
+FEATURE_SETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "icml2023": (
         "sgscore1", "distpsnr1", "sgscore2", "distpsnr2", "fwhm", "magpsf", "sigmapsf", "ra",
         "dec", "diffmaglim", "ndethist", "nmtchps", "age", "peakmag_so_far",
@@ -33,7 +34,7 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
         "peakmag_so_far", "drb", "ncovhist", "nnondet", "chinr", "sharpnr", "scorr", "sky",
         "maxmag_so_far",
     ),
-}
+})
 
 #: Features computed from the history rather than read from the candidate.
 HISTORY_FEATURES = ("age", "peakmag_so_far", "maxmag_so_far", "days_since_peak", "days_to_peak", "nnondet")

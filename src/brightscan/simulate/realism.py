@@ -42,7 +42,7 @@ def realism_report(sim_dir: str | Path, model_dir: str | Path, *, batch_size: in
         ``n_rejected``, ``model``, and ``by_group``: per group (bright SN, dim SN, AGN, CV, ...)
         the count, mean score and the fraction scored >= 0.5.
     """
-    from brightscan.evaluate.metrics import roc_auc
+    from brightscan.metrics import roc_auc
     from brightscan.model.scorer import Scorer
 
     scorer = Scorer(model_dir, batch_size=batch_size)

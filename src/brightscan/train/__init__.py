@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from brightscan.train.augment import augment_batch
 from brightscan.train.config import TrainConfig, dump_toml, load_train_config
-from brightscan.train.loop import evaluate, roc_auc, train_epoch
+from brightscan.train.loop import evaluate, train_epoch
 from brightscan.train.trainer import Trainer, TrainResult, class_weights
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "dump_toml",
     "evaluate",
     "load_train_config",
-    "roc_auc",
     "train_epoch",
 ]

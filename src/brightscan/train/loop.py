@@ -10,12 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 from torch import nn
 
 from brightscan.train.augment import augment_batch
 
-__all__ = ["Batch", "EpochStats", "train_epoch", "evaluate", "roc_auc", "autocast"]
+__all__ = ["Batch", "EpochStats", "train_epoch", "evaluate", "autocast"]
 
 #: (triplets (N, 63, 63, 3), features (N, F), labels (N,)) as numpy float32 arrays.
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -99,13 +98,3 @@ def evaluate(
         return float("nan"), np.empty(0, np.float32), np.empty(0, np.float32)
     y_all = np.concatenate(labels)
     return total / len(y_all), np.concatenate(scores), y_all
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks); NaN with a single class."""
-    labels = np.asarray(labels) > 0.5
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -23,9 +23,10 @@ import torch
 
 from brightscan.dataset import iter_batches, open_split, read_dataset_card
 from brightscan.errors import ConfigError, InputError
+from brightscan.metrics import roc_auc
 from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from brightscan.train.config import TrainConfig
-from brightscan.train.loop import evaluate, roc_auc, train_epoch
+from brightscan.train.loop import evaluate, train_epoch
 
 log = logging.getLogger(__name__)
 
