@@ -35,7 +35,7 @@ import torch
 from brightscan.alerts import decode_avro, read_alerts
 from brightscan.model import ModelConfig, import_keras
 from brightscan.model.onnx_export import export_onnx
-from brightscan.model.scorer import Scorer
+from brightscan.score.scorer import Scorer
 
 PUBLISHED = {"mi_cnn.icml2023": "v03", "mi_cnn.v1": "v1.0.1"}
 

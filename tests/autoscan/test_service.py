@@ -15,13 +15,13 @@ from brightscan.autoscan.service import AutoscanService, load_scorer
 from brightscan.autoscan.sinks import LogSink, SinkError, SkyPortalSink
 from brightscan.autoscan.sources import Batch, DirectorySource, ReplaySource
 from brightscan.autoscan.store import action_attempts, actions, alerts, consumed_inputs, open_store, sources
-from brightscan.policy import make_policy
+from brightscan.policy import create_policy
 from brightscan.preprocess import compute_features, feature_names
 
 
 def _service(db_url, model, sink, threshold=0.0, **config):
     store = open_store(db_url)
-    return AutoscanService(store, load_scorer(model), make_policy("gt1", threshold=threshold), sink,
+    return AutoscanService(store, load_scorer(model), create_policy("gt1", threshold=threshold), sink,
                            ServiceConfig(**{"retry_base_s": 0.0, **config}))
 
 

@@ -13,7 +13,7 @@ from brightscan.alerts import Alert, read_alerts
 from brightscan.dataset import BuildConfig, build_dataset, iter_batches, open_split, read_dataset_card
 from brightscan.errors import ConfigError, InputError
 from brightscan.preprocess import feature_names, preprocess_alert
-from brightscan.preprocess.batch import collect_history
+from brightscan.preprocess.history import History
 
 
 @pytest.fixture(scope="module")
@@ -55,30 +55,30 @@ def test_splits_are_source_disjoint_and_rows_match(built: tuple[Path, dict, Path
 def test_train_is_thinned_to_the_latest_nmax_and_the_rest_is_not(built: tuple[Path, dict, Path]) -> None:
     ds, card, inputs = built
     tables = _tables(ds)
-    history = collect_history([inputs])
+    history = History.collect([inputs])
     per_source = tables["train"].groupby("objectId")["candid"]
     assert per_source.size().max() <= 2
     for object_id, candids in per_source:
-        unique = {d["candid"]: d["jd"] for d in history[object_id]}
+        unique = {d["candid"]: d["jd"] for d in history.records(object_id)}
         latest = sorted(unique, key=unique.get)[-2:]
         assert set(candids) <= set(latest)
     # every alert is accounted for: stored, thinned, duplicate, unlabelled or rejected
-    seen = sum(len(v) for v in history.values())
+    seen = sum(len(history.records(o)) for o in history.objects())
     stored = sum(len(t) for t in tables.values())
     assert stored + sum(card["skipped"].values()) == seen
-    assert card["skipped"]["unlabelled"] == sum(len(history[o]) for o in sorted(history)[-5:])
+    assert card["skipped"]["unlabelled"] == sum(len(history.records(o)) for o in sorted(history.objects())[-5:])
     assert card["skipped"].get("thinned", 0) > 0
 
 
 def test_features_are_the_scorers_causal_features(built: tuple[Path, dict, Path]) -> None:
     ds, _, inputs = built
-    history = collect_history([inputs])
+    history = History.collect([inputs])
     data = open_split(ds, "val")
     rows = data.table.set_index("candid")
     checked: set[int] = set()
     for alert in read_alerts([inputs]):  # the first copy of a repeated alert is the one stored
         if isinstance(alert, Alert) and alert.candid in rows.index and alert.candid not in checked:
-            trip, feats = preprocess_alert(alert, "v1", earlier=history[alert.object_id])
+            trip, feats = preprocess_alert(alert, "v1", earlier=history.records(alert.object_id))
             i = int(np.flatnonzero(data.table["candid"].to_numpy() == alert.candid)[0])
             np.testing.assert_array_equal(data.triplets[i], trip)
             np.testing.assert_array_equal(data.features[i], feats.astype(np.float32))

@@ -20,9 +20,9 @@ def _flat(text: str) -> str:
 
 
 def test_build_and_info(real_avro_dir: Path, tmp_path: Path) -> None:
-    from brightscan.preprocess.batch import collect_history
+    from brightscan.preprocess.history import History
 
-    sources = sorted(collect_history([real_avro_dir]))
+    sources = sorted(History.collect([real_avro_dir]).objects())
     pd.DataFrame({"objectId": sources, "label": [i % 2 for i in range(len(sources))]}).to_csv(
         tmp_path / "labels.csv", index=False)
     result = runner.invoke(app, ["dataset", "build", str(real_avro_dir), "--labels", str(tmp_path / "labels.csv"),

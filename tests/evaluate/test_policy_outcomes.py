@@ -9,7 +9,7 @@ import pytest
 from brightscan.errors import InputError
 from brightscan.metrics import metrics_by_peak, source_metrics
 from brightscan.evaluate.sources import apply_policy, build_sources, read_scanner_saves, select_sources, source_arrays
-from brightscan.policy import make_policy
+from brightscan.policy import create_policy
 
 # objectId, label, scanner save jd, [(jd, score, magpsf), ...]
 SOURCES = [
@@ -52,7 +52,7 @@ def test_named_policy_completeness_purity_delay(name):
     table, scores, saves = alert_table()
     sources = build_sources(table, scores, saves)
     arr = source_arrays(sources)
-    passed, pass_jd = apply_policy(make_policy(name), sources)
+    passed, pass_jd = apply_policy(create_policy(name), sources)
     m = source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     completeness, purity, delay = EXPECTED[name]
     assert m["completeness"] == pytest.approx(completeness)
@@ -64,7 +64,7 @@ def test_named_policy_completeness_purity_delay(name):
 def test_gt1_identification_times():
     table, scores, saves = alert_table()
     sources = build_sources(table, scores, saves)
-    passed, pass_jd = apply_policy(make_policy("gt1"), sources)
+    passed, pass_jd = apply_policy(create_policy("gt1"), sources)
     assert [s.object_id for s in sources] == ["A", "B", "C", "D", "E", "F"]
     assert passed.tolist() == [True, True, False, True, True, True]
     np.testing.assert_allclose(pass_jd, [10.4, 19.0, np.nan, 1.0, 1.0, 3.0])
@@ -74,7 +74,7 @@ def test_by_peak_magnitude():
     table, scores, saves = alert_table()
     sources = build_sources(table, scores, saves)
     arr = source_arrays(sources)
-    passed, _ = apply_policy(make_policy("gt1"), sources)
+    passed, _ = apply_policy(create_policy("gt1"), sources)
     # peaks: A 17.2, B 18.4, C 18.0, D 19.2, E 18.0, F 18.9
     r = metrics_by_peak(arr["label"], passed, arr["peak_mag"], bins=np.array([17.0, 18.0, 18.5, 19.5]))
     np.testing.assert_allclose(r["completeness"], [1.0, 0.5, np.nan])  # [17,18): A; [18,18.5): B, C

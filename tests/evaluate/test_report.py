@@ -59,7 +59,7 @@ def test_report_contract(tmp_path, tiny_model, tiny_dataset):
 
 def test_alert_metrics_match_the_scorer(tmp_path, tiny_model, tiny_dataset):
     from brightscan.dataset import open_split
-    from brightscan.model.scorer import Scorer
+    from brightscan.score.scorer import Scorer
 
     result = evaluate(tiny_model, tiny_dataset, out=tmp_path / "r", config=CONFIG)
     scorer = Scorer(tiny_model)
@@ -94,7 +94,7 @@ def test_search_sees_only_validation_sources(tmp_path, tiny_model, tiny_dataset,
 
 def test_calibrate_stores_temperature(tmp_path, tiny_model, tiny_dataset):
     from brightscan.model import read_card
-    from brightscan.model.scorer import Scorer
+    from brightscan.score.scorer import Scorer
 
     result = evaluate(tiny_model, tiny_dataset, out=tmp_path / "r", calibrate=True, config=CONFIG)
     t = result["calibration"]["temperature"]

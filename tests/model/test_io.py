@@ -10,7 +10,7 @@ import torch
 
 from brightscan.errors import ConfigError, ModelFileError
 from brightscan.model import create_model, load_model, read_card, save_model, set_temperature
-from brightscan.model.scorer import Scorer
+from brightscan.score.scorer import Scorer
 from brightscan.preprocess import FEATURE_SETS, PREPROCESSING_VERSION
 
 

@@ -9,7 +9,7 @@ import torch
 from brightscan.errors import ModelFileError
 from brightscan.model import get_config, load_model
 from brightscan.model.keras_import import _flatten_permutation, read_keras_metadata
-from brightscan.model.scorer import Scorer
+from brightscan.score.scorer import Scorer
 from brightscan.model.tf_checkpoint import read_checkpoint
 
 from .conftest import PUBLISHED, example_features

@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 from brightscan.errors import ConfigError, ModelFileError  # noqa: E402
 from brightscan.model import create_model, save_model  # noqa: E402
 from brightscan.model.onnx_export import export_onnx, open_onnx_session  # noqa: E402
-from brightscan.model.scorer import Scorer  # noqa: E402
+from brightscan.score.scorer import Scorer  # noqa: E402
 
 from .conftest import PUBLISHED, example_features  # noqa: E402
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from brightscan.alerts import Alert, Rejection, read_alerts
 from brightscan.cli.main import app
 from brightscan.errors import AlertError
-from brightscan.model.results import SCORE_COLUMNS
-from brightscan.model.scorer import Scorer
+from brightscan.score.results import SCORE_COLUMNS
+from brightscan.score.scorer import Scorer
 from brightscan.preprocess import preprocess_alert
 
 runner = CliRunner()

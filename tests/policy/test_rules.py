@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brightscan.errors import ConfigError
-from brightscan.policy import GtN, PolicySearch, ScoredAlert, make_policy, policy_from_dict
+from brightscan.policy import GtN, PolicySearch, ScoredAlert, create_policy, policy_from_dict
 
 
 def hist(*rows: tuple[float, float, float], **extra) -> list[ScoredAlert]:
@@ -20,22 +20,22 @@ def hist(*rows: tuple[float, float, float], **extra) -> list[ScoredAlert]:
 
 def test_gtn_counts_alerts_at_or_above_threshold():
     h = hist((1.0, 0.6, 18.0), (2.0, 0.3, 18.0), (3.0, 0.5, 18.0), (4.0, 0.9, 18.0))
-    assert make_policy("gt1").decisions(h).tolist() == [True, True, True, True]
-    assert make_policy("gt2").decisions(h).tolist() == [False, False, True, True]  # 0.5 counts (>=)
-    assert make_policy("gt3").first_pass_index(h) == 3
-    assert make_policy("gt4").first_pass_index(h) is None
-    assert make_policy("gt2").passes(h[:2]) is False and make_policy("gt2").passes(h[:3]) is True
+    assert create_policy("gt1").decisions(h).tolist() == [True, True, True, True]
+    assert create_policy("gt2").decisions(h).tolist() == [False, False, True, True]  # 0.5 counts (>=)
+    assert create_policy("gt3").first_pass_index(h) == 3
+    assert create_policy("gt4").first_pass_index(h) is None
+    assert create_policy("gt2").passes(h[:2]) is False and create_policy("gt2").passes(h[:3]) is True
 
 
 def test_bts_prod_is_strict_and_needs_magnitude_cut():
-    p = make_policy("bts_prod")
+    p = create_policy("bts_prod")
     assert not p.passes(hist((1.0, 0.85, 18.0)))  # score must be > 0.85
     assert not p.passes(hist((1.0, 0.9, 19.0)))  # magpsf must be < 19
     assert p.passes(hist((1.0, 0.9, 18.99)))
 
 
 def test_bts_prod_peak_uses_feature_or_running_minimum():
-    p = make_policy("bts_prod_peak")
+    p = create_policy("bts_prod_peak")
     # no peakmag_so_far given: the running minimum of magpsf is used
     h = hist((1.0, 0.9, 18.8), (2.0, 0.1, 18.4), (3.0, 0.9, 18.7))
     assert p.decisions(h).tolist() == [False, False, True]
@@ -53,17 +53,17 @@ def test_age_and_detection_cuts_fallback_to_history():
 
 
 def test_empty_history_never_passes():
-    assert make_policy("gt1").passes([]) is False
-    assert make_policy("gt1").first_pass_index([]) is None
+    assert create_policy("gt1").passes([]) is False
+    assert create_policy("gt1").first_pass_index([]) is None
 
 
 def test_params_dict_roundtrip_and_json():
     for name in ("gt1", "gt2", "gt3", "bts_prod", "bts_prod_peak"):
-        p = make_policy(name)
+        p = create_policy(name)
         d = json.loads(json.dumps(p.to_dict()))
         assert policy_from_dict(d) == p
-    assert make_policy("gt1", threshold=0.7).get_params()["threshold"] == 0.7
-    assert make_policy("gt1").fit([]) is not None
+    assert create_policy("gt1", threshold=0.7).get_params()["threshold"] == 0.7
+    assert create_policy("gt1").fit([]) is not None
 
 
 @pytest.mark.parametrize("bad", [
@@ -80,10 +80,10 @@ def test_invalid_descriptions_raise_config_error(bad):
 
 def test_unknown_name_raises_config_error():
     with pytest.raises(ConfigError, match="unknown policy"):
-        make_policy("gt0")
+        create_policy("gt0")
     with pytest.raises(ConfigError):
-        make_policy("gt1", colour="red")
-    assert isinstance(make_policy("search"), PolicySearch)
+        create_policy("gt1", colour="red")
+    assert isinstance(create_policy("search"), PolicySearch)
 
 
 # --- properties ----------------------------------------------------------------------------------

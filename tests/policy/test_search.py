@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from brightscan.errors import BrightscanWarning, ConfigError
 from brightscan.metrics import source_metrics
 from brightscan.evaluate.sources import apply_policy, source_arrays
-from brightscan.policy import GtN, PolicySearch, ScoredAlert, SourceHistory, policy_from_dict
+from brightscan.policy import GtN, PolicySearch, ScoredAlert, ObjectHistory, policy_from_dict
 from brightscan.policy.search import _Flat
 
 
-def source(oid: str, label: int, scores, mags=None, jd0: float = 0.0, save_jd=None) -> SourceHistory:
+def source(oid: str, label: int, scores, mags=None, jd0: float = 0.0, save_jd=None) -> ObjectHistory:
     mags = mags if mags is not None else [18.0] * len(scores)
     alerts = tuple(ScoredAlert(i + 1, jd0 + i, s, m) for i, (s, m) in enumerate(zip(scores, mags)))
-    return SourceHistory(oid, label, alerts, save_jd=save_jd)
+    return ObjectHistory(oid, label, alerts, save_jd=save_jd)
 
 
 def separable_val():

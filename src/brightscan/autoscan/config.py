@@ -190,4 +190,4 @@ def make_policy_from(config: PolicyConfig) -> Any:
 
     if config.stored is not None:
         return policy_mod.policy_from_dict(config.stored)
-    return policy_mod.make_policy(config.name, **config.params)
+    return policy_mod.create_policy(config.name, **config.params)

@@ -27,7 +27,10 @@ from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.sinks import Sink
 from brightscan.autoscan.sources import AlertSource, Batch
 from brightscan.autoscan.store import Store, alerts, consumed_inputs, rejections, sources
-from brightscan.errors import AlertError
+from brightscan.policy import ObjectState, ScoredAlert, decide, replay
+from brightscan.preprocess.history import History
+from brightscan.preprocess.pipeline import Pipeline
+from brightscan.score.scorer import score_chunk
 
 __all__ = ["AutoscanService", "BatchResult", "load_scorer"]
 
@@ -37,11 +40,11 @@ _CHUNK = 500  # IN-list size for candid / objectId look-ups
 
 
 def load_scorer(model_dir: str | Path, *, backend: str = "torch", overflow: str = "reject") -> Any:
-    """The model package's :class:`~brightscan.model.scorer.Scorer` for a model directory, on CPU.
+    """The model package's :class:`~brightscan.score.scorer.Scorer` for a model directory, on CPU.
 
     It stamps ``model_id`` / ``model_version`` and knows its ``feature_set``.
     """
-    from brightscan.model.scorer import Scorer
+    from brightscan.score.scorer import Scorer
 
     return Scorer(model_dir, backend=backend, device="cpu" if backend == "torch" else None,
                   overflow=overflow)
@@ -56,11 +59,6 @@ class BatchResult:
     rejected: int = 0  # rejection records written
     passed: list[str] = field(default_factory=list)  # sources that passed for the first time
     skipped: bool = False  # the whole input was already consumed
-
-
-def _candidate_row(alert: Alert) -> dict[str, Any]:
-    c = alert.candidate
-    return {"candid": alert.candid, "jd": float(c["jd"]), "magpsf": c.get("magpsf"), "fid": c.get("fid")}
 
 
 def _as_float(value: Any) -> float | None:
@@ -139,20 +137,28 @@ class AutoscanService:
     def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], batch: Batch,
                        result: BatchResult) -> None:
         new, duplicates = self._new_alerts(conn, items)
-        history = self._load_history(conn, {a.object_id for a in new})
-        prepared, rejected = self._prepare(new, history)
-        rejected = self._new_rejections(conn, rejected + [i for i in items if isinstance(i, Rejection)])
+        history = History(self._load_detections(conn, {a.object_id for a in new}), grow=True)
+        chunk = Pipeline(self.scorer.feature_set, overflow=self.config.overflow, history=history).prepare(new)
+        scores, bad_scores = score_chunk(self.scorer, chunk)
+        rejected = self._new_rejections(conn, [*chunk.rejections, *bad_scores,
+                                               *(i for i in items if isinstance(i, Rejection))])
+        scored = [_Scored(alert, triplet, dict(zip(_feature_names(self.scorer), features.tolist())), float(score))
+                  for alert, triplet, features, score in zip(chunk.alerts, chunk.triplets, chunk.features, scores)
+                  if math.isfinite(score)]  # never store a made-up score: the rejection says why
         now = self.clock()
-        self._store_alerts(conn, prepared, history, batch, now)
+        self._store_alerts(conn, scored, batch, now)
         for rej in rejected:
             conn.execute(rejections.insert().values(
                 candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
                 stage=rej.stage, reason=rej.reason, created_at=now))
         result.duplicates += duplicates
         result.rejected += len(rejected)
-        result.stored += len(prepared)
-        for object_id in dict.fromkeys(p["alert"].object_id for p in prepared):
-            if self._decide(conn, object_id, history[object_id], prepared, batch, now):
+        result.stored += len(scored)
+        by_object: dict[str, list[_Scored]] = {}
+        for item in scored:  # jd order within each object
+            by_object.setdefault(item.alert.object_id, []).append(item)
+        for object_id, mine in by_object.items():
+            if self._decide(conn, object_id, mine, batch, now):
                 result.passed.append(object_id)
 
     def _new_rejections(self, conn: Connection, items: list[Rejection]) -> list[Rejection]:
@@ -176,10 +182,10 @@ class AutoscanService:
         new = sorted((a for a in unique if a.candid not in known), key=lambda a: (a.jd, a.candid))
         return new, len(batch_alerts) - len(new)
 
-    def _load_history(self, conn: Connection, object_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    def _load_detections(self, conn: Connection, object_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The stored detections (``candid``, ``jd``, ``magpsf``, ``fid``) of these objects."""
         history: dict[str, list[dict[str, Any]]] = {o: [] for o in object_ids}
-        cols = [alerts.c.object_id, alerts.c.candid, alerts.c.jd, alerts.c.magpsf, alerts.c.fid,
-                alerts.c.score, alerts.c.features]
+        cols = [alerts.c.object_id, alerts.c.candid, alerts.c.jd, alerts.c.magpsf, alerts.c.fid]
         ids = sorted(object_ids)
         for i in range(0, len(ids), _CHUNK):
             query = sa.select(*cols).where(alerts.c.object_id.in_(ids[i:i + _CHUNK]))
@@ -187,104 +193,69 @@ class AutoscanService:
                 history[row["object_id"]].append(dict(row))
         return history
 
-    def _prepare(self, new: list[Alert], history: dict[str, list[dict[str, Any]]]
-                 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
-        """Triplets and causal features of the new alerts (jd order), stored earlier ones first."""
-        from brightscan.preprocess import preprocess_alert
-
-        prepared, rejected = [], []
-        earlier: dict[str, list[dict[str, Any]]] = {o: [dict(r) for r in rows] for o, rows in history.items()}
-        for alert in new:
-            try:
-                triplet, feats = preprocess_alert(alert, self.scorer.feature_set,
-                                                  earlier=earlier[alert.object_id],
-                                                  overflow=self.config.overflow)
-            except AlertError as exc:
-                rejected.append(Rejection(alert.candid, alert.object_id, alert.source, exc.stage, exc.reason))
-                continue
-            except Exception:
-                # a bug, not bad data: log which alert, roll the batch back, stop (restart retries it)
-                log.exception("unexpected error preprocessing candid %s (%s)", alert.candid, alert.object_id)
-                raise
-            earlier[alert.object_id].append(_candidate_row(alert))
-            prepared.append({"alert": alert, "triplet": triplet, "features": feats})
-        if prepared:
-            scores = self.scorer.score_arrays(np.stack([p["triplet"] for p in prepared]).astype(np.float32),
-                                              np.stack([p["features"] for p in prepared]).astype(np.float32))
-            for p, score in zip(prepared, scores):
-                p["score"] = float(score)
-            for p in [p for p in prepared if not math.isfinite(p["score"])]:
-                # never store a made-up score: the alert is rejected with the reason
-                a = p["alert"]
-                rejected.append(Rejection(a.candid, a.object_id, a.source, "score", "model score is not finite"))
-                prepared.remove(p)
-        return prepared, rejected
-
-    def _store_alerts(self, conn: Connection, prepared: list[dict[str, Any]],
-                      history: dict[str, list[dict[str, Any]]], batch: Batch, now: float) -> None:
-        from brightscan.preprocess import feature_names
-
-        names = feature_names(self.scorer.feature_set)
-        rows = []
-        for p in prepared:
-            alert, cand = p["alert"], p["alert"].candidate
-            features = {n: _as_float(v) for n, v in zip(names, p["features"])}
-            row = {"candid": alert.candid, "object_id": alert.object_id, "jd": alert.jd,
-                   "magpsf": float(cand["magpsf"]), "fid": cand.get("fid"), "score": p["score"],
-                   "model_id": self.scorer.model_id, "model_version": self.scorer.model_version,
-                   "features": features, "input_key": batch.key or batch.origin[:500],
-                   "arrived_at": batch.arrived_at, "stored_at": now}
-            rows.append(row)
-            history[alert.object_id].append(row)
+    def _store_alerts(self, conn: Connection, scored: list[_Scored], batch: Batch, now: float) -> None:
+        rows = [{"candid": s.alert.candid, "object_id": s.alert.object_id, "jd": s.alert.jd,
+                 "magpsf": float(s.alert.candidate["magpsf"]), "fid": s.alert.candidate.get("fid"),
+                 "score": s.score, "model_id": self.scorer.model_id, "model_version": self.scorer.model_version,
+                 "features": {n: _as_float(v) for n, v in s.features.items()},
+                 "input_key": batch.key or batch.origin[:500], "arrived_at": batch.arrived_at, "stored_at": now}
+                for s in scored]
         if rows:
             conn.execute(alerts.insert(), rows)
 
-    def _decide(self, conn: Connection, object_id: str, rows: list[dict[str, Any]],
-                prepared: list[dict[str, Any]], batch: Batch, now: float) -> bool:
-        """Update the source; on its first pass enqueue the configured actions. True if it passed."""
-        from brightscan.policy import ScoredAlert
-
-        state = conn.execute(sa.select(sources).where(sources.c.object_id == object_id)).mappings().first()
-        scored = sorted(rows, key=lambda r: (r["jd"], r["candid"]))
-        last = max(rows, key=lambda r: (r["jd"], r["candid"]))
-        values = {"n_alerts": len(rows), "last_score": last["score"], "updated_at": now}
-        if state is None:
+    def _decide(self, conn: Connection, object_id: str, mine: list[_Scored], batch: Batch, now: float) -> bool:
+        """Run the object's new alerts through the decision core; on its first pass enqueue the
+        configured actions. True if it passed in this chunk."""
+        row = conn.execute(sa.select(sources).where(sources.c.object_id == object_id)).mappings().first()
+        state = self._state(conn, object_id, row, {s.alert.candid for s in mine})
+        already = row is not None and row["policy_state"] == "passed"
+        identified = None
+        last_score = None if row is None else row["last_score"]
+        for item in mine:
+            alert = _scored_alert(item)
+            if state.is_latest(alert):
+                last_score = item.score
+            decision = decide(self.policy, state, alert)
+            state = decision.state
+            if decision.first and not already and identified is None:
+                identified = item
+        values = {"n_alerts": state.n_alerts, "last_score": last_score, "updated_at": now,
+                  "decision": {"policy": self.policy.to_dict(), "state": state.to_dict()}}
+        if row is None:
             conn.execute(sources.insert().values(object_id=object_id, policy_state="watching", **values))
         else:
             conn.execute(sources.update().where(sources.c.object_id == object_id).values(**values))
-        if state is not None and state["policy_state"] == "passed":
-            return False
-        mine = [p for p in prepared if p["alert"].object_id == object_id]
-        new_candids = {p["alert"].candid for p in mine}
-        known = [r for r in scored if r["candid"] not in new_candids]
-        for p in mine:  # arrival (jd) order: the first new alert at which the source passes
-            known = sorted([*known, next(r for r in rows if r["candid"] == p["alert"].candid)],
-                           key=lambda r: (r["jd"], r["candid"]))
-            history = [ScoredAlert(candid=r["candid"], jd=r["jd"], score=r["score"], magpsf=r["magpsf"],
-                                   peakmag_so_far=r["features"].get("peakmag_so_far"),
-                                   age=r["features"].get("age"),
-                                   ndethist=_as_int(r["features"].get("ndethist")))
-                       for r in known]
-            if self.policy.passes(history):
-                self._identify(conn, object_id, p, batch, now)
-                return True
-        return False
+        if identified is not None:
+            self._identify(conn, object_id, identified, batch, now)
+        return identified is not None
 
-    def _identify(self, conn: Connection, object_id: str, p: dict[str, Any], batch: Batch, now: float) -> None:
-        alert = p["alert"]
+    def _state(self, conn: Connection, object_id: str, row: Any, new_candids: set[int]) -> ObjectState:
+        """The object's decision state before this chunk: stored, or (first time under this
+        policy, or a database from before the state was kept) rebuilt once from its stored alerts."""
+        stored = None if row is None else row["decision"]
+        if stored and stored.get("policy") == self.policy.to_dict():
+            return ObjectState.from_dict(stored["state"])
+        query = sa.select(alerts.c.candid, alerts.c.jd, alerts.c.magpsf, alerts.c.score, alerts.c.features).where(
+            alerts.c.object_id == object_id)
+        earlier = [r for r in conn.execute(query).mappings() if r["candid"] not in new_candids]
+        earlier.sort(key=lambda r: (r["jd"], r["candid"]))
+        return replay(self.policy, [_scored_alert_from_row(r) for r in earlier])
+
+    def _identify(self, conn: Connection, object_id: str, item: _Scored, batch: Batch, now: float) -> None:
+        alert = item.alert
         conn.execute(sources.update().where(sources.c.object_id == object_id).values(
             policy_state="passed", policy=self.policy.to_dict(), identified_candid=alert.candid,
             identified_jd=alert.jd, identified_at=now,
-            triplet=np.asarray(p["triplet"], dtype=np.float16).tobytes(),
+            triplet=np.asarray(item.triplet, dtype=np.float16).tobytes(),
             followup_state="pending" if "followup" in self.config.actions else None))
         cand = alert.candidate
-        payload = {"candid": alert.candid, "jd": alert.jd, "score": p["score"],
+        payload = {"candid": alert.candid, "jd": alert.jd, "score": item.score,
                    "model_id": self.scorer.model_id, "model_version": self.scorer.model_version,
                    "magpsf": _as_float(cand.get("magpsf")), "ra": _as_float(cand.get("ra")),
                    "dec": _as_float(cand.get("dec"))}
-        for kind in self.config.actions:  # save first: the dispatcher keeps this order per source
+        for kind in self.config.actions:  # save first: the dispatcher keeps this order per object
             outbox.enqueue(conn, kind, object_id, payload, arrived_at=batch.arrived_at, now=now)
-        log.info("%s passed %s at candid %s (score %.3f)", object_id, self.policy, alert.candid, p["score"])
+        log.info("%s passed %s at candid %s (score %.3f)", object_id, self.policy, alert.candid, item.score)
 
     # ---- acting ----------------------------------------------------------------------------
     def dispatch(self) -> outbox.DispatchStats:
@@ -320,5 +291,34 @@ class AutoscanService:
         return self.drain() if drain else outbox.pending_count(self.store)
 
 
-def _as_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+@dataclass(frozen=True)
+class _Scored:
+    """A new alert of the chunk with its triplet, features (name -> value) and score."""
+
+    alert: Alert
+    triplet: np.ndarray
+    features: dict[str, float]
+    score: float
+
+
+def _feature_names(scorer: Any) -> tuple[str, ...]:
+    """The feature names of the scorer's feature set, in model order."""
+    from brightscan.preprocess import feature_names
+
+    return feature_names(scorer.feature_set)
+
+
+def _scored_alert(item: _Scored) -> ScoredAlert:
+    return _make_scored(item.alert.candid, item.alert.jd, item.score, float(item.alert.candidate["magpsf"]),
+                        item.features)
+
+
+def _scored_alert_from_row(row: Any) -> ScoredAlert:
+    return _make_scored(row["candid"], row["jd"], row["score"], row["magpsf"], row["features"])
+
+
+def _make_scored(candid: int, jd: float, score: float, magpsf: float, features: dict[str, Any]) -> ScoredAlert:
+    ndethist = _as_float(features.get("ndethist"))
+    return ScoredAlert(candid=candid, jd=jd, score=score, magpsf=magpsf,
+                       peakmag_so_far=_as_float(features.get("peakmag_so_far")), age=_as_float(features.get("age")),
+                       ndethist=None if ndethist is None else int(ndethist))

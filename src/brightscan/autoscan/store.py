@@ -77,6 +77,7 @@ sources = sa.Table(
     sa.Column("saved_at", sa.Float),  # unix time the sink acknowledged the save
     sa.Column("followup_state", sa.String(16)),  # None | pending | requested | failed
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("decision", sa.JSON),  # the decision core's state and the policy it belongs to
 )
 
 actions = sa.Table(
@@ -132,8 +133,14 @@ def _migration_1(conn: Connection) -> None:
                                       consumed_inputs])
 
 
+def _migration_2(conn: Connection) -> None:
+    """Keep each object's decision state, so deciding a new alert never re-reads its history."""
+    if "decision" not in {c["name"] for c in sa.inspect(conn).get_columns("sources")}:
+        conn.execute(sa.text("ALTER TABLE sources ADD COLUMN decision JSON"))
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

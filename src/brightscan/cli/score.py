@@ -23,8 +23,8 @@ def score(
     ),
 ) -> None:
     """Score alerts with a model; rejected alerts go to <out>.rejected.parquet with reasons."""
-    from brightscan.model.results import write_scores
-    from brightscan.model.scorer import Scorer
+    from brightscan.score.results import write_scores
+    from brightscan.score.scorer import Scorer
 
     with handle_errors():
         scorer = Scorer(model, backend=backend, batch_size=batch_size, precision=precision,

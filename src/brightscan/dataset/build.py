@@ -9,15 +9,15 @@ Layout of a dataset directory::
 
 Two passes over the inputs: the first collects every source's detections (the causal history)
 and decides splits and thinning; the second computes triplets and features with
-:func:`brightscan.preprocess.preprocess_alert`, the function the scorer uses, and streams rows
-to disk, so memory stays bounded by the history, never by the images.
+:class:`brightscan.preprocess.pipeline.Pipeline`, the pipeline the scorer and autoscan use, and
+streams rows to disk, so memory stays bounded by the history, never by the images.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,10 @@ from brightscan.alerts import Alert, Rejection, read_alerts
 from brightscan.dataset.card import write_card
 from brightscan.dataset.split import SPLITS, check_fractions, split_by_source
 from brightscan.dataset.thin import thin_latest
-from brightscan.errors import AlertError, ConfigError, InputError
-from brightscan.preprocess import OVERFLOW_MODES, PREPROCESSING_VERSION, STAMP_SIZE, feature_names, preprocess_alert
-from brightscan.preprocess.batch import IDENTITY_COLUMNS, collect_history, feature_table_schema
+from brightscan.errors import ConfigError, InputError
+from brightscan.preprocess import OVERFLOW_MODES, PREPROCESSING_VERSION, STAMP_SIZE, feature_names
+from brightscan.preprocess.history import History
+from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema, table_row
 from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter, read_csv_table
 
 log = logging.getLogger(__name__)
@@ -101,36 +102,21 @@ def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:
 
 
 def _plan(
-    history: Mapping[str, list[dict[str, Any]]], labels: Mapping[str, int], config: BuildConfig
+    history: History, labels: Mapping[str, int], config: BuildConfig
 ) -> tuple[dict[str, str], set[int]]:
     """Split the labelled sources seen in the input; the candids kept in the train split."""
-    present = {o: labels[o] for o in history if o in labels}
+    present = {o: labels[o] for o in history.objects() if o in labels}
     assignment = split_by_source(present, config.fractions, seed=config.seed)
     ids, jds, candids = [], [], []
     for object_id, split in assignment.items():
         if split == "train":
-            unique = {det["candid"]: det for det in history[object_id]}  # duplicates count once
+            unique = {det["candid"]: det for det in history.records(object_id)}  # duplicates count once
             for det in unique.values():
                 ids.append(object_id)
                 jds.append(float(det["jd"]))
                 candids.append(det["candid"])
     keep = thin_latest(np.array(ids, dtype=object), np.array(jds), config.nmax)
     return assignment, {candids[i] for i in keep}
-
-
-def _row(alert: Alert, label: int, klass: str, names: tuple[str, ...], feats: np.ndarray) -> dict[str, Any]:
-    cand = alert.candidate
-    fid = cand.get("fid")
-    magpsf = cand.get("magpsf")
-    row: dict[str, Any] = {
-        "candid": alert.candid, "objectId": alert.object_id, "jd": float(cand["jd"]),
-        "magpsf": float(magpsf) if isinstance(magpsf, (int, float)) else None,
-        "fid": fid if isinstance(fid, int) and not isinstance(fid, bool) else None,
-        "label": int(label), "class": klass,
-    }
-    for name, value in zip(names, feats):
-        row.setdefault(name, float(value))
-    return row
 
 
 def build_dataset(
@@ -163,28 +149,23 @@ def build_dataset(
     """
     inputs = [str(p) for p in inputs]
     labels, classes = read_labels(labels_csv)
-    history = collect_history(inputs)
+    history = History.collect(inputs)
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
     assignment, train_keep = _plan(history, labels, config)
+    pipeline = Pipeline(config.feature_set, overflow=config.overflow, history=history, chunk_size=256)
     out = Path(out_dir)
     with _Writers(out, config.feature_set) as writers, \
             ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected:
-        for item in read_alerts(inputs):
-            if on_item is not None:
-                on_item()
-            split = writers.route(item, assignment, train_keep, rejected)
-            if split is None:
-                continue
-            try:
-                triplet, feats = preprocess_alert(item, config.feature_set, earlier=history[item.object_id],
-                                                  overflow=config.overflow)
-            except AlertError as exc:
-                log.info("rejected %s: %s", item.candid, exc)
-                writers.reject(Rejection(item.candid, item.object_id, item.source, exc.stage, exc.reason), rejected)
-                continue
-            label = labels[item.object_id]
-            writers.write(split, triplet, _row(item, label, classes[item.object_id], writers.names, feats))
+        routed = writers.routed(read_alerts(inputs), assignment, train_keep, on_item)
+        for chunk in pipeline.chunks(routed):
+            for rejection in chunk.rejections:
+                writers.reject(rejection, rejected)
+            for row, triplet, feats in zip(chunk.rows, chunk.triplets, chunk.features):
+                object_id = row["objectId"]
+                row = {**table_row(row, writers.names, feats), "label": int(labels[object_id]),
+                       "class": classes[object_id]}
+                writers.write(assignment[object_id], triplet, row)
     card = _card(inputs, config, assignment, writers.counts, writers.skipped, labels)
     write_card(out, card)
     return card
@@ -215,12 +196,17 @@ class _Writers:
             npy.close()
             table.close()
 
-    def route(self, item: Alert | Rejection, assignment: Mapping[str, str], train_keep: set[int],
-              rejected: ParquetRowWriter) -> str | None:
-        """The split an item goes to, or None (counted as rejected, unlabelled, duplicate, thinned)."""
-        if isinstance(item, Rejection):
-            self.reject(item, rejected)
-            return None
+    def routed(self, items: Iterable[Alert | Rejection], assignment: Mapping[str, str], train_keep: set[int],
+               on_item: Callable[[], None] | None) -> Iterator[Alert | Rejection]:
+        """The items to prepare: rejections, and alerts that go to a split (the rest are counted)."""
+        for item in items:
+            if on_item is not None:
+                on_item()
+            if isinstance(item, Rejection) or self._route(item, assignment, train_keep) is not None:
+                yield item
+
+    def _route(self, item: Alert, assignment: Mapping[str, str], train_keep: set[int]) -> str | None:
+        """The split an alert goes to, or None (counted as unlabelled, duplicate or thinned)."""
         split = assignment.get(item.object_id)
         reason = None
         if split is None:

@@ -3,7 +3,7 @@
 Flow for each model (and the ``compare`` model alike):
 
 1. score every alert of the evaluated split and of ``val`` (no N_max thinning) with the model
-   package's :class:`~brightscan.model.scorer.Scorer`, on the dataset's triplets and the feature
+   package's :class:`~brightscan.score.scorer.Scorer`, on the dataset's triplets and the feature
    columns the model's card names;
 2. optionally fit a temperature on the ``val`` logits and store it in the model directory;
 3. alert metrics (ROC/AUC, accuracy/precision/recall at 0.5, outcomes by magnitude, calibration);
@@ -36,7 +36,7 @@ from brightscan.evaluate.sources import (
     select_sources,
     source_arrays,
 )
-from brightscan.policy import PolicySearch, SourceHistory, make_policy
+from brightscan.policy import PolicySearch, ObjectHistory, create_policy
 from brightscan.serial import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class EvaluateConfig:
     """Settings of one evaluation run."""
 
     split: str = "test"  # split evaluated; the policy search and temperature use "val" only
-    policies: tuple[str, ...] = DEFAULT_POLICIES  # fixed policies to report (make_policy names)
+    policies: tuple[str, ...] = DEFAULT_POLICIES  # fixed policies to report (create_policy names)
     target_completeness: float = 0.99  # policy search: minimum completeness on val
     search_grid: dict[str, list[Any]] | None = None  # policy search grid (None: the default grid)
     calibrate: bool = False  # fit a temperature on val logits and store it in the model dir
@@ -89,11 +89,11 @@ def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int) ->
 
 
 def _selected_sources(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
-                      config: EvaluateConfig) -> list[SourceHistory]:
+                      config: EvaluateConfig) -> list[ObjectHistory]:
     return select_sources(build_sources(table, scores, saves), config.min_alerts, config.bright_peak_limit)
 
 
-def _policy_metrics(policy: Any, sources: Sequence[SourceHistory]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory]) -> tuple[dict[str, Any], dict[str, Any]]:
     arr = source_arrays(sources)
     passed, pass_jd = apply_policy(policy, sources)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
@@ -107,7 +107,7 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                    saves: dict[str, float] | None = None) -> ModelEvaluation:
     """Score, calibrate (optionally), and evaluate one model on one dataset."""
     from brightscan.model import set_temperature
-    from brightscan.model.scorer import Scorer
+    from brightscan.score.scorer import Scorer
 
     model_dir, dataset_dir = Path(model_dir), Path(dataset_dir)
     scorer = Scorer(model_dir, batch_size=min(config.batch_size, 64))
@@ -137,7 +137,7 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
     val_sources = _selected_sources(val_table, val_scores, saves, config)
     policies: dict[str, Any] = {}
     for pname in config.policies:
-        policies[pname], figs["policies"][pname] = _policy_metrics(make_policy(pname), test_sources)
+        policies[pname], figs["policies"][pname] = _policy_metrics(create_policy(pname), test_sources)
     search = PolicySearch(config.target_completeness, config.search_grid).fit(val_sources)
     policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_sources)
     policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,

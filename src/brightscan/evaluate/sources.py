@@ -17,7 +17,7 @@ import pandas as pd
 
 from brightscan.errors import InputError
 from brightscan.storage import read_csv_table
-from brightscan.policy import BasePolicy, ScoredAlert, SourceHistory
+from brightscan.policy import BasePolicy, ObjectHistory, ScoredAlert, replay
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def _opt(value: object) -> float | None:
 
 def build_sources(
     table: pd.DataFrame, scores: Sequence[float], save_jd: Mapping[str, float] | None = None,
-) -> list[SourceHistory]:
-    """Group alerts by ``objectId`` into jd-sorted :class:`SourceHistory` records.
+) -> list[ObjectHistory]:
+    """Group alerts by ``objectId`` into jd-sorted :class:`ObjectHistory` records.
 
     Parameters
     ----------
@@ -63,7 +63,7 @@ def build_sources(
     frame = table.assign(_score=scores).sort_values(["objectId", "jd", "candid"], kind="mergesort")
     optional = [c for c in ("peakmag_so_far", "age", "ndethist") if c in frame.columns]
     saves = save_jd or {}
-    out: list[SourceHistory] = []
+    out: list[ObjectHistory] = []
     for object_id, group in frame.groupby("objectId", sort=True):
         labels = group["label"].unique()
         if len(labels) != 1:
@@ -80,14 +80,14 @@ def build_sources(
             for row in group.to_dict("records")
         )
         peak = np.nanmin(group[["magpsf", *(["peakmag_so_far"] if "peakmag_so_far" in optional else [])]].to_numpy(float))
-        out.append(SourceHistory(str(object_id), int(labels[0]), alerts,
+        out.append(ObjectHistory(str(object_id), int(labels[0]), alerts,
                                  save_jd=_opt(saves.get(str(object_id))), peak_mag=float(peak)))
     return out
 
 
 def select_sources(
-    sources: Sequence[SourceHistory], min_alerts: int = 2, bright_peak_limit: float = BRIGHT_PEAK_LIMIT,
-) -> list[SourceHistory]:
+    sources: Sequence[ObjectHistory], min_alerts: int = 2, bright_peak_limit: float = BRIGHT_PEAK_LIMIT,
+) -> list[ObjectHistory]:
     """The paper's selection: >= ``min_alerts`` alerts; label-1 sources must peak <= the limit."""
     kept = [s for s in sources if len(s.alerts) >= min_alerts
             and not (s.label == 1 and s.observed_peak > bright_peak_limit)]
@@ -102,18 +102,21 @@ def read_scanner_saves(path: str | Path) -> dict[str, float]:
     return {o: float(t) for o, t in zip(frame["objectId"], jd) if not math.isnan(t)}
 
 
-def apply_policy(policy: BasePolicy, sources: Sequence[SourceHistory]) -> tuple[np.ndarray, np.ndarray]:
-    """Run a policy causally over each source: ``(passed, pass_jd)`` per source (NaN: never)."""
+def apply_policy(policy: BasePolicy, sources: Sequence[ObjectHistory]) -> tuple[np.ndarray, np.ndarray]:
+    """Replay each object's jd-sorted alerts through the decision core, as autoscan decides them.
+
+    Returns ``(passed, pass_jd)`` per object (``pass_jd`` NaN: never passed).
+    """
     passed = np.zeros(len(sources), dtype=bool)
     pass_jd = np.full(len(sources), np.nan)
     for i, source in enumerate(sources):
-        index = policy.first_pass_index(source.alerts)
-        if index is not None:
-            passed[i], pass_jd[i] = True, source.alerts[index].jd
+        state = replay(policy, source.alerts)
+        if state.passed:
+            passed[i], pass_jd[i] = True, state.passed_jd
     return passed, pass_jd
 
 
-def source_arrays(sources: Sequence[SourceHistory]) -> dict[str, np.ndarray]:
+def source_arrays(sources: Sequence[ObjectHistory]) -> dict[str, np.ndarray]:
     """Per-source ``label``, ``peak_mag`` and ``save_jd`` (NaN: not saved) as arrays."""
     return {
         "label": np.array([s.label for s in sources], dtype=int),

@@ -1,12 +1,11 @@
-"""The multi-input CNN: presets, model files, Keras import, ONNX export and scoring.
+"""The multi-input CNN: presets, model files, Keras import and ONNX export (scoring: brightscan.score).
 
 Typical use::
 
-    from brightscan.model import Scorer, create_model, list_presets
+    from brightscan.model import create_model, list_presets, load_model
 
     model = create_model("mi_cnn.icml2023", seed=0)        # fresh weights
-    scorer = Scorer("models/btsbot-v1.0.1")                # a saved model directory
-    scores = scorer.score_arrays(triplets, features)       # (N, 63, 63, 3), (N, F) -> (N,)
+    loaded = load_model("models/btsbot-v1.0.1")            # a saved model directory
 
 Optional heavy pieces (ONNX export and the ONNX Runtime backend) import their dependencies
 only when used.
@@ -20,16 +19,12 @@ from brightscan.model.keras_import import import_keras
 from brightscan.model.mi_cnn import MultiInputCNN
 from brightscan.model.onnx_export import export_onnx
 from brightscan.model.registry import create_model, get_config, list_presets, register_preset
-from brightscan.model.results import ScoreResults, write_scores
-from brightscan.model.scorer import Scorer
 
 __all__ = [
     "BRANCH_MODES",
     "LoadedModel",
     "ModelConfig",
     "MultiInputCNN",
-    "ScoreResults",
-    "Scorer",
     "TrainingRecipe",
     "create_model",
     "export_onnx",
@@ -41,5 +36,4 @@ __all__ = [
     "register_preset",
     "save_model",
     "set_temperature",
-    "write_scores",
 ]

@@ -1,72 +1,34 @@
-"""Source-level policies: map a source's causal history of alert scores to "save it" or not.
+"""Object-level policies: map an object's causal history of alert scores to "save it" or not.
 
-The same objects run in the offline evaluation and in the real-time autoscan service::
+The same objects run in the offline evaluation and in the real-time autoscan service, through one
+decision core (:mod:`brightscan.policy.decision`)::
 
-    from brightscan.policy import make_policy, policy_from_dict, ScoredAlert
-    policy = make_policy("gt1")
-    policy.passes(history)            # history: jd-sorted ScoredAlert up to the current alert
-    policy.first_pass_index(history)  # int or None
+    from brightscan.policy import ObjectState, create_policy, decide, policy_from_dict
+    policy = create_policy("gt1")
+    decision = decide(policy, ObjectState(), scored_alert)   # .passes, .first, .state
     policy_from_dict(policy.to_dict())
+
+Policies are registered by name (:mod:`brightscan.policy.registry`), like the model presets.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from brightscan.errors import ConfigError
 from brightscan.policy.base import BasePolicy
-from brightscan.policy.records import ScoredAlert, SourceHistory, sort_history
-from brightscan.policy.rules import (
-    NAMED_POLICIES,
-    GtN,
-    gtn_from_params,
-    lookup_factory,
+from brightscan.policy.decision import AlertView, Decision, ObjectState, decide, replay
+from brightscan.policy.records import ObjectHistory, ScoredAlert, sort_history
+from brightscan.policy.registry import (
+    create_policy,
+    list_policies,
+    policy_from_dict,
     register_policy,
+    register_policy_class,
+    register_policy_pattern,
 )
+from brightscan.policy.rules import GtN
 from brightscan.policy.search import DEFAULT_GRID, PolicySearch
 
 __all__ = [
-    "BasePolicy", "DEFAULT_GRID", "GtN", "NAMED_POLICIES", "PolicySearch", "ScoredAlert", "SourceHistory",
-    "make_policy", "policy_from_dict", "register_policy", "sort_history",
+    "AlertView", "BasePolicy", "DEFAULT_GRID", "Decision", "GtN", "ObjectHistory", "ObjectState", "PolicySearch",
+    "ScoredAlert", "create_policy", "decide", "list_policies", "policy_from_dict", "register_policy",
+    "register_policy_class", "register_policy_pattern", "replay", "sort_history",
 ]
-
-
-def make_policy(name: str, **overrides: Any) -> BasePolicy:
-    """Build a policy by name: ``gt1``, ``gt2``, ``gt3`` (any ``gtK``), ``bts_prod``,
-    ``bts_prod_peak`` or ``search`` (an unfitted :class:`PolicySearch`).
-
-    Keyword ``overrides`` replace the named policy's settings, e.g.
-    ``make_policy("gt1", threshold=0.7)``.
-    """
-    if name == "search":
-        return PolicySearch(**overrides)
-    factory = lookup_factory(name)
-    if factory is None:
-        raise ConfigError(f"unknown policy {name!r}; known: {', '.join(NAMED_POLICIES)}, gtK, search")
-    try:
-        policy = factory(**overrides)
-    except TypeError as exc:
-        raise ConfigError(f"invalid settings for policy {name!r}: {exc}") from None
-    if isinstance(policy, GtN):
-        policy._check()
-    return policy
-
-
-def policy_from_dict(data: dict[str, Any]) -> BasePolicy:
-    """Rebuild a policy from :meth:`BasePolicy.to_dict` output (a fitted search keeps ``best_``)."""
-    if not isinstance(data, dict) or "policy" not in data:
-        raise ConfigError(f"not a policy description: {data!r}")
-    kind, params = data["policy"], dict(data.get("params") or {})
-    if kind == "GtN":
-        return gtn_from_params(params)
-    if kind == "PolicySearch":
-        search = PolicySearch(**params)
-        if "best" in data:
-            best = policy_from_dict(data["best"])
-            if not isinstance(best, GtN):
-                raise ConfigError(f"PolicySearch.best must be a GtN policy, got {data['best']!r}")
-            search.best_ = best
-            search.best_score_ = dict(data.get("best_score") or {})
-            search.target_met_ = bool(data.get("target_met", True))
-        return search
-    raise ConfigError(f"unknown policy class {kind!r}")

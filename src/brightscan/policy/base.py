@@ -9,12 +9,14 @@ with :meth:`BasePolicy.to_dict` and rebuilt with :func:`brightscan.policy.policy
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from brightscan.policy.records import ScoredAlert, SourceHistory
+from brightscan.errors import ConfigError
+from brightscan.policy.decision import AlertView
+from brightscan.policy.records import ScoredAlert, ObjectHistory
 from brightscan.serial import to_jsonable
 
 
@@ -33,13 +35,43 @@ class BasePolicy:
         ]
         return {name: getattr(self, name) for name in names}
 
-    def fit(self, val_sources: Sequence[SourceHistory]) -> BasePolicy:
+    def validate(self) -> None:
+        """Raise ``ConfigError`` when the settings are invalid (fixed policies check their values)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BasePolicy:
+        """Rebuild from :meth:`to_dict` output; ``ConfigError`` on unknown or invalid settings."""
+        return build_policy(cls, dict(data.get("params") or {}), cls.__name__)
+
+    def fit(self, val_sources: Sequence[ObjectHistory]) -> BasePolicy:
         """Learn from validation sources; fixed policies learn nothing. Returns ``self``."""
         return self
 
-    def decisions(self, history: Sequence[ScoredAlert]) -> np.ndarray:
-        """Boolean decision after each alert of a jd-sorted history (shape ``(len(history),)``)."""
+    def start(self) -> tuple[Any, ...]:
+        """The policy's memory for an object with no alerts yet (a small JSON-able tuple)."""
         raise NotImplementedError
+
+    def step(self, memory: tuple[Any, ...], alert: AlertView) -> tuple[tuple[Any, ...], bool]:
+        """One new alert: the updated memory, and whether the object passes at this alert.
+
+        Must cost the same whatever the number of earlier alerts; the decision core
+        (:func:`brightscan.policy.decision.decide`) calls it.
+        """
+        raise NotImplementedError
+
+    def decisions(self, history: Sequence[ScoredAlert]) -> np.ndarray:
+        """Boolean decision after each alert of a jd-sorted history (shape ``(len(history),)``).
+
+        The default folds :meth:`step` over the history through the decision core; policies may
+        override it with a vectorised version that gives the same answer (the contract test checks).
+        """
+        from brightscan.policy.decision import ObjectState, decide
+
+        state, out = ObjectState(), np.zeros(len(history), dtype=bool)
+        for i, alert in enumerate(history):
+            decision = decide(self, state, alert)
+            state, out[i] = decision.state, decision.passes
+        return out
 
     def passes(self, history: Sequence[ScoredAlert]) -> bool:
         """Whether the source passes at the last alert of ``history`` (alerts up to now only)."""
@@ -66,3 +98,13 @@ class BasePolicy:
         return type(self) is type(other) and self.get_params() == other.get_params()  # type: ignore[attr-defined]
 
     __hash__ = None  # type: ignore[assignment]  # mutable settings, like scikit-learn estimators
+
+
+def build_policy(factory: Callable[..., BasePolicy], settings: dict[str, Any], what: str) -> BasePolicy:
+    """``factory(**settings)``, validated; a ``ConfigError`` naming ``what`` when the settings are wrong."""
+    try:
+        policy = factory(**settings)
+    except TypeError as exc:
+        raise ConfigError(f"invalid settings for policy {what!r} {settings!r}: {exc}") from None
+    policy.validate()
+    return policy

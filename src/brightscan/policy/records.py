@@ -47,7 +47,7 @@ class ScoredAlert:
 
 
 @dataclass(frozen=True)
-class SourceHistory:
+class ObjectHistory:
     """One source: its label, its jd-sorted scored alerts, and when human scanners saved it.
 
     Parameters

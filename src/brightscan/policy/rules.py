@@ -9,7 +9,6 @@ source it keeps passing it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +16,8 @@ import numpy as np
 
 from brightscan.errors import ConfigError
 from brightscan.policy.base import BasePolicy
+from brightscan.policy.decision import AlertView
+from brightscan.policy.registry import register_policy, register_policy_class, register_policy_pattern
 from brightscan.policy.records import ScoredAlert
 
 
@@ -41,6 +42,7 @@ def history_arrays(history: Sequence[ScoredAlert]) -> dict[str, np.ndarray]:
     return {"score": score, "magpsf": magpsf, "jd": jd, "peakmag": peak, "age": age, "ndet": ndet}
 
 
+@register_policy_class
 class GtN(BasePolicy):
     """Pass a source once ``n`` of its alerts so far qualify.
 
@@ -83,7 +85,7 @@ class GtN(BasePolicy):
         self.min_detections = min_detections
         self.strict = strict
 
-    def _check(self) -> None:
+    def validate(self) -> None:
         if not isinstance(self.n, (int, np.integer)) or isinstance(self.n, bool) or self.n < 1:
             raise ConfigError(f"GtN: n must be an integer >= 1, got {self.n!r}")
         if not 0.0 <= float(self.threshold) <= 1.0:
@@ -103,53 +105,43 @@ class GtN(BasePolicy):
             ok &= cols["ndet"] >= self.min_detections
         return ok
 
+    def start(self) -> tuple[int]:
+        """Memory: the number of alerts that qualified so far."""
+        self.validate()
+        return (0,)
+
+    def step(self, memory: tuple[Any, ...], alert: AlertView) -> tuple[tuple[int], bool]:
+        """Count this alert if it qualifies; pass once ``n`` have (the same tests as :meth:`qualifying`)."""
+        ok = alert.score > self.threshold if self.strict else alert.score >= self.threshold
+        if self.max_magpsf is not None:
+            ok = ok and alert.magpsf < self.max_magpsf
+        if self.max_peakmag_so_far is not None:
+            ok = ok and alert.peakmag <= self.max_peakmag_so_far
+        if self.min_age is not None:
+            ok = ok and alert.age >= self.min_age
+        if self.min_detections is not None:
+            ok = ok and alert.ndet >= self.min_detections
+        count = int(memory[0]) + bool(ok)
+        return (count,), count >= self.n
+
     def decisions(self, history: Sequence[ScoredAlert]) -> np.ndarray:
-        """Decision after each alert: at least ``n`` qualifying alerts among ``0..i``."""
-        self._check()
+        """Decision after each alert: at least ``n`` qualifying alerts among ``0..i`` (vectorised)."""
+        self.validate()
         if len(history) == 0:
             return np.zeros(0, dtype=bool)
         return np.cumsum(self.qualifying(history_arrays(history))) >= self.n
 
 
-_FACTORIES: dict[str, Callable[..., BasePolicy]] = {
-    "gt1": lambda **kw: GtN(**{"n": 1, "threshold": 0.5, **kw}),
-    "gt2": lambda **kw: GtN(**{"n": 2, "threshold": 0.5, **kw}),
-    "gt3": lambda **kw: GtN(**{"n": 3, "threshold": 0.5, **kw}),
-    # production rule of BTS autoscan: one alert with score > 0.85 while brighter than 19 mag
-    "bts_prod": lambda **kw: GtN(**{"n": 1, "threshold": 0.85, "max_magpsf": 19.0, "strict": True, **kw}),
-    # ... and the source must already have peaked at 18.5 mag or brighter
-    "bts_prod_peak": lambda **kw: GtN(
-        **{"n": 1, "threshold": 0.85, "max_magpsf": 19.0, "max_peakmag_so_far": 18.5, "strict": True, **kw}
-    ),
-}
-
-#: Names of the fixed policies that :func:`make_policy` knows (``gtK`` works for any K >= 1).
-NAMED_POLICIES: tuple[str, ...] = tuple(_FACTORIES)
+def _gtn(**defaults: Any) -> Callable[..., GtN]:
+    """A factory of GtN with these defaults; keyword overrides replace them."""
+    return lambda **overrides: GtN(**{**defaults, **overrides})
 
 
-def register_policy(name: str, factory: Callable[..., BasePolicy]) -> None:
-    """Add a named policy factory (keyword overrides are passed to ``factory``)."""
-    if name in _FACTORIES:
-        raise ConfigError(f"policy name {name!r} is already registered")
-    _FACTORIES[name] = factory
-
-
-def lookup_factory(name: str) -> Callable[..., BasePolicy] | None:
-    """The factory registered under ``name``; ``gtK`` for any K; None if unknown."""
-    if name in _FACTORIES:
-        return _FACTORIES[name]
-    match = re.fullmatch(r"gt(\d+)", name)
-    if match and int(match.group(1)) >= 1:
-        k = int(match.group(1))
-        return lambda **kw: GtN(**{"n": k, "threshold": 0.5, **kw})
-    return None
-
-
-def gtn_from_params(params: dict[str, Any]) -> GtN:
-    """Build a :class:`GtN` from stored params (unknown keys are a :class:`ConfigError`)."""
-    try:
-        policy = GtN(**params)
-    except TypeError as exc:
-        raise ConfigError(f"invalid GtN parameters {params!r}: {exc}") from None
-    policy._check()
-    return policy
+register_policy("gt1", _gtn(n=1, threshold=0.5))  # the paper's policy
+register_policy("gt2", _gtn(n=2, threshold=0.5))
+register_policy("gt3", _gtn(n=3, threshold=0.5))
+# production rule of BTS autoscan: one alert with score > 0.85 while brighter than 19 mag
+register_policy("bts_prod", _gtn(n=1, threshold=0.85, max_magpsf=19.0, strict=True))
+# ... and the object must already have peaked at 18.5 mag or brighter
+register_policy("bts_prod_peak", _gtn(n=1, threshold=0.85, max_magpsf=19.0, max_peakmag_so_far=18.5, strict=True))
+register_policy_pattern(r"gt([1-9]\d*)", "gtK", lambda match: _gtn(n=int(match.group(1)), threshold=0.5))

@@ -20,8 +20,10 @@ import numpy as np
 from brightscan.errors import BrightscanWarning, ConfigError
 from brightscan.metrics import source_metrics
 from brightscan.policy.base import BasePolicy
-from brightscan.policy.records import ScoredAlert, SourceHistory
-from brightscan.policy.rules import GtN, gtn_from_params, history_arrays
+from brightscan.policy.decision import AlertView
+from brightscan.policy.records import ScoredAlert, ObjectHistory
+from brightscan.policy.registry import policy_from_dict, register_policy, register_policy_class
+from brightscan.policy.rules import GtN, history_arrays
 from brightscan.serial import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ DEFAULT_GRID: Mapping[str, tuple[Any, ...]] = MappingProxyType({
 class _Flat:
     """All validation alerts concatenated, with per-source offsets (sources must be non-empty)."""
 
-    def __init__(self, sources: Sequence[SourceHistory]):
+    def __init__(self, sources: Sequence[ObjectHistory]):
         keep = [s for s in sources if len(s.alerts) > 0]
         cols = [history_arrays(s.alerts) for s in keep]
         self.cols = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]} if cols else {}
@@ -61,6 +63,7 @@ class _Flat:
         return passed, pass_jd
 
 
+@register_policy_class
 class PolicySearch(BasePolicy):
     """Choose the purest gtN-family policy whose completeness reaches a target.
 
@@ -96,7 +99,7 @@ class PolicySearch(BasePolicy):
             raise ConfigError(f"PolicySearch grid has unknown parameters {sorted(unknown)}")
         return grid
 
-    def fit(self, val_sources: Sequence[SourceHistory]) -> PolicySearch:
+    def fit(self, val_sources: Sequence[ObjectHistory]) -> PolicySearch:
         """Evaluate every grid candidate on ``val_sources`` and keep the best. Returns ``self``."""
         if not 0.0 < self.target_completeness <= 1.0:
             raise ConfigError(f"target_completeness must lie in (0, 1], got {self.target_completeness}")
@@ -118,7 +121,7 @@ class PolicySearch(BasePolicy):
                 f"sources; using the most complete one ({best['completeness']:.3f})", BrightscanWarning,
                 stacklevel=2,
             )
-        self.best_ = gtn_from_params(best["params"])
+        self.best_ = GtN.from_dict({"params": best["params"]})
         self.best_score_ = {k: best[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}
         log.info("policy search: %d candidates, best %r %s", len(rows), self.best_, self.best_score_)
         return self
@@ -142,9 +145,30 @@ class PolicySearch(BasePolicy):
             raise ConfigError("PolicySearch is not fitted: call fit(val_sources) first")
         return self.best_
 
+    def start(self) -> tuple[Any, ...]:
+        """Memory of ``best_``."""
+        return self._fitted().start()
+
+    def step(self, memory: tuple[Any, ...], alert: AlertView) -> tuple[tuple[Any, ...], bool]:
+        """A step of ``best_``."""
+        return self._fitted().step(memory, alert)
+
     def decisions(self, history: Sequence[ScoredAlert]) -> np.ndarray:
         """Decisions of ``best_``."""
         return self._fitted().decisions(history)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicySearch:
+        """Settings, and the chosen policy when ``data`` was fitted."""
+        search = super().from_dict(data)
+        if "best" in data:
+            best = policy_from_dict(data["best"])
+            if not isinstance(best, GtN):
+                raise ConfigError(f"PolicySearch.best must be a GtN policy, got {data['best']!r}")
+            search.best_ = best
+            search.best_score_ = dict(data.get("best_score") or {})
+            search.target_met_ = bool(data.get("target_met", True))
+        return search
 
     def to_dict(self) -> dict[str, Any]:
         """Settings, and once fitted the chosen policy (``best``) and its validation scores."""
@@ -169,3 +193,6 @@ def _pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             frontier.append({k: r[k] for k in ("params", "completeness", "purity", "median_delay_days", "n_passed")})
             best_purity = _nz(r["purity"])
     return sorted(frontier, key=lambda r: r["completeness"])
+
+
+register_policy("search", PolicySearch)  # unfitted: fit it on validation objects before use

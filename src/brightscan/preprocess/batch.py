@@ -4,32 +4,28 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from brightscan.alerts import Alert, Rejection, read_alerts
-from brightscan.errors import AlertError, InputError
-from brightscan.preprocess import PREPROCESSING_VERSION, feature_names, preprocess_alert
+from brightscan.alerts import Rejection, read_alerts
+from brightscan.errors import InputError
 from brightscan.preprocess.cutouts import STAMP_SIZE
+from brightscan.preprocess.history import History
+from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema, table_row
 from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
 
 log = logging.getLogger(__name__)
 
-#: Identity columns of every alert table we write (preprocess output and dataset splits).
-IDENTITY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("candid", pa.int64()),
-    ("objectId", pa.string()),
-    ("jd", pa.float64()),
-    ("magpsf", pa.float64()),
-    ("fid", pa.int32()),
-)
 #: Scalar columns of ``alerts.parquet`` written before the features, in this order.
 ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (*IDENTITY_COLUMNS, ("source", pa.string()))
+
+#: Accepted alerts per chunk of work (bounded memory whatever the input size).
+CHUNK_SIZE = 256
 
 
 @dataclass
@@ -54,29 +50,6 @@ class PreprocessSummary:
 def alerts_schema(feature_set: str) -> pa.Schema:
     """Schema of ``alerts.parquet`` for a feature set."""
     return feature_table_schema(ID_COLUMNS, feature_set)
-
-
-def feature_table_schema(id_columns: tuple[tuple[str, pa.DataType], ...], feature_set: str) -> pa.Schema:
-    """Identity columns, then the feature set's columns (float32) in model order.
-
-    A feature that is also an identity column (``magpsf``) is stored once, in full precision.
-    """
-    fields = [pa.field(name, dtype) for name, dtype in id_columns]
-    id_names = {name for name, _ in id_columns}
-    fields += [pa.field(name, pa.float32()) for name in feature_names(feature_set) if name not in id_names]
-    return pa.schema(fields, metadata={"preprocessing_version": PREPROCESSING_VERSION, "feature_set": feature_set})
-
-
-def collect_history(inputs: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
-    """First pass of causal mode: every alert's candidate essentials, grouped by source."""
-    history: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in read_alerts(inputs):
-        if isinstance(item, Alert):
-            cand = item.candidate
-            history[item.object_id].append(
-                {"candid": item.candid, "jd": cand.get("jd"), "magpsf": cand.get("magpsf"), "fid": cand.get("fid")}
-            )
-    return history
 
 
 def preprocess_to_dir(
@@ -112,55 +85,27 @@ def preprocess_to_dir(
         When an input does not exist, or nothing at all could be read.
     """
     inputs = list(inputs)
-    feature_names(feature_set)  # fail fast on an unknown set
+    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=CHUNK_SIZE,
+                        history=History.collect(inputs) if causal else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    history: Mapping[str, list[dict[str, Any]]] = collect_history(inputs) if causal else {}
     summary = PreprocessSummary(out_dir=out, feature_set=feature_set)
-    names = feature_names(feature_set)
     with (
         NpyAppender(out / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)) as triplets,
         ParquetRowWriter(out / "alerts.parquet", alerts_schema(feature_set)) as table,
         ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected,
     ):
-        for item in read_alerts(inputs):
-            if on_item is not None:
-                on_item()
-            if isinstance(item, Rejection):
-                _record(summary, rejected, item)
-                continue
-            try:
-                triplet, features = preprocess_alert(
-                    item, feature_set, earlier=history.get(item.object_id, ()), overflow=overflow
-                )
-            except AlertError as exc:
-                _record(summary, rejected, Rejection(item.candid, item.object_id, item.source, exc.stage, exc.reason))
-                continue
-            triplets.append(triplet)
-            table.write(_row(item, names, features))
-            summary.accepted += 1
+        for chunk in pipeline.chunks(read_alerts(inputs), on_item=on_item):
+            for rejection in chunk.rejections:
+                _record(summary, rejected, rejection)
+            if chunk.rows:
+                triplets.append(chunk.triplet_array())
+            for row, features in zip(chunk.rows, chunk.features):
+                table.write(table_row(row, pipeline.names, features))
+            summary.accepted += len(chunk)
     if summary.n_alerts_seen == 0:
         raise InputError(f"no alert could be read from {len(inputs)} input(s); see {out / 'rejected.parquet'}")
     return summary
-
-
-def _row(alert: Alert, names: tuple[str, ...], features: Any) -> dict[str, Any]:
-    cand = alert.candidate
-    row = {
-        "candid": alert.candid,
-        "objectId": alert.object_id,
-        "jd": float(cand["jd"]),
-        "magpsf": _float_or_none(cand.get("magpsf")),
-        "fid": cand.get("fid") if isinstance(cand.get("fid"), int) else None,
-        "source": alert.source,
-    }
-    for name, value in zip(names, features):
-        row.setdefault(name, float(value))
-    return row
-
-
-def _float_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _record(summary: PreprocessSummary, writer: ParquetRowWriter, rejection: Rejection) -> None:

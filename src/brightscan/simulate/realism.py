@@ -43,7 +43,7 @@ def realism_report(sim_dir: str | Path, model_dir: str | Path, *, batch_size: in
         the count, mean score and the fraction scored >= 0.5.
     """
     from brightscan.metrics import roc_auc
-    from brightscan.model.scorer import Scorer
+    from brightscan.score.scorer import Scorer
 
     scorer = Scorer(model_dir, batch_size=batch_size)
     results = scorer.score_files([Path(sim_dir) / "alerts"])

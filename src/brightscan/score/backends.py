@@ -1,0 +1,83 @@
+"""Inference backends behind one small interface: ``backend(triplets, features) -> logits``.
+
+A backend is built from a loaded model, a precision and a thread count, and called with float32
+arrays ``(n, 63, 63, 3)`` and ``(n, F)`` (either may be None for a single-branch model); it
+returns ``(n,)`` logits. :data:`BACKENDS` maps each name to its constructor; a new engine
+(TensorRT, OpenVINO, ...) is one class and one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from brightscan.errors import ConfigError
+from brightscan.model.io import LoadedModel
+
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "OnnxBackend", "TorchBackend"]
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class Backend(Protocol):
+    """What the scorer needs of an inference engine."""
+
+    def __call__(self, triplets: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
+        """Logits ``(n,)`` for ``(n, 63, 63, 3)`` triplets and ``(n, F)`` features."""
+
+
+class TorchBackend:
+    """The torch model; ``bfloat16`` runs the convolutions in bf16 (fp32 accumulation) and the
+    feature branch and head in fp32, because raw features (ra ~ 100s of degrees) lose too much in
+    bf16."""
+
+    #: On CPU, a batch is run in chunks of this many alerts: a 32-alert chunk's activations stay
+    #: in L2, which makes oneDNN ~1.4x faster per alert than one 256-alert call (see
+    #: docs/benchmarks-model.md). Results are identical; GPUs take the whole batch.
+    cpu_chunk = 32
+
+    def __init__(self, loaded: LoadedModel, precision: str, num_threads: int | None = None) -> None:
+        self.model = loaded.model
+        self.device = next(self.model.parameters()).device
+        self.model.convs.to(PRECISIONS[precision])
+        self.chunk = self.cpu_chunk if self.device.type == "cpu" else None
+
+    def __call__(self, triplets: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
+        def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+            return None if array is None else torch.from_numpy(array).to(self.device)
+
+        n = len(triplets if triplets is not None else features)
+        step = self.chunk or n
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, n, step):
+                part = slice(start, start + step)
+                parts.append(self.model(tensor(None if triplets is None else triplets[part]),
+                                        tensor(None if features is None else features[part])))
+        return torch.cat(parts).float().cpu().numpy()
+
+
+class OnnxBackend:
+    """``model.onnx`` through ONNX Runtime (float32 only)."""
+
+    def __init__(self, loaded: LoadedModel, precision: str, num_threads: int | None = None) -> None:
+        from brightscan.model.onnx_export import open_onnx_session
+
+        if precision != "float32":
+            raise ConfigError("the onnx backend runs float32 only; use --backend torch for bf16")
+        self.session = open_onnx_session(loaded.path, num_threads=num_threads)
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, triplets: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
+        feeds = {"triplet": triplets, "features": features}
+        return self.session.run(["logit"], {name: feeds[name] for name in self.names})[0]
+
+
+#: Backend name -> constructor ``(loaded, precision, num_threads) -> Backend``.
+BACKENDS: dict[str, Callable[[LoadedModel, str, int | None], Backend]] = {
+    "torch": TorchBackend,
+    "onnx": OnnxBackend,
+}
