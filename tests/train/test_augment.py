@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,3 +38,17 @@ def test_all_eight_symmetries_occur_and_the_draw_is_seeded() -> None:
 def test_disabled_augmentation_is_the_identity() -> None:
     x = torch.randn(5, 4, 4, 3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(augment_batch(x, torch.Generator(), rotations=False, flips=False), x)
+
+
+def test_every_preset_is_trained_with_the_papers_recipe_unless_registered():
+    from brightscan.errors import ConfigError
+    from brightscan.model import list_presets
+    from brightscan.train.recipe import PAPER_RECIPE, TrainingRecipe, recipe_for, register_recipe
+
+    assert PAPER_RECIPE.learning_rate == 1e-4 and PAPER_RECIPE.betas == (0.99, 0.999)
+    assert PAPER_RECIPE.batch_size == 16 and PAPER_RECIPE.nmax == 60
+    assert {recipe_for(p) for p in list_presets()} == {PAPER_RECIPE}
+    register_recipe("test.preset", TrainingRecipe(batch_size=64))
+    assert recipe_for("test.preset_image").batch_size == 64
+    with pytest.raises(ConfigError, match="unknown recipe keys"):
+        PAPER_RECIPE.with_overrides({"learning_rat": 1})

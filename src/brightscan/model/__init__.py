@@ -13,7 +13,7 @@ only when used.
 
 from __future__ import annotations
 
-from brightscan.model.config import BRANCH_MODES, ModelConfig, TrainingRecipe
+from brightscan.model.config import BRANCH_MODES, ModelConfig
 from brightscan.model.io import LoadedModel, load_model, read_card, save_model, set_temperature
 from brightscan.model.keras_import import import_keras
 from brightscan.model.mi_cnn import MultiInputCNN
@@ -25,7 +25,6 @@ __all__ = [
     "LoadedModel",
     "ModelConfig",
     "MultiInputCNN",
-    "TrainingRecipe",
     "create_model",
     "export_onnx",
     "get_config",

@@ -1,40 +1,23 @@
-"""Typed configuration of the multi-input CNN and of the training recipe that goes with it.
+"""Typed configuration of the multi-input CNN.
 
 A :class:`ModelConfig` fully determines the network's architecture; it is what a preset in
 :mod:`brightscan.model.registry` returns and what ``model.json`` stores, so a model directory can
-be rebuilt without any other source of truth. The :class:`TrainingRecipe` is carried along for the
-trainer (``config.recipe``); the model itself never reads it.
+be rebuilt without any other source of truth. How a preset is trained is the training package's
+business (:mod:`brightscan.train.recipe`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from brightscan.errors import ConfigError
 
-__all__ = ["BRANCH_MODES", "TrainingRecipe", "ModelConfig"]
+__all__ = ["BRANCH_MODES", "ModelConfig"]
 
 #: Which inputs a model uses: both branches (the paper's model) or one alone (ablations).
 BRANCH_MODES = ("both", "image", "features")
-
-
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """How a preset is meant to be trained (read by the trainer, ignored by the model)."""
-
-    learning_rate: float = 1e-4  # Adam step size
-    betas: tuple[float, float] = (0.99, 0.999)  # Adam (beta_1, beta_2)
-    batch_size: int = 16  # alerts per optimisation step
-    nmax: int = 60  # at most this many alerts per source in the training set (paper: N_max)
-    class_weighting: bool = True  # weight the loss by inverse class frequency
-    max_epochs: int = 200  # hard stop
-    early_stopping_patience: int = 20  # epochs without validation-loss improvement before stop
-    lr_plateau_factor: float = 0.5  # multiply the LR by this when validation loss plateaus
-    lr_plateau_patience: int = 10  # epochs of plateau before the LR is reduced
-    augment_rotations: bool = True  # random 0/90/180/270 degree rotations of the triplet
-    augment_flips: bool = True  # random horizontal and vertical flips
 
 
 @dataclass(frozen=True)
@@ -66,7 +49,6 @@ class ModelConfig:
     feature_dropouts: tuple[float, ...] = (0.0,)  # dropout between feature dense layers
     head_units: tuple[int, ...] = (16,)  # dense layers after the concatenation
     head_dropout: float = 0.45  # dropout after each head dense layer
-    recipe: TrainingRecipe = field(default_factory=TrainingRecipe)  # for the trainer only
 
     def __post_init__(self) -> None:
         self.validate()
@@ -138,7 +120,7 @@ class ModelConfig:
             On unknown or missing keys, or an inconsistent config.
         """
         data = dict(data)
-        recipe = _build(TrainingRecipe, data.pop("recipe", {}))
+        data.pop("recipe", None)  # model files written before the recipe moved to the training package
         for key in ("conv_filters",):
             if key in data:
                 data[key] = tuple(tuple(int(v) for v in block) for block in data[key])
@@ -146,7 +128,7 @@ class ModelConfig:
                     "head_units"):
             if key in data:
                 data[key] = tuple(data[key])
-        return _build(cls, {**data, "recipe": recipe})
+        return _build(cls, data)
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated)."""
@@ -158,8 +140,6 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     unknown = set(data) - names
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-    if cls is TrainingRecipe and "betas" in data:
-        data = {**data, "betas": tuple(data["betas"])}
     try:
         return cls(**data)
     except TypeError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from brightscan.errors import ConfigError
+from brightscan.train.recipe import TrainingRecipe, recipe_for
 
 __all__ = ["PRECISIONS", "TrainConfig", "load_train_config", "dump_toml"]
 
@@ -48,9 +49,13 @@ class TrainConfig:
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError("max_steps_per_epoch must be at least 1")
 
+    def training_recipe(self) -> TrainingRecipe:
+        """The preset's recipe (:func:`~brightscan.train.recipe.recipe_for`) with the overrides applied."""
+        return recipe_for(self.preset).with_overrides(self.recipe)
+
     def model_config(self) -> Any:
         """The preset's :class:`~brightscan.model.ModelConfig` with the overrides applied."""
-        from brightscan.model import TrainingRecipe, get_config
+        from brightscan.model import get_config
         from brightscan.preprocess import feature_names
 
         base = get_config(self.preset)
@@ -63,14 +68,9 @@ class TrainConfig:
         for key in ("conv_dropouts", "feature_dropouts", "pool_sizes", "feature_units", "head_units"):
             if key in model:
                 model[key] = tuple(model[key])
-        recipe = dict(self.recipe)
-        if "betas" in recipe:
-            recipe["betas"] = tuple(recipe["betas"])
-        names = {f.name for f in dataclasses.fields(TrainingRecipe)}
-        if set(recipe) - names:
-            raise ConfigError(f"unknown recipe keys: {sorted(set(recipe) - names)}")
+        self.training_recipe()  # unknown recipe keys fail here too, before any work
         try:
-            return base.replace(recipe=dataclasses.replace(base.recipe, **recipe), **model)
+            return base.replace(**model)
         except TypeError as exc:
             raise ConfigError(f"invalid model override: {exc}") from None
 

@@ -134,7 +134,7 @@ class _Run:
 
         self.config, self.dataset_dir, self.out = config, dataset_dir, out
         self.model_config = config.model_config()
-        self.recipe = self.model_config.recipe
+        self.recipe = config.training_recipe()
         self.max_epochs = config.epochs or self.recipe.max_epochs
         self.card = read_dataset_card(dataset_dir)
         names = feature_names(self.model_config.feature_set)
