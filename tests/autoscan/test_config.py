@@ -82,3 +82,11 @@ def test_sink_requirements(monkeypatch):
     cfg = load_config(None, sink="webhook")
     cfg.sink.url = "http://127.0.0.1:1/hook"
     assert isinstance(make_sink(cfg.sink), WebhookSink)
+
+
+def test_a_policy_file_that_is_missing_or_not_a_policy_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="policy file .*nope.json not found"):
+        load_config(None, policy=str(tmp_path / "nope.json"))
+    (tmp_path / "bad.json").write_text('{"policy": "Nope"}')
+    with pytest.raises(ConfigError, match="unknown policy class 'Nope'"):
+        load_config(None, policy=str(tmp_path / "bad.json"))

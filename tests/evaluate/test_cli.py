@@ -26,3 +26,23 @@ def test_evaluate_command_usage_errors(tmp_path, tiny_model):
     result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tmp_path), "--split", "val",
                                       "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "val" in result.output
+
+
+def test_evaluate_says_what_it_writes_and_autoscan_takes_the_chosen_policy(tmp_path, tiny_model, tiny_dataset):
+    import shutil
+
+    from brightscan.autoscan.config import load_config, make_policy_from
+    from brightscan.policy import policy_from_dict
+
+    model = shutil.copytree(tiny_model, tmp_path / "calibrated-model")  # --calibrate rewrites the model directory
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(model), str(tiny_dataset), "--out", str(out),
+                                      "--target-completeness", "0.01", "--calibrate"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "calibration: temperature 1.0000 ->" in text and f"written to {model / 'model.json'}" in text
+    assert f"autoscan: --policy {out / 'policy.json'}" in text
+    stored = json.loads((out / "policy.json").read_text())
+    assert stored == json.loads((out / "metrics.json").read_text())["policies"]["optimised"]["policy"]
+    policy = make_policy_from(load_config(None, policy=str(out / "policy.json")).policy)
+    assert policy.to_dict() == policy_from_dict(stored).to_dict() and policy.best_ is not None

@@ -151,7 +151,9 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     config = config_from_dict(data)
     if db_url:
         config.db_url = db_url
-    if policy:
+    if policy and policy.endswith(".json"):  # a stored policy, e.g. evaluate's REPORT/policy.json
+        config.policy = PolicyConfig(name=policy, stored=_read_policy_file(policy))
+    elif policy:
         config.policy = PolicyConfig(name=policy, params=config.policy.params)
     if sink:
         config.sink.kind = sink
@@ -182,6 +184,21 @@ def make_sink(config: SinkConfig) -> Any:
     return SkyPortalSink(config.url, config.token, group_ids=config.group_ids,
                          allocation_id=config.allocation_id, followup_payload=config.payload,
                          annotation_origin=config.annotation_origin, **common)
+
+
+def _read_policy_file(path: str) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"policy file {path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"policy file {path} is not valid JSON: {exc}") from None
+    from brightscan.policy import policy_from_dict
+
+    policy_from_dict(data)  # fail now, naming the file, rather than when the service starts
+    return data
 
 
 def make_policy_from(config: PolicyConfig) -> Any:

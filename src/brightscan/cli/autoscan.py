@@ -14,7 +14,7 @@ app = typer.Typer(help="Score alerts as they arrive, save and request follow-up 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config (groups, allocation, payload, policy, sink, db).")
 _DB = typer.Option(None, "--db", help="Database URL (sqlite:///file.db or postgresql+psycopg://...).")
-_POLICY = typer.Option(None, "--policy", help="Policy name (gt1, gt2, bts_prod, ...); parameters from the config.")
+_POLICY = typer.Option(None, "--policy", help="Policy name (gt1, gt2, bts_prod, ...; parameters from the config) or a policy file such as evaluate's REPORT/policy.json.")
 _SINK = typer.Option(None, "--sink", help="skyportal, webhook or log.")
 
 

@@ -19,7 +19,7 @@ def evaluate(
     ),
     compare: Path | None = typer.Option(None, "--compare", help="A second model directory, reported side by side."),
     calibrate: bool = typer.Option(
-        False, "--calibrate", help="Fit a temperature on val and store it in the model directory (and MODEL2's)."
+        False, "--calibrate", help="Fit a temperature on val and WRITE it into the model directory's model.json (and --compare's); says so."
     ),
     target_completeness: float = typer.Option(
         0.99, "--target-completeness", help="Policy search: minimum completeness on val."
@@ -38,6 +38,12 @@ def evaluate(
     for name, m in result["policies"].items():
         typer.echo(f"{name}: completeness={_f(m['completeness'])} purity={_f(m['purity'])} "
                    f"n_sources={m['n_sources']} median_delay_days={_f(m['median_delay_days'])}")
+    for name, section in [("", result), *([("compare ", result["compare"])] if "compare" in result else [])]:
+        calibration = section["calibration"]
+        if calibration.get("written_to"):
+            typer.echo(f"{name}calibration: temperature {calibration['temperature_before']:.4f} -> "
+                       f"{calibration['temperature']:.4f}, written to {calibration['written_to']}")
+    typer.echo(f"optimised policy -> {Path(out) / 'policy.json'} (autoscan: --policy {Path(out) / 'policy.json'})")
     typer.echo(f"report -> {Path(out) / 'index.html'}")
 
 

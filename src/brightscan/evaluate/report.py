@@ -11,7 +11,8 @@ Flow for each model (and the ``compare`` model alike):
    :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` sources only and applied once to
    the evaluated split.
 
-Outputs: ``REPORT/metrics.json``, PNG figures, ``REPORT/index.html`` (self-contained).
+Outputs: ``REPORT/metrics.json``, ``REPORT/policy.json`` (the optimised policy, which autoscan reads
+with ``--policy``), PNG figures, ``REPORT/index.html`` (self-contained).
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
             y_test, M.sigmoid(test_logits / temperature), config.n_reliability_bins)
         temperature = M.fit_temperature(val_table["label"].to_numpy(int), val_logits)
         set_temperature(model_dir, temperature)
+        calibration["written_to"] = str(model_dir / "model.json")  # the CLI says so
+        calibration["temperature_before"] = float(scorer.temperature)
         log.info("stored temperature %.4f in %s", temperature, model_dir)
     test_scores, val_scores = M.sigmoid(test_logits / temperature), M.sigmoid(val_logits / temperature)
 
@@ -195,6 +198,9 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
         result["compare"] = other.metrics
     result = to_jsonable(result)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    # the policy the search chose, ready for ``brightscan autoscan run --policy REPORT/policy.json``
+    (out / "policy.json").write_text(json.dumps(result["policies"][OPTIMISED]["policy"], indent=2) + "\n",
+                                     encoding="utf-8")
     images = write_figures(main, other, out)
     from brightscan.evaluate.html import write_html
 
