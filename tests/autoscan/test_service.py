@@ -254,3 +254,35 @@ def test_a_sink_outage_does_not_stall_ingestion(tiny_model, night, tmp_path):
     service.clock = lambda: 10**12
     assert service.drain(timeout_s=10**13) == 0
     service.store.dispose()
+
+
+def _decide_in_two_halves(tiny_model, files, tmp_path, name, *, forget_state):
+    service = AutoscanService(open_store(f"sqlite:///{tmp_path / name}"), load_scorer(tiny_model),
+                              create_policy("gt2", threshold=0.0), LogSink(tmp_path / f"{name}.jsonl"),
+                              ServiceConfig(retry_base_s=0.0))
+    half = len(files) // 2
+    for i, f in enumerate(files):
+        if i == half and forget_state:  # a database from before the state was kept
+            with service.store.transaction() as conn:
+                conn.execute(sa.update(sources).values(decision=None))
+        service.process_batch(Batch(items=list(read_file(f)), arrived_at=0.0, key=str(f), origin=str(f)))
+    rows = {r["object_id"]: (r["policy_state"], r["identified_candid"], r["n_alerts"], r["last_score"])
+            for r in _rows(service.store, sources)}
+    states = {r["object_id"]: r["decision"] and r["decision"]["state"] for r in _rows(service.store, sources)}
+    service.store.dispose()
+    return rows, states
+
+
+def test_the_decision_state_is_rebuilt_once_when_missing(tiny_model, night, tmp_path):
+    """An object's stored state makes each decision O(1); without it (an older database, another
+    policy) the state is rebuilt from the stored alerts and the decisions are the same."""
+    night_dir, truth = night
+    jd = {r["candid"]: r["jd"] for r in truth}
+    files = sorted(night_dir.glob("*.avro"), key=lambda f: jd[int(f.stem)])  # the night in jd order
+    kept, kept_states = _decide_in_two_halves(tiny_model, files, tmp_path, "kept", forget_state=False)
+    rebuilt, rebuilt_states = _decide_in_two_halves(tiny_model, files, tmp_path, "rebuilt", forget_state=True)
+    assert kept == rebuilt
+    assert {state for state, *_ in kept.values()} == {"passed"}  # gt2 at threshold 0: the 2nd alert
+    assert all(s["n_alerts"] == 3 and s["memory"] == [3] for s in kept_states.values())
+    touched = {o: s for o, s in rebuilt_states.items() if s is not None}  # alerts after the loss
+    assert len(touched) >= 3 and all(kept_states[o] == s for o, s in touched.items())

@@ -105,3 +105,18 @@ def test_bad_url_is_a_config_error(tmp_path):
         open_store("nosuchdb://x")
     with pytest.raises(ConfigError):
         open_store(f"sqlite:///{tmp_path / 'missing-dir' / 'a.db'}")
+
+
+def test_a_round_one_database_gains_the_decision_state_column(db_url):
+    from brightscan.autoscan.store import MIGRATIONS, make_engine
+
+    engine = make_engine(db_url)
+    assert migrate(engine, MIGRATIONS[:1]) == 1
+    with engine.begin() as conn:  # round 1's sources table had no decision column
+        conn.exec_driver_sql("ALTER TABLE sources DROP COLUMN decision")
+    engine.dispose()
+    store = open_store(db_url)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    with store.engine.connect() as conn:
+        assert "decision" in {c["name"] for c in sa.inspect(conn).get_columns("sources")}
+    store.dispose()
