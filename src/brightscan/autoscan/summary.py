@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from brightscan.autoscan.store import actions, alerts, open_store, rejections, sources
+from brightscan.autoscan.store import actions, alerts, open_readonly, rejections, sources
 from brightscan.errors import InputError
 
 __all__ = ["latency_seconds", "night_bounds", "write_summary"]
@@ -95,12 +95,12 @@ def _utc(ts: float | None) -> str:
     return "" if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S")
 
 
-def write_summary(db_url: str, night: str, out_dir: str | Path) -> Path:
+def write_summary(db_url: str, night: str, out_dir: str | Path, skyportal_url: str | None = None) -> Path:
     """Write ``out_dir/index.html`` (+ PNGs) for the alerts of ``night``; return its path."""
     start, end = night_bounds(night)
     out = Path(out_dir)
+    store = open_readonly(db_url)
     out.mkdir(parents=True, exist_ok=True)
-    store = open_store(db_url)
     try:
         with store.engine.connect() as conn:
             in_night = alerts.c.jd.between(start, end)
