@@ -124,5 +124,6 @@ def serve(
 
     with handle_errors():
         cfg = _config(config, db, None, None)
+        typer.echo(f"status page: http://{host}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
         run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
                    skyportal_url=_skyportal_url(cfg))

@@ -8,10 +8,11 @@ Arrays named ``<metric>_ci`` (shape ``(n, 2)``: 95% interval per point) are draw
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from brightscan.pages import triplet_png  # noqa: F401 - the report's triplets, shared with the night page
 
 import numpy as np
 
@@ -212,23 +213,3 @@ def _runs(rows: Sequence[Mapping[str, Any]], comp: np.ndarray,
         else:
             runs.append(((x, y), [r["params"]["threshold"]]))
     return runs
-
-
-def triplet_png(triplet: np.ndarray, scale: int = 2) -> bytes:
-    """PNG bytes of a (63, 63, 3) science/reference/difference triplet side by side.
-
-    Each stamp is stretched between its 0.5 and 99.5 percentiles, in grey, 2 px apart.
-    """
-    from matplotlib.image import imsave
-
-    stamps = []
-    for i in range(3):
-        img = np.asarray(triplet[:, :, i], dtype=np.float64)
-        lo, hi = np.nanpercentile(img, [0.5, 99.5]) if np.isfinite(img).any() else (0.0, 1.0)
-        scaled = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-        stamps.append(np.kron(np.nan_to_num(scaled)[::-1], np.ones((scale, scale))))
-        if i < 2:
-            stamps.append(np.ones((stamps[-1].shape[0], 2 * scale)))
-    buffer = io.BytesIO()
-    imsave(buffer, np.hstack(stamps), cmap="gray", vmin=0, vmax=1, format="png")
-    return buffer.getvalue()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMN_NAMES", "data_uri", "human", "jd_to_utc", "metric", "render"]
+__all__ = ["COLUMN_NAMES", "data_uri", "human", "jd_to_utc", "metric", "render", "triplet_png"]
 
 #: Human names of the metric keys that reach a page.
 COLUMN_NAMES = {
@@ -97,3 +98,24 @@ def _environment() -> Any:
 def render(template: str, **context: Any) -> str:
     """Render ``templates/<template>`` with ``context``."""
     return _environment().get_template(template).render(**context)
+
+
+def triplet_png(triplet: np.ndarray, scale: int = 2) -> bytes:
+    """PNG bytes of a (63, 63, 3) science/reference/difference triplet side by side.
+
+    Each stamp is stretched between its 0.5 and 99.5 percentiles, in grey, 2 px apart.
+    """
+    import numpy as np
+    from matplotlib.image import imsave
+
+    stamps = []
+    for i in range(3):
+        img = np.asarray(triplet[:, :, i], dtype=np.float64)
+        lo, hi = np.nanpercentile(img, [0.5, 99.5]) if np.isfinite(img).any() else (0.0, 1.0)
+        scaled = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+        stamps.append(np.kron(np.nan_to_num(scaled)[::-1], np.ones((scale, scale))))
+        if i < 2:
+            stamps.append(np.ones((stamps[-1].shape[0], 2 * scale)))
+    buffer = io.BytesIO()
+    imsave(buffer, np.hstack(stamps), cmap="gray", vmin=0, vmax=1, format="png")
+    return buffer.getvalue()
