@@ -69,10 +69,13 @@ def test_scan_is_one_pass_over_new_files(night, tiny_model, tmp_path):
 
 @pytest.mark.parametrize("args, code, message", [
     (["--source", "ftp:/x"], 2, "source must look like|unknown source kind"),
-    (["--source", "replay:/x", "--policy", "nosuch"], 1, "unknown policy"),
-    (["--source", "replay:/x", "--sink", "skyportal"], 1, "needs a URL"),
+    (["--source", "replay:/nonexistent"], 2, "replay:/nonexistent.*does not exist"),
+    (["--source", "replay:NIGHT", "--policy", "nosuch"], 1, "unknown policy"),
+    (["--source", "replay:NIGHT", "--sink", "skyportal"], 1, "needs a URL"),
+    (["--source", "replay:NIGHT", "--sink", "fritz"], 2, "'fritz' is not one of"),
 ])
-def test_errors_are_messages_with_exit_codes(tiny_model, tmp_path, args, code, message):
+def test_errors_are_messages_with_exit_codes(night, tiny_model, tmp_path, args, code, message):
+    args = [a.replace("NIGHT", str(night[0])) for a in args]
     res = _invoke("autoscan", "run", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'a.db'}", *args)
     assert res.exit_code == code, res.output
     import re

@@ -120,10 +120,12 @@ def test_replay_skips_consumed_files_and_rebases_time(night):
     assert [b.key for b in rest] == keys[30:]
 
 
-def test_parse_source():
-    assert isinstance(parse_source("dir:/x"), DirectorySource)
-    assert isinstance(parse_source("replay:/x", speedup=20).speedup and parse_source("replay:/x"), ReplaySource)
-    for bad in ("/x", "ftp:/x", "dir:"):
+def test_parse_source(tmp_path):
+    (tmp_path / "a.avro").write_bytes(b"")
+    assert isinstance(parse_source(f"dir:{tmp_path}"), DirectorySource)
+    assert isinstance(parse_source(f"replay:{tmp_path}", speedup=20), ReplaySource)
+    (tmp_path / "empty").mkdir()
+    for bad in ("/x", "ftp:/x", "dir:", "dir:/nonexistent", "replay:/nonexistent", f"replay:{tmp_path / 'empty'}"):
         with pytest.raises(InputError):
             parse_source(bad)
 

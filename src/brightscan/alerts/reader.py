@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from brightscan.alerts.avro import read_avro_stream
+from brightscan.alerts.avro import count_avro_records, read_avro_stream
 from brightscan.alerts.parquet import read_parquet_file
 from brightscan.alerts.records import Alert, Rejection
 from brightscan.alerts.tarball import read_tarball
@@ -57,6 +57,31 @@ def read_file(path: Path) -> Iterator[Alert | Rejection]:
                 yield from read_avro_stream(stream, str(path))
         except OSError as exc:
             yield Rejection(None, None, str(path), "read", f"cannot open file: {exc}")
+
+
+def count_alerts(inputs: PathLike | Iterable[PathLike]) -> int | None:
+    """How many items :func:`read_alerts` will yield, when that is cheap to know (progress totals).
+
+    Avro files are counted from their block headers and Parquet files from their metadata, without
+    decoding anything; ``None`` when an input is a compressed archive (counting it would cost as
+    much as reading it) or does not exist.
+    """
+    total = 0
+    try:
+        for file in iter_input_files(inputs):
+            name = file.name.lower()
+            if name.endswith(".parquet"):
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(file).metadata.num_rows
+            elif name.endswith((".tar", ".tar.gz", ".tgz")):
+                return None
+            else:
+                with open(file, "rb") as stream:
+                    total += count_avro_records(stream)
+    except (OSError, ValueError):  # a count is a hint: the reader itself reports unreadable inputs
+        return None
+    return total
 
 
 def iter_input_files(inputs: PathLike | Iterable[PathLike]) -> Iterator[Path]:

@@ -287,9 +287,13 @@ def parse_source(spec: str, *, speedup: float = 10.0, poll_interval: float = 1.0
     kind, _, arg = spec.partition(":")
     if not arg:
         raise InputError(f"source must look like dir:PATH, replay:PATH or kafka:TOPIC, got {spec!r}")
+    if kind in ("dir", "replay") and not Path(arg).exists():
+        raise InputError(f"source {spec!r}: {arg} does not exist")
     if kind == "dir":
         return DirectorySource(arg, poll_interval=poll_interval)
     if kind == "replay":
+        if not any(True for _ in iter_input_files(arg)):
+            raise InputError(f"source {spec!r}: no alert file (.avro, .parquet, .tar[.gz]) to replay in {arg}")
         return ReplaySource(arg, speedup=speedup)
     if kind == "kafka":
         return KafkaSource(arg, kafka_config)
