@@ -40,7 +40,7 @@ def _finish(report: Any, show: Output) -> None:
 
 @app.command("run")
 def run(
-    source: str = typer.Option(..., "--source", help="dir:PATH, replay:PATH or kafka:TOPIC."),
+    feed: str = typer.Option(..., "--feed", "--source", help="Where alerts come from: dir:PATH, replay:PATH or kafka:TOPIC (--source is the older name)."),
     model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     db: str = _DB,
     policy: str = _POLICY,
@@ -55,13 +55,13 @@ def run(
     from brightscan.autoscan.runner import run_autoscan
 
     with handle_errors():
-        report = run_autoscan(_config(config, db, policy, sink, speedup), source, model)
+        report = run_autoscan(_config(config, db, policy, sink, speedup), feed, model)
     _finish(report, Output(quiet, as_json))
 
 
 @app.command("scan")
 def scan(
-    source: str = typer.Option(..., "--source", help="dir:PATH (or replay:PATH: everything at once)."),
+    feed: str = typer.Option(..., "--feed", "--source", help="dir:PATH (or replay:PATH: everything at once); --source is the older name."),
     model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     since: str = typer.Option(None, "--since", help="Files arrived at/after: ISO 8601, JD, 'now', '-30min'."),
     until: str = typer.Option(None, "--until", help="Files arrived before (default: no limit)."),
@@ -76,7 +76,7 @@ def scan(
     from brightscan.autoscan.runner import parse_time, scan_once
 
     with handle_errors():
-        report = scan_once(_config(config, db, policy, sink), source, model,
+        report = scan_once(_config(config, db, policy, sink), feed, model,
                            since=parse_time(since), until=parse_time(until))
     _finish(report, Output(quiet, as_json))
 

@@ -33,7 +33,7 @@ from brightscan import metrics as M
 from brightscan.errors import InputError
 from brightscan.evaluate import plots
 from brightscan.evaluate.gallery import alert_galleries, attach_pictures, source_galleries
-from brightscan.evaluate.sources import apply_policy, build_sources, read_scanner_saves, select_sources, source_arrays
+from brightscan.evaluate.objects import apply_policy, build_objects, read_scanner_saves, select_objects, object_arrays
 from brightscan.policy import GtN, ObjectHistory, PolicySearch, create_policy
 from brightscan.policy.search import DEFAULT_GRID
 from brightscan.serial import to_jsonable
@@ -93,9 +93,9 @@ def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int,
     return data.table, logits
 
 
-def _selected_sources(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
+def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
                       config: EvaluateConfig) -> list[ObjectHistory]:
-    return select_sources(build_sources(table, scores, saves), config.min_alerts, config.bright_peak_limit)
+    return select_objects(build_objects(table, scores, saves), config.min_alerts, config.bright_peak_limit)
 
 
 def peak_bins(sources: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray:
@@ -109,7 +109,7 @@ def peak_bins(sources: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray
 
 def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
                     bins: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
-    arr = source_arrays(sources)
+    arr = object_arrays(sources)
     passed, pass_jd = apply_policy(policy, sources)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     summary["policy"] = policy.to_dict()
@@ -126,7 +126,7 @@ def threshold_curves(search: PolicySearch, val_sources: Sequence[ObjectHistory],
     one curve per N of the grid (the other cuts as chosen)."""
     full = {**DEFAULT_GRID, **(grid or {})}
     best = search.best_.get_params()
-    arr = source_arrays(val_sources)
+    arr = object_arrays(val_sources)
     curves: dict[int, list[dict[str, Any]]] = {}
     for n in full["n"]:
         rows = []
@@ -188,8 +188,8 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                         f"after (T {cal['temperature_fitted']:.2f}, fitted on val)": cal["reliability_after"]},
         "policies": {},
     }
-    test_sources = _selected_sources(test_table, test_scores, saves, config)
-    val_sources = _selected_sources(val_table, val_scores, saves, config)
+    test_sources = _selected_objects(test_table, test_scores, saves, config)
+    val_sources = _selected_objects(val_table, val_scores, saves, config)
     bins = peak_bins(test_sources)
     policies: dict[str, Any] = {}
     fixed = {pname: create_policy(pname) for pname in config.policies}
