@@ -1,8 +1,9 @@
 """The night's summary: one HTML page with PNGs, read from the autoscan database.
 
-Sections: counts; every source that passed the policy that night with its triplet (the alert that
-triggered the decision) and its score history; the actions and their outcomes (attempts, errors);
-the latency from an input's arrival to the sink acknowledging the save.
+Sections: counts (including the 429 "too many requests" answers SkyPortal gave); every source that
+passed the policy that night with its triplet (the alert that triggered the decision) and its
+score history; the actions and their outcomes (id, attempts, 429s, errors); the latency from an
+input's arrival to the sink acknowledging the save.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from brightscan.autoscan.store import actions, alerts, open_store, rejections, sources
+from brightscan.autoscan.store import action_attempts, actions, alerts, open_store, rejections, sources
 from brightscan.errors import InputError
 
 __all__ = ["latency_seconds", "night_bounds", "write_summary"]
@@ -109,7 +110,12 @@ def write_summary(db_url: str, night: str, out_dir: str | Path) -> Path:
             passed = conn.execute(sa.select(sources).where(sources.c.identified_jd.between(start, end))
                                   .order_by(sources.c.identified_jd)).mappings().all()
             ids = [r["object_id"] for r in passed]
-            acts = conn.execute(sa.select(actions).where(actions.c.object_id.in_(ids))
+            limited = (sa.select(action_attempts.c.action_id,
+                                 sa.func.sum(action_attempts.c.rate_limited).label("n429"))
+                       .group_by(action_attempts.c.action_id).subquery())
+            acts = conn.execute(sa.select(actions, sa.func.coalesce(limited.c.n429, 0).label("n429"))
+                                .outerjoin(limited, limited.c.action_id == actions.c.id)
+                                .where(actions.c.object_id.in_(ids))
                                 .order_by(actions.c.id)).mappings().all()
             latency = latency_seconds(conn, ids)
             figures = []
@@ -127,17 +133,18 @@ def write_summary(db_url: str, night: str, out_dir: str | Path) -> Path:
     pct = (lambda q: f"{np.percentile(latency, q):.2f} s" if latency.size else "n/a")
     parts = [
         f"<h1>autoscan night {html.escape(night)}</h1>",
-        _table(["alerts scored", "rejections (all time)", "sources passed", "latency p50", "latency p99"],
-               [[scores.size, n_rej, len(passed), pct(50), pct(99)]]),
+        _table(["alerts scored", "rejections (all time)", "sources passed", "latency p50", "latency p99",
+                "429 answers (rate limited)"],
+               [[scores.size, n_rej, len(passed), pct(50), pct(99), sum(int(a["n429"]) for a in acts)]]),
         "<h2>scores</h2><img src='scores.png'><img src='latency.png'>",
         "<h2>decisions</h2>",
         _table(["objectId", "candid", "decided (UTC)", "saved (UTC)", "follow-up", "alerts", "last score"],
                [[r["object_id"], r["identified_candid"], _utc(r["identified_at"]), _utc(r["saved_at"]),
                  r["followup_state"] or "", r["n_alerts"], f"{r['last_score']:.3f}"] for r in passed]),
         "<h2>actions</h2>",
-        _table(["key", "state", "attempts", "acknowledged (UTC)", "last error"],
-               [[a["idempotency_key"], a["state"], a["attempts"], _utc(a["acked_at"]), a["last_error"] or ""]
-                for a in acts]),
+        _table(["id", "key", "state", "attempts", "429s", "acknowledged (UTC)", "last error"],
+               [[a["id"], a["idempotency_key"], a["state"], a["attempts"], a["n429"], _utc(a["acked_at"]),
+                 a["last_error"] or ""] for a in acts]),
         "<h2>sources</h2>", *[f"<img src='{html.escape(f)}'><br>" for f in figures],
     ]
     page = out / "index.html"
