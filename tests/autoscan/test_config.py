@@ -114,3 +114,18 @@ def test_skyportal_settings_are_checked_when_the_sink_is_built(tmp_path, monkeyp
     path.write_text("[sink]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
     with pytest.raises(ConfigError, match=message):
         make_sink(load_config(path).sink)
+
+
+def test_the_documented_fritz_sedm_config_builds_a_sink(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "autoscan.md").read_text()
+    block = doc.split("## Fritz with SEDM")[1].split("```toml\n")[1].split("```")[0]
+    path = tmp_path / "fritz.toml"
+    path.write_text(block)
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
+    sink = make_sink(load_config(path).sink)
+    plan = sink.followup
+    assert (plan.facility, plan.priority, plan.observation_type, plan.validity_days) == ("SEDM", 5, "IFU", 7)
+    assert plan.constraints == {"not_if_duplicates": True, "not_if_classified": True, "not_if_spectra_exist": True}
+    assert sink.group_ids == [1234] and sink.client.limiter.rate == 5.0
