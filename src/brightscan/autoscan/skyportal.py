@@ -308,12 +308,13 @@ class SkyPortalClient:
         retry = method == "GET" if retry is None else retry
         what = f"{method} {path}"
         url = self.base_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        tries, rate_waited = 0, 0.0
+        tries, refusals, rate_waited = 0, 0, 0.0
         while True:
             self.limiter.acquire()
             status, headers, answer, error = self._send(method, url, body, timeout or self.timeout)
             if status == 429:
-                wait = self._note_429(headers, tries)
+                wait = self._note_429(headers, refusals)
+                refusals += 1
                 rate_waited += wait
                 if rate_waited > self.max_rate_wait_s:
                     raise SkyPortalError(what, 429, f"still rate limited after {rate_waited:.0f} s",
@@ -337,13 +338,13 @@ class SkyPortalClient:
               ) -> tuple[int | None, Mapping[str, str], Any, str]:
         return send_json(method, url, body, self._headers, timeout)
 
-    def _note_429(self, headers: Mapping[str, str], tries: int) -> float:
+    def _note_429(self, headers: Mapping[str, str], refusals: int) -> float:
         with self._count_lock:
             self.rate_limited += 1
         wait = _retry_after(headers.get("Retry-After"))
-        if wait is None:  # nginx's limit_req sends none: back off from one request's slot
+        if wait is None:  # nginx's limit_req sends none: one request's slot, doubling
             rate = self.limiter.rate if self.limiter.rate > 0 else 5.0
-            wait = min(8.0, (1.0 / rate) * 2 ** min(tries, 3))
+            wait = min(8.0, (1.0 / rate) * 2 ** min(refusals, 5))
         log.info("rate limited by SkyPortal (429); waiting %.2f s", wait)
         return wait
 
