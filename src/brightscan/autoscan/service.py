@@ -1,6 +1,6 @@
-"""The autoscan loop: consume a batch → score → store → decide → enqueue, then drain the outbox.
+"""The autoscan loop: consume a delivery → score → store → decide → enqueue, then drain the outbox.
 
-Everything a batch changes (its alerts, rejections, source states, the actions a newly passing
+Everything a delivery changes (its alerts, rejections, source states, the actions a newly passing
 source triggers, and the record that its input was consumed) is written in ONE transaction, so a
 process killed at any instant keeps all of it or none of it; the outbox is drained afterwards in
 separate transactions (:mod:`brightscan.autoscan.outbox`).
@@ -25,11 +25,11 @@ from brightscan.alerts import Alert, Rejection
 from brightscan.autoscan import outbox
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.sinks import Sink
-from brightscan.autoscan.sources import AlertSource, Batch
+from brightscan.autoscan.feeds import Feed, Delivery
 from brightscan.autoscan.store import Store, alerts, consumed_inputs, rejections, sources
 from brightscan.errors import AlertError
 
-__all__ = ["AutoscanService", "BatchResult", "load_scorer"]
+__all__ = ["AutoscanService", "DeliveryResult", "load_scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def load_scorer(model_dir: str | Path, *, backend: str = "torch", overflow: str 
 
 
 @dataclass
-class BatchResult:
-    """What one batch did."""
+class DeliveryResult:
+    """What one delivery did."""
 
     stored: int = 0  # new alerts stored
     duplicates: int = 0  # alerts already stored (redelivery), skipped
@@ -72,7 +72,7 @@ def _as_float(value: Any) -> float | None:
 
 
 class AutoscanService:
-    """Turns batches of alerts into stored scores, policy decisions and outbox actions.
+    """Turns deliveries of alerts into stored scores, policy decisions and outbox actions.
 
     Parameters
     ----------
@@ -107,43 +107,43 @@ class AutoscanService:
             query = sa.select(consumed_inputs.c.key).where(consumed_inputs.c.key == key)
             return conn.execute(query).first() is not None
 
-    def process_batch(self, batch: Batch) -> BatchResult:
-        """Score, store and decide one batch: one transaction per chunk of ``chunk_size`` items.
+    def process_delivery(self, delivery: Delivery) -> DeliveryResult:
+        """Score, store and decide one delivery: one transaction per chunk of ``chunk_size`` items.
 
         A small input (one Avro file, a Kafka poll) is one chunk. A big one (a nightly tarball)
         commits chunk by chunk and is marked consumed with its last chunk; if the process dies
         in between, the file is read again and the chunks already stored are skipped by
         ``candid``, so the result is the same.
         """
-        result = BatchResult()
-        if batch.key is not None and self.is_consumed(batch.key):
+        result = DeliveryResult()
+        if delivery.key is not None and self.is_consumed(delivery.key):
             result.skipped = True
             return result
-        items = iter(batch.items)
+        items = iter(delivery.items)
         chunk = list(itertools.islice(items, self.config.chunk_size))
         while True:
             following = list(itertools.islice(items, self.config.chunk_size))
             last = not following
             with self.store.transaction() as conn:
-                self._process_chunk(conn, chunk, batch, result)
-                if last and batch.key is not None:
+                self._process_chunk(conn, chunk, delivery, result)
+                if last and delivery.key is not None:
                     conn.execute(consumed_inputs.insert().values(
-                        key=batch.key, n_alerts=result.stored, consumed_at=self.clock()))
+                        key=delivery.key, n_alerts=result.stored, consumed_at=self.clock()))
             if last:
                 break
             chunk = following
-        log.info("%s: %d stored, %d duplicate, %d rejected, %d passed", batch.origin, result.stored,
+        log.info("%s: %d stored, %d duplicate, %d rejected, %d passed", delivery.origin, result.stored,
                  result.duplicates, result.rejected, len(result.passed))
         return result
 
-    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], batch: Batch,
-                       result: BatchResult) -> None:
+    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], delivery: Delivery,
+                       result: DeliveryResult) -> None:
         new, duplicates = self._new_alerts(conn, items)
         history = self._load_history(conn, {a.object_id for a in new})
         prepared, rejected = self._prepare(new, history)
         rejected = self._new_rejections(conn, rejected + [i for i in items if isinstance(i, Rejection)])
         now = self.clock()
-        self._store_alerts(conn, prepared, history, batch, now)
+        self._store_alerts(conn, prepared, history, delivery, now)
         for rej in rejected:
             conn.execute(rejections.insert().values(
                 candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
@@ -152,7 +152,7 @@ class AutoscanService:
         result.rejected += len(rejected)
         result.stored += len(prepared)
         for object_id in dict.fromkeys(p["alert"].object_id for p in prepared):
-            if self._decide(conn, object_id, history[object_id], prepared, batch, now):
+            if self._decide(conn, object_id, history[object_id], prepared, delivery, now):
                 result.passed.append(object_id)
 
     def _new_rejections(self, conn: Connection, items: list[Rejection]) -> list[Rejection]:
@@ -203,7 +203,7 @@ class AutoscanService:
                 rejected.append(Rejection(alert.candid, alert.object_id, alert.source, exc.stage, exc.reason))
                 continue
             except Exception:
-                # a bug, not bad data: log which alert, roll the batch back, stop (restart retries it)
+                # a bug, not bad data: log which alert, roll the delivery back, stop (restart retries it)
                 log.exception("unexpected error preprocessing candid %s (%s)", alert.candid, alert.object_id)
                 raise
             earlier[alert.object_id].append(_candidate_row(alert))
@@ -221,7 +221,7 @@ class AutoscanService:
         return prepared, rejected
 
     def _store_alerts(self, conn: Connection, prepared: list[dict[str, Any]],
-                      history: dict[str, list[dict[str, Any]]], batch: Batch, now: float) -> None:
+                      history: dict[str, list[dict[str, Any]]], delivery: Delivery, now: float) -> None:
         from brightscan.preprocess import feature_names
 
         names = feature_names(self.scorer.feature_set)
@@ -232,15 +232,15 @@ class AutoscanService:
             row = {"candid": alert.candid, "object_id": alert.object_id, "jd": alert.jd,
                    "magpsf": float(cand["magpsf"]), "fid": cand.get("fid"), "score": p["score"],
                    "model_id": self.scorer.model_id, "model_version": self.scorer.model_version,
-                   "features": features, "input_key": batch.key or batch.origin[:500],
-                   "arrived_at": batch.arrived_at, "stored_at": now}
+                   "features": features, "input_key": delivery.key or delivery.origin[:500],
+                   "arrived_at": delivery.arrived_at, "stored_at": now}
             rows.append(row)
             history[alert.object_id].append(row)
         if rows:
             conn.execute(alerts.insert(), rows)
 
     def _decide(self, conn: Connection, object_id: str, rows: list[dict[str, Any]],
-                prepared: list[dict[str, Any]], batch: Batch, now: float) -> bool:
+                prepared: list[dict[str, Any]], delivery: Delivery, now: float) -> bool:
         """Update the source; on its first pass enqueue the configured actions. True if it passed."""
         from brightscan.policy import ScoredAlert
 
@@ -266,11 +266,11 @@ class AutoscanService:
                                    ndethist=_as_int(r["features"].get("ndethist")))
                        for r in known]
             if self.policy.passes(history):
-                self._identify(conn, object_id, p, batch, now)
+                self._identify(conn, object_id, p, delivery, now)
                 return True
         return False
 
-    def _identify(self, conn: Connection, object_id: str, p: dict[str, Any], batch: Batch, now: float) -> None:
+    def _identify(self, conn: Connection, object_id: str, p: dict[str, Any], delivery: Delivery, now: float) -> None:
         alert = p["alert"]
         conn.execute(sources.update().where(sources.c.object_id == object_id).values(
             policy_state="passed", policy=self.policy.to_dict(), identified_candid=alert.candid,
@@ -283,7 +283,7 @@ class AutoscanService:
                    "magpsf": _as_float(cand.get("magpsf")), "ra": _as_float(cand.get("ra")),
                    "dec": _as_float(cand.get("dec"))}
         for kind in self.config.actions:  # save first: the dispatcher keeps this order per source
-            outbox.enqueue(conn, kind, object_id, payload, arrived_at=batch.arrived_at, now=now)
+            outbox.enqueue(conn, kind, object_id, payload, arrived_at=delivery.arrived_at, now=now)
         log.info("%s passed %s at candid %s (score %.3f)", object_id, self.policy, alert.candid, p["score"])
 
     # ---- acting ----------------------------------------------------------------------------
@@ -306,16 +306,16 @@ class AutoscanService:
             self.dispatch()
         return outbox.pending_count(self.store)
 
-    def run(self, source: AlertSource, *, drain: bool = True) -> int:
+    def run(self, source: Feed, *, drain: bool = True) -> int:
         """Consume ``source`` until it ends (forever for directories/Kafka); return pending count.
 
         Actions left over from a previous (crashed) run are delivered first.
         """
         self.dispatch()
-        for batch in source.batches(self.is_consumed):
-            if batch is not None:
-                self.process_batch(batch)
-                source.commit(batch)
+        for delivery in source.deliveries(self.is_consumed):
+            if delivery is not None:
+                self.process_delivery(delivery)
+                source.commit(delivery)
             self.dispatch()
         return self.drain() if drain else outbox.pending_count(self.store)
 
