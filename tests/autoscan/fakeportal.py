@@ -1,94 +1,127 @@
-"""A fake SkyPortal on loopback: the API subset autoscan uses, with faults on demand.
+"""A stand-in for SkyPortal on loopback: the real handlers' behaviour (see
+:mod:`tests.autoscan.fakeportal_api`), SkyPortal's nginx rate limit, and faults on demand.
 
-Used by the tests, the latency benchmark and dry runs of a config. It follows SkyPortal's
-documented endpoints and answers (``{"status": "success", "data": ...}``), keeps state in
-memory, records every call, and can be told to answer 500 (before or *after* applying a
-request) or to sleep past the client's timeout, with a seeded generator.
+Used by the tests and the autoscan benchmark (it is test support: never installed). What it
+models besides the handlers:
 
-Server-side semantics copied from SkyPortal: saving a source to groups it is already saved to
-creates nothing; a follow-up request with ``not_if_duplicates`` for an object that already has a
-request of the same allocation is not created (answered ``ignored: true``); an annotation origin
-is unique per object.
+* **Rate limit** as SkyPortal's nginx does it (baselayer's ``limit_req`` per ``Authorization``
+  header, ``rate`` r/s, ``burst`` with ``nodelay``; default 5 and 10): a request over the limit
+  is answered 429 at once, without reaching the API, with nginx's HTML page; ``retry_after``
+  adds a ``Retry-After`` header (nginx sends none by default).
+* **Pending submission window**: ``POST /api/followup_request`` stores the request as "pending
+  submission", then "calls the facility" for ``submit_delay_s`` (SEDM's call may take 30 s)
+  before answering; set it above the client's timeout to model a POST that times out while its
+  request is listed and then submitted.
+* **Faults**, drawn per request with a seeded generator: ``error_rate`` (502 from the proxy,
+  nothing done), ``error_after_rate`` (the work is done, then 500), ``timeout_rate`` (sleep
+  ``sleep_s``; the work is done after it, or dropped with ``timeout_applies=False``),
+  ``drop_rate`` (the work is done, the connection closed without an answer), ``save_race_rate``
+  (a concurrent save wins a database race: 400 "... already exists", nothing of ours saved).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from tests.autoscan import fakeportal_api as api
+from tests.autoscan.fakeportal_api import PortalState, Token
+
 __all__ = ["FakeSkyPortal", "RecordedCall"]
+
+NGINX_429 = (b"<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n<center>"
+             b"<h1>429 Too Many Requests</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+NGINX_502 = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>"
+OTHER_TOKEN = "other-bot-token"  # a second bot, in group 99 only
 
 
 @dataclass
 class RecordedCall:
     """One request the fake received."""
 
-    method: str  # GET | POST
+    method: str  # GET | POST | PUT
     path: str  # path with query
     body: Any  # parsed JSON body (None for GET)
-    status: int  # status answered (or that would have been, for a timed-out request)
-    fault: str | None  # None | error_before | error_after | timeout
+    status: int  # status answered (or that would have been, for a dropped answer)
+    fault: str | None  # None | error_before | error_after | timeout | drop | save_race | rate_limited
     received_at: float  # unix time
-    answered_at: float  # unix time the answer was ready (just before it was written)
+    answered_at: float  # unix time the answer was ready
 
 
-@dataclass
-class _State:
-    groups: dict[str, set[int]] = field(default_factory=dict)  # obj -> groups saved to
-    saves: dict[str, int] = field(default_factory=dict)  # obj -> POSTs that saved something new
-    save_times: dict[str, float] = field(default_factory=dict)  # obj -> first save time
-    followups: list[dict[str, Any]] = field(default_factory=list)  # created requests
-    annotations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # obj -> list
+class _NginxLimit:
+    """``limit_req zone=... rate=R burst=B nodelay`` keyed by the Authorization header."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self._state: dict[str, tuple[float, float]] = {}  # key -> (excess, last time)
+
+    def admit(self, key: str, now: float) -> float | None:
+        """None when admitted, else seconds until a request would be."""
+        if self.rate <= 0:
+            return None
+        if key not in self._state:
+            self._state[key] = (0.0, now)
+            return None
+        excess, last = self._state[key]
+        excess = max(0.0, excess - self.rate * (now - last)) + 1.0
+        if excess > self.burst:
+            return (excess - self.burst) / self.rate
+        self._state[key] = (excess, now)
+        return None
 
 
 class FakeSkyPortal:
-    """Threaded HTTP server on 127.0.0.1 implementing the SkyPortal calls autoscan makes.
+    """Threaded HTTP server on 127.0.0.1 behaving like SkyPortal for the calls autoscan makes.
+
+    The token's user is in groups 1-9; group 99 belongs to :data:`OTHER_TOKEN` only. Filters
+    1-9 belong to the group of the same id, allocations 1-5 are SEDM allocations of group 1,
+    instrument 1 is ZTF. Tests add more through :attr:`state` (under :attr:`lock`).
 
     Parameters
     ----------
     token : str
-        Expected ``Authorization: token <token>``; other requests get 401.
-    error_rate : float
-        Probability of answering 500 without doing anything.
-    error_after_rate : float
-        Probability of doing a POST's work and then answering 500 (the answer is lost).
-    timeout_rate : float
-        Probability of sleeping ``sleep_s`` before doing the work and answering.
-    sleep_s : float
-        Length of those sleeps (set it above the client's timeout).
+        The bot's token; other tokens get 401.
+    rate, burst : float, int
+        nginx rate limit (``rate <= 0``: none). ``retry_after``: send ``Retry-After``.
+    submit_delay_s : float
+        How long the facility call of a follow-up POST takes.
+    facility : callable, optional
+        ``(obj_id, payload) -> str`` SEDM's answer ("accepted" or a reason), or raises.
+    error_rate, error_after_rate, timeout_rate, drop_rate, save_race_rate : float
+        Fault probabilities (see the module docstring). ``sleep_s``: length of a timeout.
     seed : int
         Seeds the fault generator.
-    idempotent : bool
-        Apply SkyPortal's server-side idempotence (above). ``False`` makes every POST create
-        something, so tests can show what the client alone guarantees.
-    timeout_applies : bool
-        Whether a timed-out request is still applied after the sleep (the worst case: the
-        client's retry may check before it lands) or dropped (an overloaded server giving up).
     """
 
-    def __init__(self, token: str = "test-token", *, error_rate: float = 0.0,
-                 error_after_rate: float = 0.0, timeout_rate: float = 0.0, sleep_s: float = 1.0,
-                 seed: int = 0, idempotent: bool = True, timeout_applies: bool = True):
+    def __init__(self, token: str = "test-token", *, rate: float = 0.0, burst: int = 10,
+                 retry_after: bool = True, submit_delay_s: float = 0.0,
+                 facility: Callable[[str, dict[str, Any]], str] | None = None,
+                 error_rate: float = 0.0, error_after_rate: float = 0.0, timeout_rate: float = 0.0,
+                 drop_rate: float = 0.0, save_race_rate: float = 0.0, sleep_s: float = 1.0,
+                 timeout_applies: bool = True, seed: int = 0):
         self.token = token
-        self.idempotent = idempotent
-        self.timeout_applies = timeout_applies
-        self.error_rate = error_rate
-        self.error_after_rate = error_after_rate
-        self.timeout_rate = timeout_rate
-        self.sleep_s = sleep_s
+        self.state = PortalState(tokens={token: Token(1, set(range(1, 10))), OTHER_TOKEN: Token(2, {99})})
+        self.state.groups = {g: f"group {g}" for g in [*range(1, 10), 99]}
+        self.state.filters = {f: f for f in range(1, 10)}
+        self.state.allocations = {a: {"group_id": 1, "facility": "SEDM"} for a in range(1, 6)}
+        self.limit = _NginxLimit(rate, burst)
+        self.retry_after, self.submit_delay_s = retry_after, submit_delay_s
+        self.facility = facility or (lambda obj_id, payload: "accepted")
+        self.rates = {"error_before": error_rate, "error_after": error_after_rate,
+                      "timeout": timeout_rate, "drop": drop_rate, "save_race": save_race_rate}
+        self.sleep_s, self.timeout_applies = sleep_s, timeout_applies
         self._rng = np.random.default_rng(seed)
-        self._lock = threading.Lock()
-        self.state = _State()
+        self.lock = threading.RLock()
         self.calls: list[RecordedCall] = []
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- life cycle ----------------------------------------------------------------------------
     @property
@@ -103,8 +136,8 @@ class FakeSkyPortal:
         handler = type("Handler", (_Handler,), {"portal": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -121,114 +154,111 @@ class FakeSkyPortal:
 
     # ---- what tests read -----------------------------------------------------------------------
     def followups_for(self, obj_id: str) -> list[dict[str, Any]]:
-        """Follow-up requests created for an object."""
-        with self._lock:
-            return [r for r in self.state.followups if r["obj_id"] == obj_id]
+        """Follow-up requests stored for an object (any status)."""
+        with self.lock:
+            return [dict(r) for r in self.state.followups if r["obj_id"] == obj_id]
 
-    def effective_saves(self) -> dict[str, int]:
-        """objectId -> number of POSTs that saved it to a group it was not yet in."""
-        with self._lock:
-            return dict(self.state.saves)
-
-    def effective_followups(self) -> dict[str, int]:
-        """objectId -> number of follow-up requests created."""
-        with self._lock:
+    def count(self, what: str) -> dict[str, int]:
+        """objectId -> rows of ``followups``, ``annotations``, ``thumbnails``, ``candidates``,
+        ``photometry`` or ``sources`` (active source rows)."""
+        with self.lock:
+            if what == "sources":
+                rows = [{"obj_id": o} for (o, _), r in self.state.sources.items() if r["active"]]
+            else:
+                rows = getattr(self.state, what)
             counts: dict[str, int] = {}
-            for r in self.state.followups:
+            for r in rows:
                 counts[r["obj_id"]] = counts.get(r["obj_id"], 0) + 1
             return counts
 
-    def effective_annotations(self) -> dict[str, int]:
-        """objectId -> number of annotations created."""
-        with self._lock:
-            return {k: len(v) for k, v in self.state.annotations.items()}
+    def saved_groups(self, obj_id: str) -> set[int]:
+        """Groups the object is actively saved to."""
+        with self.lock:
+            return {g for (o, g), r in self.state.sources.items() if o == obj_id and r["active"]}
 
-    # ---- the API ---------------------------------------------------------------------------
+    def thumbnail_types(self, obj_id: str) -> list[str]:
+        """Types of the thumbnail rows of an object (duplicates kept)."""
+        with self.lock:
+            return sorted(t["type"] for t in self.state.thumbnails if t["obj_id"] == obj_id)
+
+    def faults(self) -> set[str]:
+        """Faults that happened."""
+        with self.lock:
+            return {c.fault for c in self.calls if c.fault}
+
+    # ---- serving -------------------------------------------------------------------------------
     def draw_fault(self, method: str) -> str | None:
-        """Which fault (if any) this request suffers."""
-        with self._lock:
+        """Which fault (if any) this request suffers (reads never race or drop)."""
+        with self.lock:
             u = float(self._rng.random())
-        cuts = [("error_before", self.error_rate),
-                ("error_after", self.error_after_rate if method == "POST" else 0.0),
-                ("timeout", self.timeout_rate)]
         edge = 0.0
-        for fault, rate in cuts:
+        for fault, rate in self.rates.items():
+            if method == "GET" and fault in ("error_after", "drop", "save_race"):
+                continue
             edge += rate
             if u < edge:
                 return fault
         return None
 
-    def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        """Apply one request to the state; return (status, JSON answer)."""
+    def rate_check(self, key: str) -> float | None:
+        with self.lock:
+            return self.limit.admit(key, time.monotonic())
+
+    def route(self, token: str, method: str, path: str, body: Any, fault: str | None) -> tuple[int, dict]:
+        """Apply one request; returns (status, answer)."""
         parts = urllib.parse.urlsplit(path)
-        segs = [urllib.parse.unquote(s) for s in parts.path.strip("/").split("/")]
-        query = urllib.parse.parse_qs(parts.query)
-        with self._lock:
-            if segs[:2] == ["api", "sources"] and len(segs) == 3 and method == "GET":
-                return self._get_source(segs[2])
-            if segs == ["api", "sources"] and method == "POST":
-                return self._post_source(body)
-            if segs[:2] == ["api", "sources"] and len(segs) == 4 and segs[3] == "annotations":
-                return self._annotations(method, segs[2], body)
-            if segs == ["api", "followup_request"] and method == "GET":
-                obj = (query.get("sourceID") or [None])[0]
-                found = [r for r in self.state.followups if obj is None or r["obj_id"] == obj]
-                return 200, _ok({"followup_requests": found, "totalMatches": len(found)})
-            if segs == ["api", "followup_request"] and method == "POST":
-                return self._post_followup(body)
-        return 404, _err(f"no route {method} {parts.path}")
+        segs = [urllib.parse.unquote(p) for p in parts.path.strip("/").split("/")]
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
+        body = body if isinstance(body, dict) else {}
+        acl = {"POST": "Upload data", "PUT": "Upload data"}.get(method)
+        if segs[-1:] == ["annotations"] or (len(segs) == 5 and segs[3] == "annotations"):
+            acl = "Annotate" if method != "GET" else None
+        if acl and acl not in self.state.tokens[token].acls:
+            return api.error("HTTP 401: Unauthorized", 401)
+        if segs[:2] == ["api", "followup_request"] and method == "POST" and len(segs) == 2:
+            return self._post_followup(token, body)
+        s = self.state
+        with self.lock:
+            match (method, segs):
+                case ("GET", ["api", "instrument"]):
+                    return api.ok([{"id": i, "name": n} for i, n in s.instruments.items()
+                                   if query.get("name") in (None, n)])
+                case ("GET", ["api", "sources", obj]):
+                    return api.get_source(s, token, obj, query)
+                case ("POST", ["api", "sources"]):
+                    return api.post_source(s, token, body, race=lambda: fault == "save_race")
+                case ("POST", ["api", "candidates"]):
+                    return api.post_candidates(s, token, body)
+                case ("PUT", ["api", "photometry"]):
+                    return api.put_photometry(s, token, body)
+                case ("POST", ["api", "thumbnail"]):
+                    return api.post_thumbnail(s, token, body)
+                case ("GET", ["api", "followup_request"]):
+                    return api.get_followups(s, token, query)
+                case ("GET", ["api", "sources", obj, "annotations"]):
+                    return api.get_annotations(s, token, obj)
+                case ("POST", ["api", "sources", obj, "annotations"]):
+                    return api.post_annotation(s, token, obj, body)
+                case ("PUT", ["api", "sources", obj, "annotations", ann]) if ann.isdigit():
+                    return api.put_annotation(s, token, obj, int(ann), body)
+        return api.error("HTTP 404: Not Found", 404)
 
-    def _get_source(self, obj: str) -> tuple[int, Any]:
-        if obj not in self.state.groups:
-            return 400, _err(f"Source {obj} not found")
-        return 200, _ok({"id": obj, "groups": [{"id": g} for g in sorted(self.state.groups[obj])]})
+    def _post_followup(self, token: str, body: dict[str, Any]) -> tuple[int, dict]:
+        with self.lock:
+            row = api.start_followup(self.state, token, body)
+        if isinstance(row, tuple):  # answered before the facility call (refused or ignored)
+            return row
+        time.sleep(self.submit_delay_s)  # the facility call: the request is listed meanwhile
+        try:
+            answer: str | Exception = self.facility(row["obj_id"], row["payload"])
+        except Exception as exc:  # noqa: BLE001 - the facility's failure becomes the request's status
+            answer = exc
+        with self.lock:
+            return api.finish_followup(self.state, row, answer)
 
-    def _post_source(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-            return 400, _err("missing source id")
-        obj, groups = body["id"], set(body.get("group_ids") or [])
-        have = self.state.groups.setdefault(obj, set())
-        if groups - have or not self.idempotent:
-            self.state.saves[obj] = self.state.saves.get(obj, 0) + 1
-            self.state.save_times.setdefault(obj, time.time())
-        have |= groups
-        return 200, _ok({"id": obj})
-
-    def _post_followup(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict) or "obj_id" not in body or "allocation_id" not in body:
-            return 400, _err("obj_id and allocation_id are required")
-        if body["obj_id"] not in self.state.groups:
-            return 400, _err(f"Could not find source with ID {body['obj_id']}.")
-        same = [r for r in self.state.followups
-                if r["obj_id"] == body["obj_id"] and r["allocation_id"] == body["allocation_id"]]
-        if same and body.get("not_if_duplicates") and self.idempotent:
-            return 200, {"status": "success", "message": "duplicate request, not submitted",
-                         "data": {"id": same[0]["id"], "ignored": True}}
-        req = {"id": len(self.state.followups) + 1, "obj_id": body["obj_id"],
-               "allocation_id": body["allocation_id"], "payload": body.get("payload"),
-               "status": "submitted", "created_at": time.time()}
-        self.state.followups.append(req)
-        return 200, _ok({"id": req["id"]})
-
-    def _annotations(self, method: str, obj: str, body: Any) -> tuple[int, Any]:
-        existing = self.state.annotations.setdefault(obj, [])
-        if method == "GET":
-            return 200, _ok(existing)
-        if not isinstance(body, dict) or "origin" not in body:
-            return 400, _err("origin is required")
-        if self.idempotent and any(a["origin"] == body["origin"] for a in existing):
-            return 400, _err(f"Annotation with origin {body['origin']} already exists for {obj}")
-        existing.append({"id": sum(map(len, self.state.annotations.values())) + 1, "obj_id": obj,
-                         "origin": body["origin"], "data": body.get("data")})
-        return 200, _ok({"annotation_id": existing[-1]["id"]})
-
-
-def _ok(data: Any) -> dict[str, Any]:
-    return {"status": "success", "data": data}
-
-
-def _err(message: str) -> dict[str, Any]:
-    return {"status": "error", "message": message}
+    def record(self, call: RecordedCall) -> None:
+        with self.lock:
+            self.calls.append(call)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,34 +270,50 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self, method: str) -> None:
-        received = time.time()
+        portal, received = self.portal, time.time()
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        if self.headers.get("Authorization") != f"token {self.portal.token}":
-            return self._answer(401, _err("Unauthorized"), method, body, None, received)
-        fault = self.portal.draw_fault(method)
+        key = self.headers.get("Authorization") or ""
+        wait = portal.rate_check(key)
+        if wait is not None:  # nginx answers before the application sees anything
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if portal.retry_after else {}
+            return self._answer(429, NGINX_429, method, body, "rate_limited", received, "text/html", headers)
+        token = key.removeprefix("token ").strip() if key.startswith("token ") else None
+        if token not in portal.state.tokens:
+            msg = "HTTP 401: Unauthorized" if token else 'HTTP 401: Credentials malformed; expected form "Authorization: token abc123"'
+            return self._json(*api.error(msg, 401), method, body, None, received)
+        fault = portal.draw_fault(method)
         if fault == "error_before":
-            return self._answer(500, _err("injected error"), method, body, fault, received)
+            return self._answer(502, NGINX_502, method, body, fault, received, "text/html")
         if fault == "timeout":
-            time.sleep(self.portal.sleep_s)
-            if not self.portal.timeout_applies:
-                return self._answer(503, _err("gave up"), method, body, fault, received)
-        status, answer = self.portal.handle(method, self.path, body)
+            time.sleep(portal.sleep_s)
+            if not portal.timeout_applies:
+                return self._answer(504, b"<html>504 Gateway Time-out</html>", method, body, fault,
+                                    received, "text/html")
+        status, answer = portal.route(token, method, self.path, body, fault)
         if fault == "error_after":
-            status, answer = 500, _err("injected error after the work was done")
-        self._answer(status, answer, method, body, fault, received)
+            status, answer = api.error("HTTP 500: Internal Server Error", 500)
+        if fault == "drop":
+            portal.record(RecordedCall(method, self.path, body, status, fault, received, time.time()))
+            self.close_connection = True
+            return None  # the work is done; the client gets no answer
+        self._json(status, answer, method, body, fault, received)
 
-    def _answer(self, status: int, answer: Any, method: str, body: Any, fault: str | None,
-                received: float) -> None:
-        payload = json.dumps(answer).encode()
-        with self.portal._lock:  # recorded before the client can see the answer
-            self.portal.calls.append(RecordedCall(method, self.path, body, status, fault, received,
-                                                  time.time()))
+    def _json(self, status: int, answer: dict, method: str, body: Any, fault: str | None,
+              received: float) -> None:
+        self._answer(status, json.dumps(answer).encode(), method, body, fault, received, "application/json")
+
+    def _answer(self, status: int, payload: bytes, method: str, body: Any, fault: str | None,
+                received: float, ctype: str, headers: dict[str, str] | None = None) -> None:
+        # recorded before the client can see the answer
+        self.portal.record(RecordedCall(method, self.path, body, status, fault, received, time.time()))
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
@@ -278,3 +324,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -101,3 +102,37 @@ def test_parse_time():
     assert parse_time(None) is None
     with pytest.raises(InputError):
         parse_time("yesterday-ish")
+
+
+def test_retry_shows_a_failed_action_and_replays_it(tmp_path):
+    from brightscan.autoscan import outbox
+    from brightscan.autoscan.sinks import SinkError
+    from brightscan.autoscan.store import open_store
+
+    class _Refuses:
+        def deliver(self, action):
+            if action.kind != "followup":
+                return "posted"
+            raise SinkError("POST /api/followup_request: HTTP 400: Error submitting follow-up request: "
+                            "Could not find allocation with ID 42.", retryable=False)
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    store = open_store(db)
+    with store.transaction() as conn:
+        outbox.enqueue(conn, "followup", "ZTF25aaaaaab", {"score": 0.9}, arrived_at=0.0, now=0.0)
+        outbox.enqueue(conn, "annotation", "ZTF25aaaaaac", {"score": 0.8}, arrived_at=0.0, now=0.0)
+    outbox.dispatch(store, _Refuses())
+    store.dispose()
+    res = _invoke("autoscan", "retry", "1", "--show", "--db", db)
+    assert res.exit_code == 0, res.output
+    assert "action 1 followup:ZTF25aaaaaab: failed, 1 attempt(s)" in res.output
+    assert "#1 " in res.output and "Could not find allocation with ID 42." in res.output
+    res = _invoke("autoscan", "retry", "1", "--deliver", "--db", db, "--config", _config(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert "replayed 1 action(s)" in res.output and "delivered: done 1" in res.output
+    lines = (tmp_path / "actions.jsonl").read_text().splitlines()
+    assert [json.loads(x)["idempotency_key"] for x in lines] == ["followup:ZTF25aaaaaab"]
+    res = _invoke("autoscan", "retry", "1", "--db", db)
+    assert res.exit_code == 2 and "is done; only a failed action can be replayed" in res.output
+    res = _invoke("autoscan", "retry", "7", "--db", db)
+    assert res.exit_code == 2 and "no action with id 7" in res.output

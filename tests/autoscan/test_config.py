@@ -19,7 +19,10 @@ threshold = 0.7
 [sink]
 kind = "skyportal"
 group_ids = [4, 5]
+filter_ids = [11]
 allocation_id = 9
+facility = "SEDM"
+observation_type = "IFU"
 
 [sink.payload]
 priority = 3
@@ -40,7 +43,12 @@ def test_load_config_sections_env_and_overrides(tmp_path, monkeypatch):
     assert (cfg.sink.url, cfg.sink.token) == ("http://127.0.0.1:1", "tok")
     policy = make_policy_from(cfg.policy)
     assert policy.get_params()["n"] == 2 and policy.get_params()["threshold"] == 0.7
-    assert isinstance(make_sink(cfg.sink), SkyPortalSink)
+    sink = make_sink(cfg.sink)
+    assert isinstance(sink, SkyPortalSink) and sink.filter_ids == [11]
+    plan = sink.followup  # defaults: 7 days, our groups as target and source groups
+    assert (plan.validity_days, plan.target_group_ids, plan.source_group_ids) == (7.0, (4, 5), (4, 5))
+    assert (sink.client.limiter.rate, sink.client.limiter.burst) == (5.0, 10)
+    assert sink.annotation_origin == "brightscan:{model_id}:{model_version}"
     cfg = load_config(path, db_url="sqlite:///y.db", policy="gt1", sink="log", speedup=50.0)
     assert cfg.db_url == "sqlite:///y.db" and cfg.service.speedup == 50.0
     assert make_policy_from(cfg.policy).get_params()["threshold"] == 0.7  # params kept
@@ -75,6 +83,10 @@ def test_sink_requirements(monkeypatch):
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "t")
     with pytest.raises(ConfigError, match="group_ids"):
         make_sink(load_config(None, sink="skyportal").sink)
+    cfg = load_config(None, sink="skyportal")
+    cfg.sink.group_ids = [1]
+    with pytest.raises(ConfigError, match="filter_ids"):
+        make_sink(cfg.sink)
     with pytest.raises(ConfigError, match="URL"):
         make_sink(load_config(None, sink="webhook").sink)
     with pytest.raises(ConfigError, match="not found"):
@@ -90,3 +102,38 @@ def test_a_policy_file_that_is_missing_or_not_a_policy_is_named(tmp_path):
     (tmp_path / "bad.json").write_text('{"policy": "Nope"}')
     with pytest.raises(ConfigError, match="unknown policy class 'Nope'"):
         load_config(None, policy=str(tmp_path / "bad.json"))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("priority", "9", "priority must be within"),
+    ("observation_type", '"spectrum"', "observation_type must be one of"),
+    ("validity_days", "0", "validity_days must be positive"),
+    ("facility", '"Keck"', "no form known for facility"),
+    ("constraints", "{ not_if_raining = true }", "unknown follow-up constraint"),
+    ("annotation_origin", '"-{model_id}"', "must start with a letter"),
+    ("annotation_origin", '"bs:{model}"', "bad placeholder"),
+])
+def test_skyportal_settings_are_checked_when_the_sink_is_built(tmp_path, monkeypatch, key, value, message):
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
+    settings = {"kind": '"skyportal"', "url": '"http://127.0.0.1:1"', "group_ids": "[1]",
+                "filter_ids": "[1]", "allocation_id": "2", "facility": '"SEDM"', "priority": "3",
+                "observation_type": '"IFU"', key: value}
+    path = tmp_path / "a.toml"
+    path.write_text("[sink]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    with pytest.raises(ConfigError, match=message):
+        make_sink(load_config(path).sink)
+
+
+def test_the_documented_fritz_sedm_config_builds_a_sink(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "autoscan.md").read_text()
+    block = doc.split("## Fritz with SEDM")[1].split("```toml\n")[1].split("```")[0]
+    path = tmp_path / "fritz.toml"
+    path.write_text(block)
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
+    sink = make_sink(load_config(path).sink)
+    plan = sink.followup
+    assert (plan.facility, plan.priority, plan.observation_type, plan.validity_days) == ("SEDM", 5, "IFU", 7)
+    assert plan.constraints == {"not_if_duplicates": True, "not_if_classified": True, "not_if_spectra_exist": True}
+    assert sink.group_ids == [1234] and sink.client.limiter.rate == 5.0

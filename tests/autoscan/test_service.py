@@ -12,7 +12,9 @@ from brightscan.alerts import Alert, read_file
 from brightscan.autoscan.config import ServiceConfig
 from tests.autoscan.fakeportal import FakeSkyPortal
 from brightscan.autoscan.service import AutoscanService, load_scorer
+from brightscan.autoscan.followup import FollowupPlan
 from brightscan.autoscan.sinks import LogSink, SinkError, SkyPortalSink
+from brightscan.autoscan.skyportal import SkyPortalClient
 from brightscan.autoscan.feeds import Delivery, DirectoryFeed, ReplayFeed
 from brightscan.autoscan.store import action_attempts, actions, alerts, consumed_inputs, open_store, sources
 from brightscan.policy import create_policy
@@ -138,18 +140,20 @@ class _CrashAfterAck:
 def test_crash_between_ack_and_done_does_not_repeat_the_action(tiny_model, night, tmp_path):
     night_dir, _ = night
     url = f"sqlite:///{tmp_path / 'db'}"
-    with FakeSkyPortal("tok", idempotent=False) as portal:  # only the client protects us here
-        sink = SkyPortalSink(portal.url, "tok", group_ids=[1], allocation_id=2, timeout=2)
+    with FakeSkyPortal("tok") as portal:
+        plan = FollowupPlan(allocation_id=2, target_group_ids=(1,), priority=3, observation_type="IFU")
+        sink = SkyPortalSink(SkyPortalClient(portal.url, "tok", timeout=2, rate=0), group_ids=[1],
+                             filter_ids=[1], followup=plan)
         service = _service(url, tiny_model, _CrashAfterAck(sink), actions=["save", "followup"])
         with pytest.raises(KeyboardInterrupt):
             service.run(ReplayFeed(night_dir, speedup=float("inf")))
         pending = [r for r in _rows(service.store, actions) if r["state"] == "pending"]
-        assert pending and portal.effective_saves() == {pending[0]["object_id"]: 1}
+        assert pending and portal.count("sources") == {pending[0]["object_id"]: 1}
         service.store.dispose()
         restarted = _service(url, tiny_model, sink, actions=["save", "followup"])
         assert restarted.run(ReplayFeed(night_dir, speedup=float("inf"))) == 0
-        saves, followups = portal.effective_saves(), portal.effective_followups()
-        assert set(saves.values()) == {1} and set(followups.values()) == {1}
+        saves = [c.body["id"] for c in portal.calls if c.method == "POST" and c.path == "/api/sources"]
+        assert sorted(saves) == sorted(set(saves)) and set(portal.count("followups").values()) == {1}
         assert len(saves) == len(_rows(restarted.store, sources))
         details = [r["detail"] for r in _rows(restarted.store, action_attempts)]
         assert any(d.startswith("already saved") for d in details)

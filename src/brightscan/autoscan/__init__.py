@@ -3,7 +3,10 @@
 Pieces (one idea per module): :mod:`~brightscan.autoscan.feeds` (where alerts come from),
 :mod:`~brightscan.autoscan.store` (the database), :mod:`~brightscan.autoscan.service` (the loop),
 :mod:`~brightscan.autoscan.outbox` (delivering actions), :mod:`~brightscan.autoscan.sinks`
-(SkyPortal, webhook, log), :mod:`~brightscan.autoscan.config` (TOML settings) and
+(SkyPortal, webhook, log) with :mod:`~brightscan.autoscan.skyportal` (the SkyPortal client),
+:mod:`~brightscan.autoscan.followup` (follow-up requests) and
+:mod:`~brightscan.autoscan.alert_payload` (what a save carries), :mod:`~brightscan.autoscan.config`
+(TOML settings) and
 :mod:`~brightscan.autoscan.summary` (the night's report). See ``docs/autoscan.md``.
 """
 

@@ -17,10 +17,9 @@ Example (every key optional except what the chosen sink needs)::
     kind = "skyportal"         # skyportal | webhook | log
     url = "https://fritz.science"   # or BRIGHTSCAN_SKYPORTAL_URL
     group_ids = [1234]
+    filter_ids = [567]
     allocation_id = 56
-    annotation_origin = "brightscan"
-
-    [sink.payload]             # the follow-up request's instrument payload
+    facility = "SEDM"
     priority = 5
     observation_type = "IFU"
 
@@ -53,19 +52,32 @@ class PolicyConfig:
 
 @dataclass
 class SinkConfig:
-    """Where actions go."""
+    """Where actions go (the SkyPortal keys are described in ``docs/autoscan.md``)."""
 
     kind: str = "log"  # skyportal | webhook | log
     url: str | None = None  # SkyPortal base URL / webhook URL (env BRIGHTSCAN_SKYPORTAL_URL)
     token: str | None = None  # SkyPortal token; prefer env BRIGHTSCAN_SKYPORTAL_TOKEN
     path: str = "autoscan-actions.jsonl"  # log sink file (.jsonl or .csv)
-    group_ids: list[int] = field(default_factory=list)  # SkyPortal groups to save to
-    allocation_id: int | None = None  # SkyPortal follow-up allocation
-    payload: dict[str, Any] = field(default_factory=dict)  # follow-up instrument payload
-    annotation_origin: str = "brightscan"  # origin of the score annotation
+    group_ids: list[int] = field(default_factory=list)  # groups to save to and annotate for
+    filter_ids: list[int] = field(default_factory=list)  # SkyPortal filters candidates are posted for
+    instrument_id: int | None = None  # SkyPortal id of ZTF (None: looked up by name)
+    stream_ids: list[int] = field(default_factory=list)  # photometry streams (optional)
+    allocation_id: int | None = None  # follow-up allocation
+    facility: str | None = None  # form the request is checked against ("SEDM")
+    priority: float | None = None  # follow-up priority (SEDM: 1-5)
+    observation_type: str | None = None  # follow-up mode (SEDM: "IFU", "3-shot (gri)", ...)
+    validity_days: float = 7.0  # request end_date = now + this
+    target_group_ids: list[int] | None = None  # groups given the data (None: group_ids)
+    source_group_ids: list[int] | None = None  # must be saved there first (None: group_ids)
+    constraints: dict[str, Any] | None = None  # not_if_* constraints (None: the defaults)
+    payload: dict[str, Any] = field(default_factory=dict)  # other instrument payload keys
+    annotation_origin: str = "brightscan:{model_id}:{model_version}"  # origin of the annotation
     timeout_s: float = 10.0  # per HTTP request
-    retries: int = 3  # immediate retries on 5xx / timeouts inside one attempt
+    followup_timeout_s: float = 35.0  # the follow-up POST (SkyPortal calls the facility: SEDM 30 s)
+    retries: int = 3  # re-tries of idempotent requests on 5xx / timeouts
     backoff_s: float = 0.5  # first retry delay, doubling
+    rate_limit: float = 5.0  # requests per second to SkyPortal (0: no limit)
+    rate_burst: int = 10  # requests allowed in a burst
 
 
 @dataclass
@@ -168,22 +180,55 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
 
 def make_sink(config: SinkConfig) -> Any:
     """Build the configured sink (network clients are built here, never at import)."""
-    from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
+    from brightscan.autoscan.sinks import LogSink, WebhookSink
 
-    common = {"timeout": config.timeout_s, "retries": config.retries, "backoff": config.backoff_s}
     if config.kind == "log":
         return LogSink(config.path)
     if not config.url:
         raise ConfigError(f"the {config.kind} sink needs a URL (sink.url or BRIGHTSCAN_SKYPORTAL_URL)")
     if config.kind == "webhook":
-        return WebhookSink(config.url, **common)
+        return WebhookSink(config.url, timeout=config.timeout_s, retries=config.retries,
+                           backoff=config.backoff_s)
+    return make_skyportal_sink(config)
+
+
+def make_skyportal_sink(config: SinkConfig) -> Any:
+    """The SkyPortal sink; the follow-up payload is checked against the facility's form here."""
+    import datetime as dt
+
+    from brightscan.autoscan.followup import DEFAULT_CONSTRAINTS, FollowupPlan, check_form
+    from brightscan.autoscan.sinks import SkyPortalSink
+    from brightscan.autoscan.skyportal import SkyPortalClient
+
     if not config.token:
         raise ConfigError("the skyportal sink needs a token: set BRIGHTSCAN_SKYPORTAL_TOKEN")
     if not config.group_ids:
         raise ConfigError("the skyportal sink needs sink.group_ids")
-    return SkyPortalSink(config.url, config.token, group_ids=config.group_ids,
-                         allocation_id=config.allocation_id, followup_payload=config.payload,
-                         annotation_origin=config.annotation_origin, **common)
+    if not config.filter_ids:
+        raise ConfigError("the skyportal sink needs sink.filter_ids (the SkyPortal filter(s) the "
+                          "candidate is posted for: POST /api/candidates requires one)")
+    plan = None
+    if config.allocation_id is not None:
+        plan = FollowupPlan(
+            allocation_id=config.allocation_id,
+            target_group_ids=tuple(config.group_ids if config.target_group_ids is None
+                                   else config.target_group_ids),
+            source_group_ids=tuple(config.group_ids if config.source_group_ids is None
+                                   else config.source_group_ids),
+            priority=config.priority, observation_type=config.observation_type,
+            validity_days=config.validity_days, payload=dict(config.payload), facility=config.facility,
+            constraints=dict(DEFAULT_CONSTRAINTS if config.constraints is None else config.constraints))
+        problems = check_form(plan.facility, plan.request_payload(dt.datetime.now(dt.timezone.utc)))
+        if problems:
+            raise ConfigError(f"[sink] follow-up payload does not fit the {plan.facility or 'request'} "
+                              "form: " + "; ".join(problems))
+    client = SkyPortalClient(config.url, config.token, timeout=config.timeout_s,
+                             retries=config.retries, backoff=config.backoff_s,
+                             rate=config.rate_limit, burst=config.rate_burst)
+    return SkyPortalSink(client, group_ids=config.group_ids, filter_ids=config.filter_ids,
+                         followup=plan, annotation_origin=config.annotation_origin,
+                         instrument_id=config.instrument_id, stream_ids=config.stream_ids,
+                         followup_timeout=config.followup_timeout_s)
 
 
 def _read_policy_file(path: str) -> dict[str, Any]:

@@ -1,10 +1,14 @@
 """The transactional outbox: actions are enqueued with the alerts that caused them, then drained.
 
 :func:`enqueue` runs inside the batch's transaction, so an action exists if and only if the alert
-that triggered it was stored. :func:`dispatch` hands pending actions to the sink one at a time and
+that triggered it was stored. :func:`dispatch` hands open actions to the sink one at a time and
 records each outcome in its own transaction. A crash between the sink's acknowledgement and that
-record leaves the action pending; it is delivered again after restart, and the sink's
+record leaves the action open; it is delivered again after restart, and the sink's
 check-before-write (see :mod:`brightscan.autoscan.sinks`) turns the repeat into a no-op.
+
+Action states: ``pending`` (to deliver), ``unconfirmed`` (to deliver; a request it sent may have
+been applied without an answer, so the sink must find out before sending again), ``done`` and
+``failed`` (given up on; :func:`replay` makes it pending again).
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ from sqlalchemy.engine import Connection
 
 from brightscan.autoscan.sinks import ActionRequest, Sink, SinkError
 from brightscan.autoscan.store import action_attempts, actions, sources, Store
+from brightscan.errors import InputError
 
-__all__ = ["DispatchStats", "dispatch", "enqueue", "pending_count"]
+__all__ = ["OPEN_STATES", "DispatchStats", "action_history", "dispatch", "enqueue", "pending_count",
+           "replay"]
+
+#: States of an action still to be delivered.
+OPEN_STATES = ("pending", "unconfirmed")
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +49,16 @@ def enqueue(conn: Connection, kind: str, object_id: str, payload: dict[str, Any]
 
 
 def pending_count(store: Store) -> int:
-    """Actions still waiting to be delivered."""
+    """Actions still waiting to be delivered (pending or unconfirmed)."""
     with store.engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(actions).where(actions.c.state == "pending")
+        query = sa.select(sa.func.count()).select_from(actions).where(actions.c.state.in_(OPEN_STATES))
         return int(conn.execute(query).scalar() or 0)
 
 
 def next_due(store: Store) -> float | None:
-    """Earliest ``next_attempt_at`` among pending actions (None when none is pending)."""
+    """Earliest ``next_attempt_at`` among open actions (None when none is open)."""
     with store.engine.connect() as conn:
-        query = sa.select(sa.func.min(actions.c.next_attempt_at)).where(actions.c.state == "pending")
+        query = sa.select(sa.func.min(actions.c.next_attempt_at)).where(actions.c.state.in_(OPEN_STATES))
         value = conn.execute(query).scalar()
         return None if value is None else float(value)
 
@@ -79,16 +88,19 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
     """
     stats = DispatchStats()
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(actions).where(actions.c.state == "pending")
+        rows = conn.execute(sa.select(actions).where(actions.c.state.in_(OPEN_STATES))
                             .order_by(actions.c.id)).mappings().all()
-        failed_objects = set(conn.execute(sa.select(actions.c.object_id).where(
-            actions.c.state == "failed", actions.c.object_id.in_({r["object_id"] for r in rows}))).scalars())
+        # object -> its earliest failed action: a later action of that object is not sent
+        failed_objects = dict(conn.execute(
+            sa.select(actions.c.object_id, sa.func.min(actions.c.id)).where(
+                actions.c.state == "failed", actions.c.object_id.in_({r["object_id"] for r in rows}))
+            .group_by(actions.c.object_id)).all())
     blocked: set[str] = set()
     started = clock()
     for row in rows:
         if budget_s is not None and clock() - started > budget_s:
             break
-        if row["object_id"] in failed_objects:
+        if failed_objects.get(row["object_id"], row["id"]) < row["id"]:
             _record(store, row, "failed", "not sent: an earlier action of this source failed",
                     {"state": "failed", "last_error": "an earlier action of this source failed"},
                     clock(), clock())
@@ -98,25 +110,28 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
             blocked.add(row["object_id"])
             continue
         outcome = _attempt(store, sink, row, max_attempts, retry_base_s, retry_max_s, clock)
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        kind = "retry" if outcome == "unconfirmed" else outcome
+        setattr(stats, kind, getattr(stats, kind) + 1)
         if outcome == "failed":
-            failed_objects.add(row["object_id"])
-        elif outcome == "retry":
+            failed_objects.setdefault(row["object_id"], row["id"])
+        elif kind == "retry":
             break
     return stats
 
 
 def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s: float,
              retry_max_s: float, clock: Callable[[], float]) -> str:
-    request = ActionRequest(row["kind"], row["object_id"], row["idempotency_key"], row["payload"])
-    started = clock()
+    request = ActionRequest(row["kind"], row["object_id"], row["idempotency_key"], row["payload"],
+                            unconfirmed=row["state"] == "unconfirmed")
+    started, limited = clock(), getattr(sink, "rate_limited", 0)
     try:
         detail = sink.deliver(request)
-        outcome, error = "done", None
+        outcome, error, ambiguous = "done", None, False
     except SinkError as exc:
         detail = error = str(exc)
+        ambiguous = exc.ambiguous
         gave_up = not exc.retryable or row["attempts"] + 1 >= max_attempts
-        outcome = "failed" if gave_up else "retry"
+        outcome = "failed" if gave_up else ("unconfirmed" if ambiguous else "retry")
     finished = clock()
     attempts = row["attempts"] + 1
     values: dict[str, Any] = {"attempts": attempts, "updated_at": finished, "last_error": error}
@@ -126,22 +141,24 @@ def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s
         values.update(state="failed")
         log.error("giving up on %s after %d attempt(s): %s", row["idempotency_key"], attempts, error)
     else:
-        values.update(next_attempt_at=finished + min(retry_max_s, retry_base_s * 2 ** (attempts - 1)))
+        values.update(state="unconfirmed" if ambiguous else "pending",
+                      next_attempt_at=finished + min(retry_max_s, retry_base_s * 2 ** (attempts - 1)))
         log.warning("%s failed (attempt %d), will retry: %s", row["idempotency_key"], attempts, error)
-    _record(store, row, outcome, detail, values, started, finished)
+    rate_limited = getattr(sink, "rate_limited", 0) - limited
+    _record(store, row, outcome, detail, values, started, finished, rate_limited)
     log.info("%s: %s (%s)", row["idempotency_key"], outcome, detail)
     return outcome
 
 
 def _record(store: Store, row: Any, outcome: str, detail: str, values: dict[str, Any],
-            started: float, finished: float) -> None:
+            started: float, finished: float, rate_limited: int = 0) -> None:
     """One transaction: the action's new state, its attempt history row, the source's state."""
     values = {"attempts": row["attempts"] + 1, "updated_at": finished, **values}
     with store.transaction() as conn:
         conn.execute(actions.update().where(actions.c.id == row["id"]).values(**values))
         conn.execute(action_attempts.insert().values(
             action_id=row["id"], attempt=values["attempts"], outcome=outcome, detail=detail,
-            started_at=started, finished_at=finished))
+            started_at=started, finished_at=finished, rate_limited=rate_limited))
         _update_source(conn, row, outcome, finished)
 
 
@@ -152,3 +169,45 @@ def _update_source(conn: Connection, row: Any, outcome: str, now: float) -> None
     elif row["kind"] == "followup" and outcome in ("done", "failed"):
         state = "requested" if outcome == "done" else "failed"
         conn.execute(sources.update().where(where).values(followup_state=state, updated_at=now))
+
+
+@dataclass
+class ActionHistory:
+    """An action and every attempt at it, oldest first (what ``autoscan retry`` shows)."""
+
+    action: dict[str, Any]  # the actions row
+    attempts: list[dict[str, Any]]  # its action_attempts rows
+
+
+def action_history(store: Store, action_id: int) -> ActionHistory:
+    """Read one action and its attempts; :class:`InputError` when there is no such action."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(actions).where(actions.c.id == action_id)).mappings().first()
+        if row is None:
+            raise InputError(f"no action with id {action_id} in this database")
+        tries = conn.execute(sa.select(action_attempts).where(action_attempts.c.action_id == action_id)
+                             .order_by(action_attempts.c.id)).mappings().all()
+    return ActionHistory(dict(row), [dict(t) for t in tries])
+
+
+def replay(store: Store, action_id: int, *, now: float) -> ActionHistory:
+    """Make a failed action pending again, with a fresh attempt budget; return its history.
+
+    The next dispatch pass (a running service, or ``autoscan retry --deliver``) delivers it,
+    starting, like every attempt, by checking what already exists.
+    """
+    history = action_history(store, action_id)
+    row = history.action
+    if row["state"] != "failed":
+        raise InputError(f"action {action_id} ({row['idempotency_key']}) is {row['state']}; "
+                         "only a failed action can be replayed")
+    with store.transaction() as conn:
+        conn.execute(actions.update().where(actions.c.id == action_id, actions.c.state == "failed")
+                     .values(state="pending", attempts=0, next_attempt_at=now, updated_at=now))
+        conn.execute(action_attempts.insert().values(
+            action_id=action_id, attempt=0, outcome="replayed", started_at=now, finished_at=now,
+            detail=f"replayed by hand; it had failed with: {row['last_error']}"))
+        if row["kind"] == "followup":
+            conn.execute(sources.update().where(sources.c.object_id == row["object_id"])
+                         .values(followup_state="pending", updated_at=now))
+    return action_history(store, action_id)

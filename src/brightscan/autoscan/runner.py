@@ -17,7 +17,7 @@ from brightscan.autoscan.feeds import Feed, DirectoryFeed, ReplayFeed, parse_fee
 from brightscan.autoscan.store import open_store
 from brightscan.errors import InputError
 
-__all__ = ["RunReport", "build_service", "parse_time", "run_autoscan", "scan_once"]
+__all__ = ["RunReport", "build_service", "parse_time", "replay_actions", "run_autoscan", "scan_once"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class RunReport:
     alerts: int  # alerts stored in the database (all runs)
     passed: int  # sources that passed the policy (all runs)
     actions_done: int  # actions acknowledged by the sink
-    actions_pending: int  # still waiting (retries)
+    actions_pending: int  # still waiting (retries; pending or unconfirmed)
     actions_failed: int  # given up on
 
 
@@ -53,7 +53,8 @@ def _report(service: AutoscanService) -> RunReport:
             alerts=count(sa.select(sa.func.count()).select_from(alerts)),
             passed=count(sa.select(sa.func.count()).select_from(sources)
                          .where(sources.c.policy_state == "passed")),
-            actions_done=int(states.get("done", 0)), actions_pending=int(states.get("pending", 0)),
+            actions_done=int(states.get("done", 0)),
+            actions_pending=int(states.get("pending", 0)) + int(states.get("unconfirmed", 0)),
             actions_failed=int(states.get("failed", 0)))
 
 
@@ -102,6 +103,37 @@ def scan_once(config: AutoscanConfig, feed_spec: str, model_dir: str | Path, *,
         return _report(service)
     finally:
         service.store.dispose()
+
+
+def replay_actions(config: AutoscanConfig, action_ids: list[int], *, show_only: bool = False,
+                   deliver: bool = False) -> tuple[list[Any], Any]:
+    """Read failed actions and (unless ``show_only``) make them pending again.
+
+    With ``deliver`` the open actions are then delivered once through the configured sink (run it
+    only when no service is running on this database). Returns the actions' histories (as read
+    before replaying) and the dispatch stats (None without ``deliver``).
+    """
+    from brightscan.autoscan import outbox
+
+    store = open_store(config.db_url)
+    try:
+        histories = [outbox.action_history(store, i) for i in action_ids]
+        if show_only:
+            return histories, None
+        for history in histories:  # check them all before changing any
+            if history.action["state"] != "failed":
+                raise InputError(f"action {history.action['id']} ({history.action['idempotency_key']}) "
+                                 f"is {history.action['state']}; only a failed action can be replayed")
+        for i in sorted(action_ids):  # in creation order: a source's save before its follow-up
+            outbox.replay(store, i, now=time.time())
+        stats = None
+        if deliver:
+            c = config.service
+            stats = outbox.dispatch(store, make_sink(config.sink), max_attempts=c.max_attempts,
+                                    retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s)
+        return histories, stats
+    finally:
+        store.dispose()
 
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)\s*(s|m|min|h|d)$")

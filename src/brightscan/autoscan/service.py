@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from brightscan.alerts import Alert, Rejection
 from brightscan.autoscan import outbox
+from brightscan.autoscan.alert_payload import save_extras
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.sinks import Sink
 from brightscan.autoscan.feeds import Feed, Delivery
@@ -172,15 +173,15 @@ class AutoscanService:
         return [r for r in items if (r.candid, r.source[:500], r.stage) not in known]
 
     def _new_alerts(self, conn: Connection, items: Iterable[Alert | Rejection]) -> tuple[list[Alert], int]:
-        batch_alerts = [i for i in items if isinstance(i, Alert)]
-        unique = list({a.candid: a for a in reversed(batch_alerts)}.values())[::-1]
+        delivered = [i for i in items if isinstance(i, Alert)]
+        unique = list({a.candid: a for a in reversed(delivered)}.values())[::-1]
         known: set[int] = set()
         candids = [a.candid for a in unique]
         for i in range(0, len(candids), _CHUNK):
             part = candids[i:i + _CHUNK]
             known.update(conn.execute(sa.select(alerts.c.candid).where(alerts.c.candid.in_(part))).scalars())
         new = sorted((a for a in unique if a.candid not in known), key=lambda a: (a.jd, a.candid))
-        return new, len(batch_alerts) - len(new)
+        return new, len(delivered) - len(new)
 
     def _load_detections(self, conn: Connection, object_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
         """The stored detections (``candid``, ``jd``, ``magpsf``, ``fid``) of these objects."""
@@ -254,7 +255,9 @@ class AutoscanService:
                    "magpsf": _as_float(cand.get("magpsf")), "ra": _as_float(cand.get("ra")),
                    "dec": _as_float(cand.get("dec"))}
         for kind in self.config.actions:  # save first: the dispatcher keeps this order per object
-            outbox.enqueue(conn, kind, object_id, payload, arrived_at=delivery.arrived_at, now=now)
+            # a save carries the light curve and the cutouts: the sink posts them before the save
+            body = {**payload, **save_extras(alert)} if kind == "save" else payload
+            outbox.enqueue(conn, kind, object_id, body, arrived_at=delivery.arrived_at, now=now)
         log.info("%s passed %s at candid %s (score %.3f)", object_id, self.policy, alert.candid, item.score)
 
     # ---- acting ----------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Where actions go: SkyPortal/Fritz, a webhook, or a local JSONL/CSV log.
 
 A sink's :meth:`~Sink.deliver` either returns a short description of what the receiving end now
-holds (the action is *done*) or raises :class:`SinkError` (``retryable`` says whether the outbox
-should try again later). Every sink is written so that delivering the same action twice has the
-effect of delivering it once; the outbox relies on that after a crash between "the sink
-acknowledged" and "marked done" (see ``docs/autoscan.md``).
+holds (the action is *done*) or raises :class:`SinkError`: ``retryable`` says whether the outbox
+should try again later, ``ambiguous`` that a request of this action may have been applied
+without our knowing (the action becomes ``unconfirmed``). Every sink is written so that
+delivering the same action twice has the effect of delivering it once; the outbox relies on that
+after a crash between "the sink acknowledged" and "marked done" (see ``docs/autoscan.md``).
 
 The SkyPortal token is sent only in the ``Authorization`` header and never appears in a log
 message or an exception.
@@ -13,19 +14,22 @@ message or an exception.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import logging
 import os
-import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from brightscan.errors import BrightscanError
+from brightscan.autoscan.alert_payload import THUMBNAIL_TYPES, photometry_body, thumbnail_pngs
+from brightscan.autoscan.followup import FollowupPlan, check_form, matching_requests, request_state
+from brightscan.autoscan.skyportal import (ALERT_THUMBNAILS, Annotation, FollowupRequest, SkyPortalClient,
+                                          SkyPortalError, send_json)
+from brightscan.errors import BrightscanError, ConfigError
 
 __all__ = ["ActionRequest", "LogSink", "Sink", "SinkError", "SkyPortalSink", "WebhookSink"]
 
@@ -33,11 +37,17 @@ log = logging.getLogger(__name__)
 
 
 class SinkError(BrightscanError):
-    """A sink could not apply an action; ``retryable`` when a later attempt may succeed."""
+    """A sink could not apply an action.
 
-    def __init__(self, message: str, *, retryable: bool):
+    ``retryable`` when a later attempt may succeed; ``ambiguous`` when a request of the action
+    was sent and may have been applied (timeout, dropped connection, 5xx), so the next attempt
+    must find out before sending anything again.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False):
         super().__init__(message)
         self.retryable = retryable
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True)
@@ -48,255 +58,279 @@ class ActionRequest:
     object_id: str  # ZTF objectId
     idempotency_key: str  # e.g. "save:ZTF21aaaaaaa"
     payload: dict[str, Any]  # kind-specific data (score, model, position, ...)
+    unconfirmed: bool = False  # an earlier attempt's request may have been applied unseen
 
 
 class Sink(Protocol):
-    """What the dispatcher calls."""
+    """What the dispatcher calls (a sink may also count ``rate_limited`` 429 answers)."""
 
     def deliver(self, action: ActionRequest) -> str:
         """Apply the action (idempotently); return a description, or raise SinkError."""
 
 
-@dataclass
-class _Response:
-    status: int
-    body: Any
-
-
-class _JsonClient:
-    """Tiny JSON-over-HTTP client (stdlib only) with timeouts and backoff on 5xx / timeouts."""
-
-    def __init__(self, base_url: str, headers: dict[str, str], *, timeout: float, retries: int,
-                 backoff: float):
-        self.base_url = base_url.rstrip("/")
-        self._headers = headers  # may hold a secret: never logged
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-
-    def request(self, method: str, path: str, body: Any = None,
-                extra_headers: dict[str, str] | None = None, *, retry: bool = True) -> _Response:
-        """Send one request, retrying 5xx, connection errors and timeouts with backoff.
-
-        ``retry=False`` sends it once: a POST that timed out may have been applied, so the caller
-        re-checks the server's state before sending it again.
-        """
-        url = self.base_url + path
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json", **self._headers, **(extra_headers or {})}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        last = ""
-        for attempt in range(self.retries + 1 if retry else 1):
-            if attempt:
-                time.sleep(_delay(self.backoff, attempt))
-            try:
-                req = urllib.request.Request(url, data=data, headers=headers, method=method)
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return _Response(resp.status, _parse(resp.read()))
-            except urllib.error.HTTPError as exc:
-                response = _Response(exc.code, _parse(exc.read()))
-                if exc.code < 500:
-                    return response
-                last = f"HTTP {exc.code} {_message(response.body)}"
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as exc:
-                reason = getattr(exc, "reason", exc)
-                last = f"{type(reason).__name__}: {reason}"
-                log.debug("%s %s failed (attempt %d): %s", method, path, attempt + 1, last)
-        raise SinkError(f"{method} {path}: {last}", retryable=True)
-
-
-#: Longest wait between two tries inside one delivery; the outbox backs off further.
-MAX_BACKOFF_S = 8.0
-
-
-def _delay(backoff: float, attempt: int) -> float:
-    return min(MAX_BACKOFF_S, backoff * 2 ** (attempt - 1))
-
-
-def _parse(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode() or "null")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return {"message": raw[:200].decode(errors="replace")}
-
-
-def _message(body: Any) -> str:
-    if isinstance(body, dict):
-        return str(body.get("message", ""))[:300]
-    return ""
-
-
-def _data(resp: _Response) -> Any:
-    return resp.body.get("data") if isinstance(resp.body, dict) else None
-
-
-def _fail(what: str, resp: _Response) -> SinkError:
-    # 4xx (other than the "already done" answers handled by the caller) will not heal by itself
-    return SinkError(f"{what}: HTTP {resp.status} {_message(resp.body)}",
-                     retryable=resp.status in (408, 409, 429))
+#: Default annotation origin: names brightscan and the model that scored (``{model_id}``,
+#: ``{model_version}`` are filled from the action).
+DEFAULT_ORIGIN = "brightscan:{model_id}:{model_version}"
 
 
 class SkyPortalSink:
     """Save, request follow-up and annotate through SkyPortal's (Fritz's) REST API.
 
-    Before each POST the sink asks SkyPortal whether the effect already exists (``GET
-    /api/sources/{obj_id}`` for the groups, ``GET /api/followup_request?sourceID=`` for a
-    request of the allocation, ``GET /api/sources/{obj_id}/annotations`` for our origin), so an
-    action retried after a crash between the POST and the outbox update does not repeat it.
+    A **save** posts what a scanner needs to see, in the production bot's order: the candidate
+    (``POST /api/candidates``), the light curve with its upper limits (``PUT /api/photometry``),
+    the new/ref/sub thumbnails (``POST /api/thumbnail``), then the source to the groups (``POST
+    /api/sources``). A **follow-up** request carries start and end dates, priority, mode, target
+    and source groups and the constraints (see :mod:`~brightscan.autoscan.followup`). The
+    **annotation** (score, model id and version) is posted under our origin to our groups.
+
+    Each attempt starts by asking SkyPortal what already exists (the groups and thumbnails of the
+    source, the object's requests of the allocation on every page, our annotation), so a repeat
+    after a crash or a lost answer does nothing twice; a POST whose outcome is unknown is never
+    followed by another until that check says it did not land.
 
     Parameters
     ----------
-    base_url, token : str
-        SkyPortal instance and API token (``Authorization: token <TOKEN>``).
+    client : SkyPortalClient
+        The API client (URL, token, timeouts, rate limit).
     group_ids : list of int
-        Groups to save sources to.
-    allocation_id : int, optional
-        Follow-up allocation; required for ``followup`` actions.
-    followup_payload : dict
-        Instrument-specific follow-up payload (from the config file).
+        Groups to save to; the annotation's groups.
+    filter_ids : list of int
+        SkyPortal filters the candidate is posted for (``/api/candidates`` needs one).
+    followup : FollowupPlan, optional
+        The follow-up request; required for ``followup`` actions.
     annotation_origin : str
-        ``origin`` of the score annotation.
-    timeout, retries, backoff : float, int, float
-        Per-request timeout (s), retries on 5xx/timeouts, first backoff delay (s, doubling).
+        Origin of the score annotation; ``{model_id}`` and ``{model_version}`` are filled in.
+    instrument_id : int, optional
+        SkyPortal's id of ZTF for photometry (looked up by name when not given).
+    stream_ids : list of int
+        Photometry streams (optional).
+    followup_timeout : float, optional
+        Timeout of the follow-up POST, during which SkyPortal calls the facility (SEDM: 30 s).
     """
 
-    def __init__(self, base_url: str, token: str, *, group_ids: list[int],
-                 allocation_id: int | None = None, followup_payload: dict[str, Any] | None = None,
-                 annotation_origin: str = "brightscan", timeout: float = 10.0, retries: int = 3,
-                 backoff: float = 0.5):
-        self.base_url = base_url
+    def __init__(self, client: SkyPortalClient, *, group_ids: Sequence[int],
+                 filter_ids: Sequence[int] = (), followup: FollowupPlan | None = None,
+                 annotation_origin: str = DEFAULT_ORIGIN, instrument_id: int | None = None,
+                 stream_ids: Sequence[int] = (), followup_timeout: float | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.client = client
         self.group_ids = list(group_ids)
-        self.allocation_id = allocation_id
-        self.followup_payload = dict(followup_payload or {})
+        self.filter_ids = list(filter_ids)
+        self.followup = followup
         self.annotation_origin = annotation_origin
-        self._client = _JsonClient(base_url, {"Authorization": f"token {token}"},
-                                   timeout=timeout, retries=retries, backoff=backoff)
+        self.instrument_id, self.stream_ids = instrument_id, list(stream_ids)
+        self.followup_timeout, self.clock = followup_timeout, clock
+        try:
+            origin = annotation_origin.format(model_id="m", model_version="1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"annotation_origin {annotation_origin!r}: bad placeholder {exc}") from None
+        if not (origin[:1].isalnum() or origin[:1] == "_"):
+            raise ConfigError(f"annotation_origin {annotation_origin!r} must start with a letter, "
+                              "digit or underscore (SkyPortal's rule)")
 
     def __repr__(self) -> str:  # no token here either
-        return f"SkyPortalSink({self.base_url!r}, group_ids={self.group_ids})"
+        return f"SkyPortalSink({self.client.base_url!r}, group_ids={self.group_ids})"
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers received so far."""
+        return self.client.rate_limited
 
     def deliver(self, action: ActionRequest) -> str:
-        """Check whether the effect exists, else POST it (once); repeat on 5xx / timeouts.
-
-        Each attempt starts again with the check, so a POST whose answer was lost (timeout,
-        5xx after the work was done) is not sent a second time once its effect is visible.
-        """
+        """Check what exists, then do what is missing; see the class docstring."""
         handler = {"save": self._save, "followup": self._followup,
                    "annotation": self._annotate}.get(action.kind)
         if handler is None:
             raise SinkError(f"SkyPortal sink cannot do {action.kind!r}", retryable=False)
-        client = self._client
-        for attempt in range(client.retries + 1):
-            if attempt:
-                time.sleep(_delay(client.backoff, attempt))
-            try:
-                return handler(action)
-            except SinkError as exc:
-                if not exc.retryable or attempt == client.retries:
-                    raise
-                log.debug("%s: %s; checking again", action.idempotency_key, exc)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            return handler(action)
+        except SkyPortalError as exc:
+            # an earlier unconfirmed request stays unconfirmed until a check settles it
+            raise SinkError(str(exc), retryable=exc.retryable,
+                            ambiguous=exc.ambiguous or action.unconfirmed) from None
 
-    def _post(self, path: str, body: Any) -> _Response:
-        resp = self._client.request("POST", path, body, retry=False)
-        if resp.status >= 500:
-            raise SinkError(f"POST {path}: HTTP {resp.status} {_message(resp.body)}", retryable=True)
-        return resp
-
-    def _obj(self, action: ActionRequest) -> str:
-        return urllib.parse.quote(action.object_id, safe="")
-
+    # ---- save -------------------------------------------------------------------------------
     def _save(self, action: ActionRequest) -> str:
-        resp = self._client.request("GET", f"/api/sources/{self._obj(action)}")
-        if resp.status == 200:
-            groups = {g.get("id") for g in (_data(resp) or {}).get("groups", []) if isinstance(g, dict)}
-            if set(self.group_ids) <= groups:
-                return f"already saved to groups {sorted(self.group_ids)}"
-        elif resp.status not in (400, 404):  # SkyPortal answers 400 "Invalid source ID" too
-            raise _fail("checking source", resp)
-        body = {"id": action.object_id, "group_ids": self.group_ids}
-        for name in ("ra", "dec"):
-            if name in action.payload:
-                body[name] = action.payload[name]
-        resp = self._post("/api/sources", body)
-        if resp.status == 200:
-            return f"saved to groups {sorted(self.group_ids)}"
-        if "already" in _message(resp.body).lower():
-            return "already saved"
-        raise _fail("saving source", resp)
+        obj, payload = action.object_id, action.payload
+        source = self.client.get_source(obj)
+        wanted = set(self.group_ids)
+        thumbs = {THUMBNAIL_TYPES[n] for n, data in (payload.get("cutouts") or {}).items()
+                  if data and n in THUMBNAIL_TYPES}
+        have = source.thumbnail_types if source else frozenset()
+        if source and wanted <= source.group_ids and thumbs <= have:
+            return f"already saved to groups {sorted(wanted)}"
+        ra, dec = payload.get("ra"), payload.get("dec")
+        if self.filter_ids:
+            if ra is None or dec is None or payload.get("candid") is None:
+                raise SinkError("the save payload lacks candid/ra/dec for the candidate", retryable=False)
+            self.client.post_candidates(obj, ra=ra, dec=dec, filter_ids=self.filter_ids,
+                                        passing_alert_id=int(payload["candid"]),
+                                        passed_at=_iso_from_jd(payload["jd"]))
+        points = self._put_photometry(obj, payload)
+        posted = self._post_thumbnails(obj, payload, have)
+        if not (source and wanted <= source.group_ids):
+            self._post_source(obj, ra, dec)
+        return (f"saved to groups {sorted(wanted)} with {points} photometry points"
+                f"{'; thumbnails ' + ','.join(posted) if posted else ''}")
 
+    def _put_photometry(self, obj: str, payload: dict[str, Any]) -> int:
+        if not payload.get("photometry"):
+            return 0
+        instrument = self.instrument_id or self.client.get_instrument("ZTF")
+        body = photometry_body(obj, payload["photometry"], instrument_id=instrument,
+                               group_ids=self.group_ids, stream_ids=self.stream_ids)
+        return len(self.client.put_photometry(body)) if body else 0
+
+    def _post_thumbnails(self, obj: str, payload: dict[str, Any], have: frozenset[str]) -> list[str]:
+        missing = [t for t in ALERT_THUMBNAILS if t not in have]
+        if not missing or not payload.get("cutouts"):
+            return []
+        pngs = thumbnail_pngs(obj, payload["cutouts"])
+        for ttype in missing:
+            if ttype in pngs:  # sent once each: a lost answer is settled by the next check
+                self.client.post_thumbnail(obj, ttype, pngs[ttype])
+        return [t for t in missing if t in pngs]
+
+    def _post_source(self, obj: str, ra: float | None, dec: float | None) -> None:
+        """Save to the groups; any doubt (no answer, 5xx, a refusal) is settled by looking."""
+        wanted = set(self.group_ids)
+        try:
+            answer = self.client.post_sources(obj, self.group_ids, ra=ra, dec=dec)
+            if wanted <= answer.saved_to_groups:
+                return
+            doubt = f"SkyPortal saved {obj} to groups {sorted(answer.saved_to_groups)} only"
+        except SkyPortalError as exc:
+            if exc.status is not None and exc.status < 500 and exc.status not in (400, 409):
+                raise  # 401, 403, 404...: a refusal to act on, not a doubt to settle
+            doubt = str(exc)
+        source = self.client.get_source(obj)  # e.g. a database race answered "already exists"
+        if source and wanted <= source.group_ids:
+            return
+        raise SinkError(f"{doubt}; not saved to {sorted(wanted - (source.group_ids if source else set()))}",
+                        retryable=True)
+
+    # ---- follow-up --------------------------------------------------------------------------
     def _followup(self, action: ActionRequest) -> str:
-        if self.allocation_id is None:
+        plan = self.followup
+        if plan is None:
             raise SinkError("follow-up needs allocation_id in the config", retryable=False)
-        query = urllib.parse.urlencode({"sourceID": action.object_id})
-        resp = self._client.request("GET", f"/api/followup_request?{query}")
-        if resp.status != 200:
-            raise _fail("listing follow-up requests", resp)
-        data = _data(resp) or {}
-        existing = data.get("followup_requests", []) if isinstance(data, dict) else data
-        for req in existing or []:
-            if (req.get("obj_id") == action.object_id and req.get("allocation_id") == self.allocation_id
-                    and "deleted" not in str(req.get("status", "")).lower()):
-                return f"follow-up request {req.get('id')} already exists"
-        body = {
-            "obj_id": action.object_id,
-            "allocation_id": self.allocation_id,
-            "payload": self.followup_payload,
-            "not_if_duplicates": True,
-            "not_if_classified": True,
-            "not_if_spectra_exist": True,
-        }
-        resp = self._post("/api/followup_request", body)
-        data = _data(resp) or {}
-        if resp.status == 200 and isinstance(data, dict) and data.get("ignored"):
-            return f"follow-up ignored by SkyPortal ({_message(resp.body) or 'constraints'})"
-        if resp.status == 200:
-            return f"follow-up request {data.get('id')} created"
-        raise _fail("requesting follow-up", resp)
+        obj = action.object_id
+        existing = matching_requests(self.client.get_followup_requests(obj, plan.allocation_id), plan)
+        found = _judge_existing(existing, unconfirmed=action.unconfirmed)
+        if found is not None:
+            return found
+        now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).replace(tzinfo=None)
+        body = plan.request_body(obj, now)
+        problems = check_form(plan.facility, body["payload"])
+        if problems:
+            raise SinkError(f"follow-up payload does not fit the {plan.facility or 'request'} form: "
+                            + "; ".join(problems), retryable=False)
+        try:
+            answer = self.client.post_followup_request(body, timeout=self.followup_timeout)
+        except SkyPortalError as exc:
+            if not exc.ambiguous:
+                raise  # a refusal (400: the server's reason) or never sent (429, refused)
+            raise SinkError(f"{exc}; it may be pending on SkyPortal: the next attempt lists the "
+                            "requests before sending again", retryable=True, ambiguous=True) from None
+        if answer.ignored:
+            return f"follow-up not requested: SkyPortal ignored it ({answer.message})"
+        if request_state(answer.status or "") in ("refused", "gone"):
+            raise SinkError(f"follow-up request {answer.id} {answer.status}", retryable=False)
+        return f"follow-up request {answer.id} created ({answer.status})"
 
+    # ---- annotation -------------------------------------------------------------------------
     def _annotate(self, action: ActionRequest) -> str:
-        path = f"/api/sources/{self._obj(action)}/annotations"
-        resp = self._client.request("GET", path)
-        if resp.status == 200:
-            for ann in _data(resp) or []:
-                if isinstance(ann, dict) and ann.get("origin") == self.annotation_origin:
-                    return "annotation already posted"
-        elif resp.status not in (400, 404):
-            raise _fail("listing annotations", resp)
-        keys = ("score", "model_id", "model_version")
-        body = {"origin": self.annotation_origin, "data": {k: action.payload.get(k) for k in keys}}
-        resp = self._post(path, body)
-        if resp.status == 200:
-            return "annotation posted"
-        if "already" in _message(resp.body).lower():
-            return "annotation already posted"
-        raise _fail("posting annotation", resp)
+        obj, payload = action.object_id, action.payload
+        origin = self.annotation_origin.format(model_id=payload.get("model_id"),
+                                               model_version=payload.get("model_version"))
+        data = {k: payload.get(k) for k in ("score", "model_id", "model_version", "candid")}
+        ours = [a for a in self.client.get_annotations(obj) if a.origin == origin]
+        if ours:
+            return self._update_annotation(obj, ours[0], data)
+        try:
+            return f"annotation {self.client.post_annotation(obj, origin, data, self.group_ids)} posted"
+        except SkyPortalError as exc:
+            if exc.status != 400:
+                raise
+            refusal = exc  # perhaps the origin is taken: look again
+        ours = [a for a in self.client.get_annotations(obj) if a.origin == origin]
+        if ours:  # ours after all (an earlier attempt's answer was lost)
+            return self._update_annotation(obj, ours[0], data)
+        raise SinkError(f"{refusal} -- if an annotation with origin {origin!r} exists on {obj} in "
+                        "groups this token cannot read (another bot, another group), set another "
+                        "sink.annotation_origin", retryable=False)
 
+    def _update_annotation(self, obj: str, existing: Annotation, data: dict[str, Any]) -> str:
+        groups_ok = not existing.group_ids or set(self.group_ids) <= existing.group_ids
+        if existing.data == data and groups_ok:
+            return f"annotation {existing.id} already posted"
+        self.client.put_annotation(obj, existing.id, data, self.group_ids)
+        return f"annotation {existing.id} updated (its data or groups differed)"
+
+
+def _iso_from_jd(jd: float) -> str:
+    """``passed_at`` of a candidate: the alert's time (so a repeat posts the same candidate)."""
+    when = dt.datetime(1970, 1, 1) + dt.timedelta(days=float(jd) - 2440587.5)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _judge_existing(existing: list[FollowupRequest], *, unconfirmed: bool) -> str | None:
+    """What the object's requests of the allocation mean for ours; None when we should post."""
+    states = {r.id: request_state(r.status) for r in existing}
+    by_state = {s: [r for r in existing if states[r.id] == s] for s in ("active", "pending", "refused", "gone")}
+    if by_state["active"]:
+        r = by_state["active"][-1]
+        return f"follow-up request {r.id} exists ({r.status})"
+    if by_state["pending"]:
+        r = by_state["pending"][-1]
+        raise SinkError(f"follow-up request {r.id} is still {r.status!r}; checking again later",
+                        retryable=True, ambiguous=unconfirmed)
+    if by_state["refused"]:
+        r = by_state["refused"][-1]
+        raise SinkError(f"follow-up request {r.id}: {r.status}", retryable=False)
+    if unconfirmed and by_state["gone"]:  # most likely the outcome of our own unanswered POST
+        r = by_state["gone"][-1]
+        raise SinkError(f"follow-up request {r.id} ended {r.status!r} after our request went "
+                        "unanswered; not sent again (replay it with `brightscan autoscan retry`)",
+                        retryable=False)
+    return None
 
 class WebhookSink:
     """POST each action as JSON to a URL, with an ``Idempotency-Key`` header.
 
     The receiver must deduplicate on that key (or on ``idempotency_key`` in the body) for the
-    exactly-once effect: the outbox may deliver an action again after a crash.
+    exactly-once effect: the outbox may deliver an action again after a crash, and a POST whose
+    answer was lost is sent again.
     """
 
     def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5,
                  headers: dict[str, str] | None = None):
-        parts = urllib.parse.urlsplit(url)
         self.url = url
-        self._path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        self._client = _JsonClient(f"{parts.scheme}://{parts.netloc}", dict(headers or {}),
-                                   timeout=timeout, retries=retries, backoff=backoff)
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self._headers = dict(headers or {})  # may hold a secret: never logged
+
+    def __repr__(self) -> str:
+        return f"WebhookSink({urllib.parse.urlsplit(self.url).netloc!r})"
 
     def deliver(self, action: ActionRequest) -> str:
+        """POST the action; re-send after a 5xx or no answer (the receiver deduplicates)."""
         body = {"kind": action.kind, "objectId": action.object_id,
                 "idempotency_key": action.idempotency_key, "payload": action.payload}
-        resp = self._client.request("POST", self._path, body,
-                                    {"Idempotency-Key": action.idempotency_key})
-        if 200 <= resp.status < 300:
-            return f"webhook answered {resp.status}"
-        raise _fail("webhook", resp)
+        headers = {**self._headers, "Idempotency-Key": action.idempotency_key}
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(8.0, self.backoff * 2 ** (attempt - 1)))
+            status, _, answer, error = send_json("POST", self.url, body, headers, self.timeout)
+            if status is not None and 200 <= status < 300:
+                return f"webhook answered {status}"
+            message = (answer or {}).get("message", "") if isinstance(answer, dict) else ""
+            if status is not None and status < 500 and status != 429:
+                raise SinkError(f"webhook: HTTP {status} {message}".strip(),
+                                retryable=status in (408, 409))
+            last = f"HTTP {status} {message}".strip() if status else error
+            log.debug("webhook %s: %s (attempt %d)", action.idempotency_key, last, attempt + 1)
+        raise SinkError(f"webhook: {last}", retryable=True, ambiguous=True)
 
 
 def _jsonl_key(line: str) -> str | None:

@@ -89,7 +89,8 @@ actions = sa.Table(
     sa.Column("object_id", sa.String(32), nullable=False, index=True),
     sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
     sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending | done | failed
+    # pending | unconfirmed (a request's outcome is unknown: check before sending) | done | failed
+    sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("next_attempt_at", sa.Float, nullable=False),
@@ -104,10 +105,11 @@ action_attempts = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("action_id", sa.Integer, sa.ForeignKey("actions.id"), nullable=False, index=True),
     sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),  # done | retry | failed
+    sa.Column("outcome", sa.String(16), nullable=False),  # done | retry | unconfirmed | failed | replayed
     sa.Column("detail", sa.Text),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=False),
+    sa.Column("rate_limited", sa.Integer, nullable=False, server_default="0"),  # 429s in the attempt
 )
 
 rejections = sa.Table(
@@ -141,8 +143,15 @@ def _migration_2(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE sources ADD COLUMN decision JSON"))
 
 
+def _migration_3(conn: Connection) -> None:
+    """``action_attempts.rate_limited``: the 429 answers an attempt met (night summary)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("action_attempts")}
+    if "rate_limited" not in columns:  # a database created at version 1 by an older brightscan
+        conn.execute(sa.text("ALTER TABLE action_attempts ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0"))
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -127,6 +127,15 @@ def _attention(conn: sa.Connection, object_ids: Sequence[str] | None = None) -> 
     return [dict(r) for r in conn.execute(query.limit(200)).mappings()]
 
 
+def rate_limited(conn: sa.Connection, object_ids: Sequence[str] | None = None) -> int:
+    """The 429 ("too many requests") answers SkyPortal gave our attempts (all, or these objects')."""
+    query = (sa.select(sa.func.coalesce(sa.func.sum(action_attempts.c.rate_limited), 0))
+             .select_from(action_attempts.join(actions, actions.c.id == action_attempts.c.action_id)))
+    if object_ids is not None:
+        query = query.where(actions.c.object_id.in_(list(object_ids)))
+    return int(conn.execute(query).scalar() or 0)
+
+
 def night_view(conn: sa.Connection, night: str, near_misses: int = 10) -> dict[str, Any]:
     """Everything the night page shows, for the alerts observed on ``night`` (UTC date)."""
     start, end = night_bounds(night)
@@ -146,6 +155,7 @@ def night_view(conn: sa.Connection, night: str, near_misses: int = 10) -> dict[s
         "night": night, "n_alerts": int(scores.size), "scores": scores.tolist(),
         "n_rejections": int(conn.execute(sa.select(sa.func.count()).select_from(rejections)).scalar() or 0),
         "saved": saved, "actions_by_state": states, "attention": _attention(conn, ids),
+        "rate_limited": rate_limited(conn, ids),
         "near_misses": _near_misses(conn, start, end, near_misses),
         "latency_s": _percentiles(latency), "latency_values": latency.tolist(),
         "threshold": next((t for t in (policy_threshold(s["policy"]) for s in saved) if t is not None), None),
@@ -198,6 +208,7 @@ def status_view(conn: sa.Connection, now: float, window_s: float = 600.0) -> dic
             sa.select(sa.func.count()).select_from(alerts)).scalar() or 0),
         "throughput_per_min": stored_recent / (window_s / 60.0), "window_s": window_s,
         "last_stored_at": last_stored, "attention": _attention(conn), "last_error": _last_error(conn),
+        "rate_limited": rate_limited(conn),
         "latency_s": _percentiles(latency_seconds(conn)),
         "decisions": [], "candidates": [], "n_alerts_tonight": 0,
     }

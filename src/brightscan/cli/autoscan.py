@@ -127,3 +127,36 @@ def serve(
         typer.echo(f"status page: http://{host}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
         run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
                    skyportal_url=_skyportal_url(cfg))
+
+
+@app.command("retry")
+def retry(
+    action_ids: list[int] = typer.Argument(..., help="Id(s) of failed actions (the summary's 'id' column)."),
+    show: bool = typer.Option(False, "--show", help="Only print the actions and their attempts."),
+    deliver: bool = typer.Option(False, "--deliver",
+                                 help="Deliver now through the configured sink (only when no service runs)."),
+    db: str = _DB,
+    config: Path = _CONFIG,
+) -> None:
+    """Show a failed action's attempts and replay it (it is checked against SkyPortal first)."""
+    import datetime as dt
+
+    from brightscan.autoscan.runner import replay_actions
+
+    with handle_errors():
+        histories, stats = replay_actions(_config(config, db, None, None), action_ids, show_only=show,
+                                          deliver=deliver)
+    for history in histories:
+        a = history.action
+        typer.echo(f"action {a['id']} {a['idempotency_key']}: {a['state']}, {a['attempts']} attempt(s)")
+        for t in history.attempts:
+            when = dt.datetime.fromtimestamp(t["finished_at"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            typer.echo(f"  #{t['attempt']} {when} UTC {t['outcome']}: {t['detail']}")
+    if show:
+        return
+    typer.echo(f"replayed {len(histories)} action(s): pending again"
+               + ("" if deliver else "; a running `brightscan autoscan run` delivers them"))
+    if stats is not None:
+        typer.echo(f"delivered: done {stats.done}, to retry {stats.retry}, failed {stats.failed}")
+        if stats.failed:
+            raise typer.Exit(1)

@@ -1,0 +1,120 @@
+"""Outbox action states (pending, unconfirmed, done, failed), replay, 429 counts in the database
+and the night summary, and the schema migration that records them."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from brightscan.autoscan import outbox
+from brightscan.autoscan.sinks import SinkError
+from brightscan.autoscan.store import action_attempts, actions, alerts, open_store, sources
+from brightscan.autoscan.summary import write_summary
+from brightscan.errors import InputError
+
+OBJ = "ZTF25aaaaaab"
+
+
+class _Scripted:
+    """A sink that answers from a script: a str is done, an exception is raised."""
+
+    def __init__(self, *outcomes, rate_limited_per_call=0):
+        self.outcomes, self.seen, self.rate_limited = list(outcomes), [], 0
+        self.per_call = rate_limited_per_call
+
+    def deliver(self, action):
+        self.seen.append((action.idempotency_key, action.unconfirmed))
+        self.rate_limited += self.per_call
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def _store(tmp_path, kinds=("save", "followup")):
+    store = open_store(f"sqlite:///{tmp_path / 'db'}")
+    with store.transaction() as conn:
+        conn.execute(sources.insert().values(object_id=OBJ, n_alerts=1, policy_state="passed", last_score=0.9,
+                                             identified_jd=2461000.6, updated_at=0.0))
+        conn.execute(alerts.insert().values(candid=1, object_id=OBJ, jd=2461000.6, magpsf=18.0, score=0.9,
+                                            model_id="m", model_version="1", features={}, arrived_at=0.0,
+                                            stored_at=0.0))
+        for kind in kinds:
+            outbox.enqueue(conn, kind, OBJ, {"score": 0.9}, arrived_at=0.0, now=0.0)
+    return store
+
+
+def _rows(store, table):
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings()]
+
+
+def _dispatch(store, sink, **kw):
+    return outbox.dispatch(store, sink, retry_base_s=0.0, clock=lambda: 1e9, **kw)
+
+
+def test_an_ambiguous_failure_makes_the_action_unconfirmed_until_settled(tmp_path):
+    store = _store(tmp_path, kinds=("followup",))
+    sink = _Scripted(SinkError("no answer within 0.3 s", retryable=True, ambiguous=True),
+                     SinkError("request 5 is still 'pending submission'", retryable=True, ambiguous=True),
+                     "follow-up request 5 exists (submitted)", rate_limited_per_call=2)
+    for _ in range(3):
+        _dispatch(store, sink)
+        if _rows(store, actions)[0]["state"] == "unconfirmed":
+            assert outbox.pending_count(store) == 1  # unconfirmed is still to deliver
+    assert sink.seen == [(f"followup:{OBJ}", False), (f"followup:{OBJ}", True), (f"followup:{OBJ}", True)]
+    assert [a["outcome"] for a in _rows(store, action_attempts)] == ["unconfirmed", "unconfirmed", "done"]
+    assert [a["rate_limited"] for a in _rows(store, action_attempts)] == [2, 2, 2]
+    assert _rows(store, actions)[0]["state"] == "done"
+    store.dispose()
+
+
+def test_a_replayed_failed_action_is_delivered_again_in_order(tmp_path):
+    store = _store(tmp_path)
+    refusal = SinkError("POST /api/sources: HTTP 400: Failed to post source: Cannot find group_id 7.",
+                        retryable=False)
+    _dispatch(store, _Scripted(refusal))
+    save, followup = _rows(store, actions)
+    assert (save["state"], followup["state"]) == ("failed", "failed")
+    assert "earlier action" in followup["last_error"]
+    history = outbox.replay(store, save["id"], now=5.0)
+    assert history.action["state"] == "pending" and history.attempts[-1]["outcome"] == "replayed"
+    with pytest.raises(InputError, match="is pending; only a failed action"):
+        outbox.replay(store, save["id"], now=5.0)
+    assert "Cannot find group_id 7" in history.attempts[-1]["detail"]
+    outbox.replay(store, followup["id"], now=5.0)
+    assert _rows(store, sources)[0]["followup_state"] == "pending"
+    sink = _Scripted("saved to groups [7]", "follow-up request 3 created (submitted)")
+    _dispatch(store, sink)
+    assert [k for k, _ in sink.seen] == [f"save:{OBJ}", f"followup:{OBJ}"]
+    assert [a["state"] for a in _rows(store, actions)] == ["done", "done"]
+    with pytest.raises(InputError, match="no action with id 99"):
+        outbox.action_history(store, 99)
+    store.dispose()
+
+
+def test_the_summary_counts_429s(tmp_path):
+    store = _store(tmp_path, kinds=("save",))
+    _dispatch(store, _Scripted("saved", rate_limited_per_call=3))
+    store.dispose()
+    page = write_summary(f"sqlite:///{tmp_path / 'db'}", "2025-11-21", tmp_path / "sum").read_text()
+    assert "SkyPortal 429s (rate limited)" in page
+    assert '<div class="v">3</div><div class="k">SkyPortal 429s' in " ".join(page.split())
+
+
+def test_a_version_1_database_gains_the_429_column(tmp_path):
+    from brightscan.autoscan.store import MIGRATIONS, migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    migrate(engine, MIGRATIONS[:1])
+    with engine.begin() as conn:  # what brightscan wrote before these columns existed
+        conn.exec_driver_sql("ALTER TABLE action_attempts DROP COLUMN rate_limited")
+        conn.exec_driver_sql("ALTER TABLE sources DROP COLUMN decision")
+        conn.exec_driver_sql("INSERT INTO action_attempts (id, action_id, attempt, outcome, detail, started_at, "
+                             "finished_at) VALUES (1, 1, 1, 'done', 'ok', 0.0, 1.0)")
+    engine.dispose()
+    store = open_store(url)
+    assert store.schema_version() == 3
+    assert _rows(store, action_attempts)[0]["rate_limited"] == 0
+    store.dispose()
