@@ -71,3 +71,45 @@ def production_triplet(cutouts: dict[str, Any]) -> np.ndarray:
 
 def _stamp(cutout: Any) -> bytes:
     return cutout["stampData"] if isinstance(cutout, dict) else cutout
+
+
+def zigzag(value: int) -> bytes:
+    """Avro's ``long`` encoding (zig-zag varint)."""
+    value, out = (value << 1) ^ (value >> 63), b""
+    while value > 0x7F:
+        out += bytes([(value & 0x7F) | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def split_container(data: bytes) -> tuple[bytes, bytes, list[tuple[int, bytes]]]:
+    """An Avro container as (header up to and including the sync marker, sync, [(count, body)]).
+
+    Written independently of brightscan's reader, to build damaged files from real ones.
+    """
+    with io.BytesIO(data) as stream:
+        sync = fastavro.reader(stream)._header["sync"]
+    pos = data.index(sync) + len(sync)
+    header, blocks = data[:pos], []
+
+    def varint(at: int) -> tuple[int, int]:
+        shift = value = 0
+        while True:
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return (value >> 1) ^ -(value & 1), at
+
+    while pos < len(data):
+        count, pos = varint(pos)
+        size, pos = varint(pos)
+        blocks.append((count, data[pos:pos + size]))
+        pos += size + len(sync)
+    return header, sync, blocks
+
+
+def join_container(header: bytes, sync: bytes, blocks: list[tuple[int, bytes]]) -> bytes:
+    """The inverse of :func:`split_container` (bodies taken as they are)."""
+    return header + b"".join(zigzag(n) + zigzag(len(body)) + body + sync for n, body in blocks)
