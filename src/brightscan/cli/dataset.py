@@ -38,7 +38,9 @@ def _print_card(card: dict) -> None:
 
 @app.command("build")
 def build(
-    inputs: list[Path] = typer.Argument(..., help="Alert files (.avro, .parquet, .tar[.gz]) or directories."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
+    ),
     labels: Path = typer.Option(..., "--labels", help="CSV with objectId, label (0/1) and optional class."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write."),
     nmax: int = typer.Option(60, "--nmax", help="Latest alerts kept per training source (0: keep all)."),

@@ -10,7 +10,9 @@ from brightscan.cli.common import handle_errors
 
 
 def score(
-    inputs: list[Path] = typer.Argument(..., help="Alert files (.avro, .parquet, .tar, .tar.gz) or directories."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
+    ),
     model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     out: Path = typer.Option(Path("scores.parquet"), "--out", "-o", help="Scores file (Parquet)."),
     backend: str = typer.Option("torch", "--backend", help="torch or onnx (needs `model export-onnx`)."),
