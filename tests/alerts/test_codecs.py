@@ -3,17 +3,14 @@ fastavro reads, and damage to one block costs that block's records only."""
 
 from __future__ import annotations
 
-import io
 import struct
 import sys
-import types
 import zlib
 
 import cramjam
-import fastavro
 import pytest
 
-from alerts.samples import avro_bytes, join_container, load_packet, real_avro_files, split_container
+from alerts.samples import avro_bytes, join_container, split_container
 from brightscan.alerts import Alert, Rejection, decode_avro, read_alerts
 
 if sys.version_info >= (3, 14):
@@ -24,39 +21,10 @@ else:
 CODECS = ["null", "deflate", "snappy", "zstandard", "bzip2", "xz"]
 
 
-@pytest.fixture
-def night(real_avro_dir) -> tuple[dict, list[dict]]:
-    """The writer schema and records of the real 4.01 packets (one night of 2023)."""
-    records, schema = [], None
-    for path in real_avro_files(real_avro_dir):
-        packet_schema, (record,) = load_packet(path)
-        if record["schemavsn"] == "4.01":
-            schema = packet_schema
-            records.append(record)
-    return schema, records
-
-
-@pytest.fixture
-def fast_path_only(monkeypatch):
-    """Make any use of fastavro's readers fail: what reads must be the compiled decoder."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("fastavro's reader was used")
-
-    only_parsing = types.SimpleNamespace(parse_schema=fastavro.parse_schema, reader=refuse,
-                                         schemaless_reader=refuse)
-    monkeypatch.setattr("brightscan.alerts.avro.fastavro", only_parsing)
-
-
-def written(schema, records, codec, sync_interval=16000) -> bytes:
-    out = io.BytesIO()
-    fastavro.writer(out, fastavro.parse_schema(schema), records, codec=codec, sync_interval=sync_interval)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("codec", CODECS)
 def test_every_codec_reads_on_the_fast_path(night, codec, fast_path_only):
     schema, records = night
-    data = written(schema, records, codec, sync_interval=120_000)  # a few records per block
+    data = avro_bytes(schema, records, codec, sync_interval=120_000)  # a few records per block
     assert len(split_container(data)[2]) > 2
     alerts = list(decode_avro(data, "night.avro"))
     assert all(isinstance(a, Alert) for a in alerts)
@@ -70,7 +38,7 @@ def test_every_codec_reads_on_the_fast_path(night, codec, fast_path_only):
 
 def test_a_codec_outside_the_specification_goes_to_fastavro(night, tmp_path):
     schema, records = night
-    data = written(schema, records[:2], "null")
+    data = avro_bytes(schema, records[:2], "null")
     header, sync, blocks = split_container(data)
     header = header.replace(b"\x08null", b"\x06lz5")  # the codec value, length-prefixed
     (item,) = list(decode_avro(join_container(header, sync, blocks), "odd.avro"))
@@ -81,7 +49,7 @@ def test_a_codec_outside_the_specification_goes_to_fastavro(night, tmp_path):
 def test_zstandard_frames_without_content_size_and_several_frames(night, fast_path_only):
     """Java's Avro writer streams zstandard (no content size in the frame header)."""
     schema, records = night
-    header, sync, blocks = split_container(written(schema, records[:6], "zstandard", sync_interval=120_000))
+    header, sync, blocks = split_container(avro_bytes(schema, records[:6], "zstandard", sync_interval=120_000))
     rewritten = []
     for count, body in blocks:
         plain = zstd.decompress(body)
@@ -114,7 +82,7 @@ def _snappy_block(plain: bytes, crc: int | None = None) -> bytes:
 ])
 def test_a_damaged_block_loses_only_its_own_records(night, tmp_path, codec, breaking):
     schema, records = night
-    header, sync, blocks = split_container(written(schema, records[:8], codec, sync_interval=1))
+    header, sync, blocks = split_container(avro_bytes(schema, records[:8], codec, sync_interval=1))
     assert len(blocks) == 8  # one record a block
     path = tmp_path / "damaged.avro"
     path.write_bytes(join_container(header, sync, _damage(blocks, 2, breaking(blocks[2][1]))))
@@ -127,7 +95,7 @@ def test_a_damaged_block_loses_only_its_own_records(night, tmp_path, codec, brea
 
 def test_snappy_checksum_is_verified(night):
     schema, records = night
-    header, sync, blocks = split_container(written(schema, records[:3], "snappy", sync_interval=1))
+    header, sync, blocks = split_container(avro_bytes(schema, records[:3], "snappy", sync_interval=1))
     count, body = blocks[1]
     plain = bytes(cramjam.snappy.decompress_raw(body[:-4]))
     assert struct.unpack(">I", body[-4:])[0] == zlib.crc32(plain)  # what Avro's snappy codec writes
@@ -141,9 +109,9 @@ def test_snappy_checksum_is_verified(night):
 
 def test_a_corrupt_record_loses_the_rest_of_its_block_not_the_next_blocks(night):
     schema, records = night
-    first = written(schema, records[:1], "null")
+    first = avro_bytes(schema, records[:1], "null")
     record_size = len(split_container(first)[2][0][1])
-    header, sync, blocks = split_container(written(schema, records[:6], "null", sync_interval=150_000))
+    header, sync, blocks = split_container(avro_bytes(schema, records[:6], "null", sync_interval=150_000))
     count, body = blocks[0]
     assert count >= 3
     # the second record's bytes end early: a length runs past the block, so nothing after it can be found
@@ -159,7 +127,7 @@ def test_a_corrupt_record_loses_the_rest_of_its_block_not_the_next_blocks(night)
 
 def test_broken_framing_resumes_at_the_next_sync_marker(night):
     schema, records = night
-    header, sync, blocks = split_container(written(schema, records[:5], "deflate", sync_interval=1))
+    header, sync, blocks = split_container(avro_bytes(schema, records[:5], "deflate", sync_interval=1))
     data = join_container(header, sync, blocks[:2])
     data += join_container(b"", sync, [blocks[2]])[:-16] + b"garbage" + sync  # the size is now wrong
     data += join_container(b"", sync, blocks[3:])

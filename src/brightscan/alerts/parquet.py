@@ -51,7 +51,7 @@ def read_parquet_file(file: str | Path | BinaryIO, source: str | None = None) ->
     try:
         pfile = pq.ParquetFile(file)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        yield Rejection(None, None, source, "read", f"not a readable Parquet file: {exc}")
+        yield Rejection(None, None, source, "read", f"not a readable Parquet file: {_one_line(exc)}")
         return
     names = set(pfile.schema_arrow.names)
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
@@ -73,7 +73,7 @@ def read_parquet_file(file: str | Path | BinaryIO, source: str | None = None) ->
             span = f"rows {row}-{first + size - 1}" if first + size - 1 > row else f"row {row}"
             for lost in range(row, first + size):
                 yield Rejection(None, None, f"{source}#{lost}", "read",
-                                f"unreadable Parquet row group {group} ({span}): {exc}")
+                                f"unreadable Parquet row group {group} ({span}): {_one_line(exc)}")
         first += size
 
 
@@ -84,3 +84,7 @@ def _alert(record: dict, source: str) -> Alert | Rejection:
         if extra:
             result = replace(result, extra=extra)
     return result
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
