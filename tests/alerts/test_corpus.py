@@ -4,7 +4,6 @@ codec and layout we read. Whatever the container: the same candids, bit-identica
 
 from __future__ import annotations
 
-import io
 import tarfile
 import uuid
 from collections import defaultdict

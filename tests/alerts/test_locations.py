@@ -183,3 +183,50 @@ def test_cli_takes_globs_and_urls(tmp_path, memory_root, avro_files):
                                                 + [str(tmp_path / p.name) for p in avro_files[2:4]])
     result = CliRunner().invoke(app, ["preprocess", f"memory://{root}/none*.avro", "--out", str(out)])
     assert result.exit_code == 2 and "matches no alert file" in result.output
+
+
+class _CutShort(http.server.BaseHTTPRequestHandler):
+    """Promises the whole file, sends half of it, hangs up (a dropped connection)."""
+
+    payload = b""
+
+    def do_HEAD(self):  # noqa: N802 - the http.server naming
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        self.do_HEAD()
+        self.wfile.write(self.payload[: len(self.payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_connection_dropped_mid_file_rejects_that_file_only(web_root, avro_files):
+    pytest.importorskip("aiohttp", reason="fsspec's http filesystem needs aiohttp (the test extra has it)")
+    www, base = web_root
+    shutil.copy(avro_files[0], www / "good.avro")
+    handler = type("Handler", (_CutShort,), {"payload": _tar([(p.name, p.read_bytes()) for p in avro_files])})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.handle_error = lambda request, address: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        broken = f"http://127.0.0.1:{server.server_address[1]}/night.tar.gz"
+        items = list(read_alerts([broken, f"{base}/good.avro"]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(items[-1], Alert) and items[-1].source == f"{base}/good.avro"
+    assert all(isinstance(i, Rejection) and i.source == broken for i in items[:-1])
+    assert items[-2].reason.startswith(("reading failed after", "cannot open file", "archive is corrupt"))
+
+
+def test_a_remote_spark_output_directory_named_like_a_file(memory_root, avro_files):
+    fs, root = memory_root
+    fs.pipe(f"{root}/export.avro/part-00000-c000.avro", avro_files[0].read_bytes())
+    fs.pipe(f"{root}/export.avro/_SUCCESS", b"")
+    (alert,) = list(read_alerts(f"memory://{root}/export.avro"))
+    assert alert.source == f"memory://{root}/export.avro/part-00000-c000.avro"

@@ -15,6 +15,7 @@ checksums), so that a Spark output directory is read exactly once.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from brightscan.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: Suffixes we read; anything else found inside a directory is skipped.
 SUFFIXES = (".avro", ".parquet", ".tar", ".tar.gz", ".tgz")
@@ -113,10 +116,15 @@ def _resolve_url(url: str) -> _Input:
         if not entries:
             raise InputError(f"input pattern {url} matches no alert file or directory")
         return _Input(entries, fs)
-    if fs.isdir(path):
+    try:
+        kind = fs.info(path)["type"]  # a HEAD request on http(s): nothing is downloaded here
+    except FileNotFoundError:
+        raise InputError(f"input {url} does not exist") from None
+    except Exception:  # noqa: BLE001 - a network error: reading the file will say what it is
+        log.warning("cannot check %s; reading it will tell", url, exc_info=True)
+        kind = "file"
+    if kind == "directory":
         return _Input(((path, True),), fs)
-    if not fs.exists(path):
-        raise InputError(f"input {url} does not exist")
     return _Input(((_checked(path, url), False),), fs)
 
 
