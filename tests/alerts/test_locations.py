@@ -219,9 +219,11 @@ def test_a_connection_dropped_mid_file_rejects_that_file_only(web_root, avro_fil
     finally:
         server.shutdown()
         server.server_close()
-    assert isinstance(items[-1], Alert) and items[-1].source == f"{base}/good.avro"
-    assert all(isinstance(i, Rejection) and i.source == broken for i in items[:-1])
-    assert items[-2].reason.startswith(("reading failed after", "cannot open file", "archive is corrupt"))
+    # fsspec fetches the first block whole, so the break shows before any member is read
+    (lost, alert) = items
+    assert isinstance(alert, Alert) and alert.source == f"{base}/good.avro"
+    assert isinstance(lost, Rejection) and lost.source == broken
+    assert lost.reason.startswith("reading failed after 0 item(s): ") and "content length" in lost.reason
 
 
 def test_a_remote_spark_output_directory_named_like_a_file(memory_root, avro_files):
