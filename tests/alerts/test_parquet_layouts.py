@@ -108,3 +108,16 @@ def test_a_truncated_parquet_file_is_one_file_level_rejection(tmp_path, real_par
     (item,) = list(read_alerts(path))
     assert isinstance(item, Rejection) and item.source == str(path)
     assert item.reason.startswith("not a readable Parquet file")
+
+
+def test_cutouts_stored_as_bare_bytes(tmp_path, real_parquet_dir):
+    """Fink's image archives keep ``cutoutScience.stampData`` as the column ``cutoutScience``."""
+    table = pq.read_table(real_parquet_dir / RAW)
+    for name in ("cutoutScience", "cutoutTemplate", "cutoutDifference"):
+        index = table.column_names.index(name)
+        table = table.set_column(index, name, pc.struct_field(table.column(name), "stampData"))
+    assert table.schema.field("cutoutScience").type == pa.binary()
+    pq.write_table(table, tmp_path / "images.parquet")
+    read = by_candid(read_alerts(tmp_path / "images.parquet"))
+    expected = by_candid(read_alerts(real_parquet_dir / RAW))
+    assert read.keys() == expected.keys() and all(same_alert(read[c], expected[c]) for c in expected)
