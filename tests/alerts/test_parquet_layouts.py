@@ -121,3 +121,23 @@ def test_cutouts_stored_as_bare_bytes(tmp_path, real_parquet_dir):
     read = by_candid(read_alerts(tmp_path / "images.parquet"))
     expected = by_candid(read_alerts(real_parquet_dir / RAW))
     assert read.keys() == expected.keys() and all(same_alert(read[c], expected[c]) for c in expected)
+
+
+def test_a_raw_kafka_dump(tmp_path, real_avro_dir):
+    """Spark's Kafka source written as it came: each value is one ZTF Avro packet."""
+    files = sorted(real_avro_dir.glob("*.avro"))[:5]
+    values = [f.read_bytes() for f in files]
+    values[2] = values[2][:500]  # a message cut short
+    values.insert(3, None)
+    n = len(values)
+    table = pa.table({"key": pa.array([None] * n, pa.binary()), "value": pa.array(values, pa.binary()),
+                      "topic": ["ztf_20231012_programid1"] * n, "partition": pa.array([0] * n, pa.int32()),
+                      "offset": pa.array(range(n), pa.int64())})
+    path = tmp_path / "kafka.parquet"
+    pq.write_table(table, path)
+    items = list(read_alerts(path))
+    assert [type(i) for i in items] == [Alert, Alert, Rejection, Rejection, Alert, Alert]
+    assert [i.source for i in items] == [f"{path}#{r}" for r in range(6)]
+    assert items[2].reason.startswith("unreadable Avro") and items[3].reason == "Kafka message has no value"
+    expected = [a.candid for f in files for a in read_alerts(f)]
+    assert [i.candid for i in items if isinstance(i, Alert)] == [expected[k] for k in (0, 1, 3, 4)]

@@ -7,7 +7,9 @@ doubles), Spark's partitioned output (``year=2019/month=09/day=03/part-*.snappy.
 walked like any directory), any column order and any extra columns. ``candid`` is taken from
 ``candidate.candid`` when the top-level column is absent; a missing ``prv_candidates`` column reads
 as no earlier detections, and missing cutout columns leave the cutouts empty (each alert is then
-rejected by preprocessing, naming the cutout).
+rejected by preprocessing, naming the cutout). A raw dump of ZTF's Kafka stream as Spark writes
+it (``key, value, topic, partition, offset, timestamp``) is read too: each ``value`` is an Avro
+container, decoded as a ``.avro`` file is.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from brightscan.alerts.avro import decode_avro
 from brightscan.alerts.records import CUTOUT_FIELDS, Alert, Rejection, alert_from_record
 
 #: Columns we use; broker extras (cdsxmatch, tns, ...) are carried in ``Alert.extra`` when present.
@@ -55,11 +58,20 @@ def read_parquet_file(file: str | Path | BinaryIO, source: str | None = None) ->
         return
     names = set(pfile.schema_arrow.names)
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing and _is_kafka_dump(pfile.schema_arrow):
+        yield from _kafka_values(pfile, source)
+        return
     if missing:
         yield Rejection(None, None, source, "read",
                         f"Parquet file lacks alert column(s) {', '.join(missing)}")
         return
     columns = [c for c in (*CORE_COLUMNS, *EXTRA_COLUMNS) if c in names]
+    for row, record in _rows(pfile, columns, source):
+        yield record if isinstance(record, Rejection) else _alert(record, f"{source}#{row}")
+
+
+def _rows(pfile: pq.ParquetFile, columns: list[str], source: str) -> Iterator[tuple[int, dict | Rejection]]:
+    """Each row's number and values, row group by row group; a damaged group rejects its rows."""
     first = 0
     for group in range(pfile.num_row_groups):
         size = pfile.metadata.row_group(group).num_rows
@@ -67,14 +79,31 @@ def read_parquet_file(file: str | Path | BinaryIO, source: str | None = None) ->
         try:
             for batch in pfile.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=columns):
                 for record in batch.to_pylist():
-                    yield _alert(record, f"{source}#{row}")
+                    yield row, record
                     row += 1
         except (pa.ArrowException, OSError, ValueError) as exc:  # a corrupt page or row group
             span = f"rows {row}-{first + size - 1}" if first + size - 1 > row else f"row {row}"
             for lost in range(row, first + size):
-                yield Rejection(None, None, f"{source}#{lost}", "read",
-                                f"unreadable Parquet row group {group} ({span}): {_one_line(exc)}")
+                yield lost, Rejection(None, None, f"{source}#{lost}", "read",
+                                      f"unreadable Parquet row group {group} ({span}): {_one_line(exc)}")
         first += size
+
+
+def _is_kafka_dump(schema: pa.Schema) -> bool:
+    # Spark's Kafka source written as it came: key, value (the message bytes), topic, partition, ...
+    names = set(schema.names)
+    return {"value", "topic", "partition", "offset"} <= names and pa.types.is_binary(schema.field("value").type)
+
+
+def _kafka_values(pfile: pq.ParquetFile, source: str) -> Iterator[Alert | Rejection]:
+    """Each message of a raw Kafka dump holds an Avro container (ZTF's packets): decode it."""
+    for row, record in _rows(pfile, ["value"], source):
+        if isinstance(record, Rejection):
+            yield record
+        elif record["value"] is None:
+            yield Rejection(None, None, f"{source}#{row}", "read", "Kafka message has no value")
+        else:
+            yield from decode_avro(record["value"], f"{source}#{row}")
 
 
 def _alert(record: dict, source: str) -> Alert | Rejection:
