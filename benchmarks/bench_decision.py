@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from brightscan.policy import ObjectState, ScoredAlert, create_policy, decide, replay, sort_history
+from brightscan.policy import ScoredAlert, create_policy, decide, replay, sort_history
 
 
 def _alerts(n: int, rng: np.random.Generator) -> list[ScoredAlert]:

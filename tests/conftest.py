@@ -43,3 +43,7 @@ def btsbot_example_dir() -> Path:
 @pytest.fixture
 def published_models_dir() -> Path:
     return require_shared("models", "btsbot-published")
+
+
+# Headless Chromium for the page tests: one browser per session, shared by every test module.
+from browser import browser  # noqa: E402,F401

@@ -33,7 +33,7 @@ def _invoke(*args):
 def test_run_replay_then_summary(night, tiny_model, tmp_path):
     night_dir, truth = night
     db = f"sqlite:///{tmp_path / 'a.db'}"
-    res = _invoke("autoscan", "run", "--source", f"replay:{night_dir}", "--model", str(tiny_model),
+    res = _invoke("autoscan", "run", "--feed", f"replay:{night_dir}", "--model", str(tiny_model),
                   "--db", db, "--config", _config(tmp_path), "--speedup", "1e9")
     assert res.exit_code == 0, res.output
     n_obj = len({r["objectId"] for r in truth})
@@ -68,11 +68,14 @@ def test_scan_is_one_pass_over_new_files(night, tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["--source", "ftp:/x"], 2, "source must look like|unknown source kind"),
-    (["--source", "replay:/x", "--policy", "nosuch"], 1, "unknown policy"),
-    (["--source", "replay:/x", "--sink", "skyportal"], 1, "needs a URL"),
+    (["--feed", "ftp:/x"], 2, "feed must look like|unknown feed kind"),
+    (["--feed", "replay:/nonexistent"], 2, "replay:/nonexistent.*does not exist"),
+    (["--feed", "replay:NIGHT", "--policy", "nosuch"], 1, "unknown policy"),
+    (["--feed", "replay:NIGHT", "--sink", "skyportal"], 1, "needs a URL"),
+    (["--feed", "replay:NIGHT", "--sink", "fritz"], 2, "'fritz' is not one of"),
 ])
-def test_errors_are_messages_with_exit_codes(tiny_model, tmp_path, args, code, message):
+def test_errors_are_messages_with_exit_codes(night, tiny_model, tmp_path, args, code, message):
+    args = [a.replace("NIGHT", str(night[0])) for a in args]
     res = _invoke("autoscan", "run", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'a.db'}", *args)
     assert res.exit_code == code, res.output
     import re

@@ -87,7 +87,7 @@ def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_mod
                        seed=SEED, idempotent=False, timeout_applies=False) as portal:
         env = {**os.environ, "BRIGHTSCAN_SKYPORTAL_URL": portal.url, "BRIGHTSCAN_SKYPORTAL_TOKEN": TOKEN}
         cmd = [sys.executable, "-m", "brightscan", "-v", "autoscan", "run",
-               "--source", f"replay:{tmp_path / 'night'}", "--model", str(tiny_model),
+               "--feed", f"replay:{tmp_path / 'night'}", "--model", str(tiny_model),
                "--config", str(config), "--speedup", str(speedup)]
         kills = 0
         for launch in range(N_KILLS):

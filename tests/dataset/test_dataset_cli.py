@@ -37,12 +37,13 @@ def test_build_and_info(real_avro_dir: Path, tmp_path: Path) -> None:
 
 
 def test_bad_split_and_missing_labels(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["dataset", "build", str(tmp_path), "--labels", str(tmp_path / "x.csv"),
+    (tmp_path / "labels.csv").write_text("objectId,label\n")
+    result = runner.invoke(app, ["dataset", "build", str(tmp_path), "--labels", str(tmp_path / "labels.csv"),
                                  "--out", str(tmp_path / "ds"), "--split", "0.5,0.5"])
     assert result.exit_code == 2 and "three numbers" in _flat(result.output)
     result = runner.invoke(app, ["dataset", "build", str(tmp_path), "--labels", str(tmp_path / "x.csv"),
                                  "--out", str(tmp_path / "ds")])
-    assert result.exit_code == 2 and "not found" in _flat(result.output)
+    assert result.exit_code == 2 and "does not exist" in _flat(result.output)
     result = runner.invoke(app, ["dataset", "info", str(tmp_path)])
     assert result.exit_code == 2 and "not a brightscan dataset" in _flat(result.output)
 

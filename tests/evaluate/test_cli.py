@@ -21,8 +21,11 @@ def test_evaluate_command_writes_report(tmp_path, tiny_model, tiny_dataset):
 
 def test_evaluate_command_usage_errors(tmp_path, tiny_model):
     result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tmp_path), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert "not a brightscan dataset" in " ".join(result.output.split())  # Rich wraps lines
+    assert "not a brightscan dataset" in " ".join(result.output.split())
+    assert not (tmp_path / "r").exists()  # a failed command leaves nothing behind
     result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tmp_path), "--split", "val",
                                       "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "val" in result.output

@@ -49,12 +49,43 @@ def test_report_contract(tmp_path, tiny_model, tiny_dataset):
         assert section["policies"]["gt1"]["n_sources"] == section["sources"]["n_selected"]
     assert on_disk["policies"]["optimised"]["completeness"] is not None
     assert on_disk["policies"]["optimised"]["validation"]["target_met"] is True
-    for png in ("roc", "outcomes", "outcomes_compare", "completeness_purity", "delay", "reliability", "frontier"):
+    figures = ("roc", "outcomes", "outcomes_compare", "completeness_purity", "delay", "reliability",
+               "compare_sources")
+    for png in figures:
         assert (out / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 7
+    for png in figures:
+        assert f'id="fig-{png}"' in html
+    galleries = on_disk["galleries"]
+    n_triplets = sum(len(v) for k, v in galleries.items() if k != "counts")
+    assert galleries["top_negatives"] and galleries["low_positives"] and galleries["earliest_saves"]
+    assert all(g["label"] == 0 for g in galleries["top_negatives"])
+    assert html.count('alt="triplet of ') == n_triplets
+    assert html.count("data:image/png;base64,") == len(list(out.glob("*.png"))) + n_triplets
     assert not re.search(r'src="(?!data:)', html)  # self-contained: nothing fetched
     assert "(compare)" in html and "optimised" in html and "Side by side" in html
+    assert '<meta name="viewport"' in html and "median delay vs scanners (days)" in html
+    assert "median_delay_days" not in html.split("<body>")[1].split("<script>")[0]  # human column names
+    # calibration: before/after on every model
+    for section in (on_disk, on_disk["compare"]):
+        assert {"ece_before", "ece_after", "temperature_fitted"} <= set(section["calibration"])
+
+
+def test_peak_bins_cover_every_source():
+    from brightscan.policy import ScoredAlert, ObjectHistory
+
+    sources = [ObjectHistory(f"ZTF{i}", 0, (ScoredAlert(i, 1.0, 0.5, m),), peak_mag=m)
+               for i, m in enumerate([14.2, 17.0, 20.7])]
+    edges = report.peak_bins(sources)
+    assert edges[0] <= 14.2 and edges[-1] > 20.7 and np.allclose(np.diff(edges), 0.5)
+
+
+def test_intervals_render_when_present():
+    from brightscan.pages import metric
+
+    assert metric({"completeness": 0.9}, "completeness") == "0.900"
+    assert metric({"completeness": 0.9, "completeness_ci": [0.8, 0.95]}, "completeness") == "0.900 [0.800, 0.950]"
+    assert metric({"completeness": None, "completeness_ci": [0.8, 0.95]}, "completeness") == "–"
 
 
 def test_alert_metrics_match_the_scorer(tmp_path, tiny_model, tiny_dataset):

@@ -103,8 +103,8 @@ def test_model_info_and_errors(tmp_path, tiny_model_dir):
     assert "not a model directory" in " ".join(result.output.split())  # rich wraps lines
     result = runner.invoke(app, ["score", str(tmp_path), "--model", str(tiny_model_dir),
                                  "--backend", "tensorflow"])
-    assert result.exit_code == 1
-    assert "unknown backend" in " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert "'tensorflow' is not one of 'torch', 'onnx'" in " ".join(result.output.split())
 
 
 def test_score_alerts_passes_rejections_through_and_uses_earlier(v1_dir, real_avro_dir):

@@ -79,7 +79,9 @@ def test_overflow_production_accepts_sentinel_templates(tmp_path, runner, real_a
     path.parent.mkdir()
     path.write_bytes(avro_bytes(schema, [with_stamp(record, "cutoutTemplate", stamp_bytes(image))]))
     rejected = invoke(runner, str(path), "--out", str(tmp_path / "a"))
-    assert rejected.exit_code == 0 and "accepted 0, rejected 1" in rejected.output
+    # nothing accepted is a failure: the reasons are printed, and no output is left behind
+    assert rejected.exit_code == 1 and "no alert was accepted (1 rejected)" in " ".join(rejected.output.split())
+    assert "sentinel" in rejected.output and not (tmp_path / "a").exists()
     accepted = invoke(runner, str(path), "--out", str(tmp_path / "b"), "--overflow", "production")
     assert accepted.exit_code == 0 and "accepted 1, rejected 0" in accepted.output
     triplets = np.load(tmp_path / "b" / "triplets.npy")
@@ -93,11 +95,13 @@ def test_nothing_readable_exits_2(tmp_path, runner):
     result = invoke(runner, str(tmp_path / "in"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert "no alert could be read" in result.output
+    assert not (tmp_path / "out").exists()  # no half-written outputs
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--features", "v9"], "unknown feature set"), (["--overflow", "clip"], "--overflow must be one of")],
+    [(["--features", "v9"], "'v9' is not one of 'v1', 'icml2023'"),
+     (["--overflow", "clip"], "'clip' is not one of 'reject', 'production'")],
 )
 def test_bad_options_exit_2(tmp_path, runner, real_avro_dir, args, message):
     result = invoke(runner, str(real_avro_dir), "--out", str(tmp_path / "out"), *args)
@@ -107,6 +111,7 @@ def test_bad_options_exit_2(tmp_path, runner, real_avro_dir, args, message):
 def test_missing_input_exits_2(tmp_path, runner):
     result = invoke(runner, str(tmp_path / "nope.avro"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_causal_flag_merges_earlier_alerts_never_later(tmp_path, runner, real_avro_dir):

@@ -42,6 +42,10 @@ def test_bad_config_and_missing_dataset_fail_cleanly(synthetic_dataset: Path, tm
     assert result.exit_code == 1 and "learning_rat" in _flat(result.output)
     result = runner.invoke(app, ["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"),
                                  "--preset", "mi_cnn.tiny"])
+    assert result.exit_code == 2 and "does not exist" in _flat(result.output)
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["train", str(tmp_path / "empty"), "--out", str(tmp_path / "m"),
+                                 "--preset", "mi_cnn.tiny"])
     assert result.exit_code == 2 and "not a brightscan dataset" in _flat(result.output)
     result = runner.invoke(app, ["train", str(synthetic_dataset), "--out", str(tmp_path / "m"), "--preset", "nope"])
     assert result.exit_code == 1 and "unknown model preset" in _flat(result.output)

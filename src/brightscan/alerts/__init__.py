@@ -1,7 +1,7 @@
 """Reading ZTF alert packets from Avro files, nightly tarballs, broker Parquet and directories."""
 
 from brightscan.alerts.avro import decode_avro, read_avro_stream
-from brightscan.alerts.reader import SUFFIXES, iter_input_files, read_alerts, read_file
+from brightscan.alerts.reader import SUFFIXES, count_alerts, iter_input_files, read_alerts, read_file
 from brightscan.alerts.records import CUTOUT_FIELDS, Alert, Rejection, alert_from_record
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Alert",
     "Rejection",
     "alert_from_record",
+    "count_alerts",
     "decode_avro",
     "iter_input_files",
     "read_alerts",

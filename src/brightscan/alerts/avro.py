@@ -215,6 +215,27 @@ def _writer_schema(text: bytes) -> tuple[dict[str, Any], Decoder | None]:
     return cached
 
 
+def count_avro_records(stream: BinaryIO) -> int:
+    """Number of packets in one Avro container, from the block headers alone (nothing decoded).
+
+    Used for progress totals; a file that is not Avro or breaks counts as one item (the
+    rejection that reading it will yield).
+    """
+    if stream.read(4) != AVRO_MAGIC:
+        return 1
+    total = 0
+    try:
+        _read_header(stream)
+        while True:
+            first = stream.read(1)
+            if not first:
+                return max(total, 1)
+            total += _read_long(stream, first)
+            stream.seek(_read_long(stream) + _SYNC_SIZE, io.SEEK_CUR)
+    except _CorruptData:
+        return max(total, 1)
+
+
 def _read_header(stream: BinaryIO) -> tuple[dict[str, bytes], bytes]:
     """The metadata map (``avro.schema``, ``avro.codec``) and sync marker after the magic."""
     metadata: dict[str, bytes] = {}

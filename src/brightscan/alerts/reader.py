@@ -7,13 +7,14 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from brightscan.alerts.avro import read_avro_stream
+from brightscan.alerts.avro import count_avro_records, read_avro_stream
 from brightscan.alerts.locations import SUFFIXES, InputFile, PathLike, is_url, resolve_inputs, walk_inputs
 from brightscan.alerts.parquet import read_parquet_file
 from brightscan.alerts.records import Alert, Rejection
 from brightscan.alerts.tarball import read_tarball
+from brightscan.errors import InputError
 
-__all__ = ["SUFFIXES", "iter_input_files", "read_alerts", "read_file"]
+__all__ = ["SUFFIXES", "count_alerts", "iter_input_files", "read_alerts", "read_file"]
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +118,30 @@ def _guarded(items: Iterator[Alert | Rejection], source: str,
         log.warning("reading %s failed after %d item(s)", source, count, exc_info=True)
         yield Rejection(None, None, source, "read", f"reading failed after {count} item(s): "
                                                     f"{type(exc).__name__}: {exc}")
+
+
+def count_alerts(inputs: PathLike | Iterable[PathLike]) -> int | None:
+    """How many items :func:`read_alerts` will yield, when that is cheap to know (progress totals).
+
+    Local Avro files are counted from their block headers and Parquet files from their metadata,
+    without decoding anything; ``None`` when an input is a compressed archive (counting it would
+    cost as much as reading it), is behind a URL (counting would cost requests), or does not exist.
+    """
+    total = 0
+    try:
+        for file in iter_input_files(inputs):
+            if isinstance(file, str):
+                return None
+            name = file.name.lower()
+            if name.endswith(".parquet"):
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(file).metadata.num_rows
+            elif name.endswith((".tar", ".tar.gz", ".tgz")):
+                return None
+            else:
+                with open(file, "rb") as stream:
+                    total += count_avro_records(stream)
+    except (InputError, OSError, ValueError):  # a count is a hint: reading reports unreadable inputs
+        return None
+    return total

@@ -13,7 +13,7 @@ from typing import Any
 
 from brightscan.autoscan.config import AutoscanConfig, make_policy_from, make_sink
 from brightscan.autoscan.service import AutoscanService, load_scorer
-from brightscan.autoscan.sources import AlertSource, DirectorySource, ReplaySource, parse_source
+from brightscan.autoscan.feeds import Feed, DirectoryFeed, ReplayFeed, parse_feed
 from brightscan.autoscan.store import open_store
 from brightscan.errors import InputError
 
@@ -58,7 +58,7 @@ def _report(service: AutoscanService) -> RunReport:
 
 
 def _stop_on_sigterm() -> None:
-    # SIGTERM (systemd stop) ends the loop like Ctrl-C; the current batch's transaction either
+    # SIGTERM (systemd stop) ends the loop like Ctrl-C; the current delivery's transaction either
     # committed or rolls back, so stopping anywhere is safe.
     def raise_interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -66,17 +66,17 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
-def run_autoscan(config: AutoscanConfig, source_spec: str, model_dir: str | Path) -> RunReport:
-    """Run the service on ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC`` until the source ends
+def run_autoscan(config: AutoscanConfig, feed_spec: str, model_dir: str | Path) -> RunReport:
+    """Run the service on ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC`` until the feed ends
     (replay) or the process is stopped (SIGTERM / Ctrl-C)."""
-    source: AlertSource = parse_source(source_spec, speedup=config.service.speedup,
+    feed: Feed = parse_feed(feed_spec, speedup=config.service.speedup,
                                        poll_interval=config.service.poll_interval_s,
                                        kafka_config=config.kafka)
     service = build_service(config, model_dir)
     _stop_on_sigterm()
-    log.info("autoscan started: source %s, policy %s", source_spec, service.policy)
+    log.info("autoscan started: feed %s, policy %s", feed_spec, service.policy)
     try:
-        service.run(source)
+        service.run(feed)
     except KeyboardInterrupt:
         log.warning("stopped; pending actions will be delivered by the next run")
     finally:
@@ -85,20 +85,20 @@ def run_autoscan(config: AutoscanConfig, source_spec: str, model_dir: str | Path
     return report
 
 
-def scan_once(config: AutoscanConfig, source_spec: str, model_dir: str | Path, *,
+def scan_once(config: AutoscanConfig, feed_spec: str, model_dir: str | Path, *,
               since: float | None = None, until: float | None = None) -> RunReport:
     """One pass: process the new files that arrived in ``[since, until)``, deliver the actions
     (including leftovers of earlier passes), and return. Cron-friendly."""
-    kind, _, arg = source_spec.partition(":")
+    kind, _, arg = feed_spec.partition(":")
     if kind == "dir" and arg:
-        source: AlertSource = DirectorySource(arg, once=True, since=since, until=until)
+        feed: Feed = DirectoryFeed(arg, once=True, since=since, until=until)
     elif kind == "replay" and arg:
-        source = ReplaySource(arg, speedup=float("inf"))
+        feed = ReplayFeed(arg, speedup=float("inf"))
     else:
-        raise InputError(f"scan reads dir:PATH or replay:PATH, got {source_spec!r}")
+        raise InputError(f"scan reads dir:PATH or replay:PATH, got {feed_spec!r}")
     service = build_service(config, model_dir)
     try:
-        service.run(source)
+        service.run(feed)
         return _report(service)
     finally:
         service.store.dispose()

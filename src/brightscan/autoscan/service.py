@@ -1,6 +1,6 @@
-"""The autoscan loop: consume a batch → score → store → decide → enqueue, then drain the outbox.
+"""The autoscan loop: consume a delivery → score → store → decide → enqueue, then drain the outbox.
 
-Everything a batch changes (its alerts, rejections, source states, the actions a newly passing
+Everything a delivery changes (its alerts, rejections, source states, the actions a newly passing
 source triggers, and the record that its input was consumed) is written in ONE transaction, so a
 process killed at any instant keeps all of it or none of it; the outbox is drained afterwards in
 separate transactions (:mod:`brightscan.autoscan.outbox`).
@@ -25,14 +25,14 @@ from brightscan.alerts import Alert, Rejection
 from brightscan.autoscan import outbox
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.sinks import Sink
-from brightscan.autoscan.sources import AlertSource, Batch
+from brightscan.autoscan.feeds import Feed, Delivery
 from brightscan.autoscan.store import Store, alerts, consumed_inputs, rejections, sources
 from brightscan.policy import ObjectState, ScoredAlert, decide, replay
 from brightscan.preprocess.history import History
 from brightscan.preprocess.pipeline import Pipeline
 from brightscan.score.scorer import score_chunk
 
-__all__ = ["AutoscanService", "BatchResult", "load_scorer"]
+__all__ = ["AutoscanService", "DeliveryResult", "load_scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def load_scorer(model_dir: str | Path, *, backend: str = "torch", overflow: str 
 
 
 @dataclass
-class BatchResult:
-    """What one batch did."""
+class DeliveryResult:
+    """What one delivery did."""
 
     stored: int = 0  # new alerts stored
     duplicates: int = 0  # alerts already stored (redelivery), skipped
@@ -70,7 +70,7 @@ def _as_float(value: Any) -> float | None:
 
 
 class AutoscanService:
-    """Turns batches of alerts into stored scores, policy decisions and outbox actions.
+    """Turns deliveries of alerts into stored scores, policy decisions and outbox actions.
 
     Parameters
     ----------
@@ -105,37 +105,37 @@ class AutoscanService:
             query = sa.select(consumed_inputs.c.key).where(consumed_inputs.c.key == key)
             return conn.execute(query).first() is not None
 
-    def process_batch(self, batch: Batch) -> BatchResult:
-        """Score, store and decide one batch: one transaction per chunk of ``chunk_size`` items.
+    def process_delivery(self, delivery: Delivery) -> DeliveryResult:
+        """Score, store and decide one delivery: one transaction per chunk of ``chunk_size`` items.
 
         A small input (one Avro file, a Kafka poll) is one chunk. A big one (a nightly tarball)
         commits chunk by chunk and is marked consumed with its last chunk; if the process dies
         in between, the file is read again and the chunks already stored are skipped by
         ``candid``, so the result is the same.
         """
-        result = BatchResult()
-        if batch.key is not None and self.is_consumed(batch.key):
+        result = DeliveryResult()
+        if delivery.key is not None and self.is_consumed(delivery.key):
             result.skipped = True
             return result
-        items = iter(batch.items)
+        items = iter(delivery.items)
         chunk = list(itertools.islice(items, self.config.chunk_size))
         while True:
             following = list(itertools.islice(items, self.config.chunk_size))
             last = not following
             with self.store.transaction() as conn:
-                self._process_chunk(conn, chunk, batch, result)
-                if last and batch.key is not None:
+                self._process_chunk(conn, chunk, delivery, result)
+                if last and delivery.key is not None:
                     conn.execute(consumed_inputs.insert().values(
-                        key=batch.key, n_alerts=result.stored, consumed_at=self.clock()))
+                        key=delivery.key, n_alerts=result.stored, consumed_at=self.clock()))
             if last:
                 break
             chunk = following
-        log.info("%s: %d stored, %d duplicate, %d rejected, %d passed", batch.origin, result.stored,
+        log.info("%s: %d stored, %d duplicate, %d rejected, %d passed", delivery.origin, result.stored,
                  result.duplicates, result.rejected, len(result.passed))
         return result
 
-    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], batch: Batch,
-                       result: BatchResult) -> None:
+    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], delivery: Delivery,
+                       result: DeliveryResult) -> None:
         new, duplicates = self._new_alerts(conn, items)
         history = History(self._load_detections(conn, {a.object_id for a in new}), grow=True)
         chunk = Pipeline(self.scorer.feature_set, overflow=self.config.overflow, history=history).prepare(new)
@@ -146,7 +146,7 @@ class AutoscanService:
                   for alert, triplet, features, score in zip(chunk.alerts, chunk.triplets, chunk.features, scores)
                   if math.isfinite(score)]  # never store a made-up score: the rejection says why
         now = self.clock()
-        self._store_alerts(conn, scored, batch, now)
+        self._store_alerts(conn, scored, delivery, now)
         for rej in rejected:
             conn.execute(rejections.insert().values(
                 candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
@@ -158,7 +158,7 @@ class AutoscanService:
         for item in scored:  # jd order within each object
             by_object.setdefault(item.alert.object_id, []).append(item)
         for object_id, mine in by_object.items():
-            if self._decide(conn, object_id, mine, batch, now):
+            if self._decide(conn, object_id, mine, delivery, now):
                 result.passed.append(object_id)
 
     def _new_rejections(self, conn: Connection, items: list[Rejection]) -> list[Rejection]:
@@ -193,17 +193,17 @@ class AutoscanService:
                 history[row["object_id"]].append(dict(row))
         return history
 
-    def _store_alerts(self, conn: Connection, scored: list[_Scored], batch: Batch, now: float) -> None:
+    def _store_alerts(self, conn: Connection, scored: list[_Scored], delivery: Delivery, now: float) -> None:
         rows = [{"candid": s.alert.candid, "object_id": s.alert.object_id, "jd": s.alert.jd,
                  "magpsf": float(s.alert.candidate["magpsf"]), "fid": s.alert.candidate.get("fid"),
                  "score": s.score, "model_id": self.scorer.model_id, "model_version": self.scorer.model_version,
                  "features": {n: _as_float(v) for n, v in s.features.items()},
-                 "input_key": batch.key or batch.origin[:500], "arrived_at": batch.arrived_at, "stored_at": now}
+                 "input_key": delivery.key or delivery.origin[:500], "arrived_at": delivery.arrived_at, "stored_at": now}
                 for s in scored]
         if rows:
             conn.execute(alerts.insert(), rows)
 
-    def _decide(self, conn: Connection, object_id: str, mine: list[_Scored], batch: Batch, now: float) -> bool:
+    def _decide(self, conn: Connection, object_id: str, mine: list[_Scored], delivery: Delivery, now: float) -> bool:
         """Run the object's new alerts through the decision core; on its first pass enqueue the
         configured actions. True if it passed in this chunk."""
         row = conn.execute(sa.select(sources).where(sources.c.object_id == object_id)).mappings().first()
@@ -226,7 +226,7 @@ class AutoscanService:
         else:
             conn.execute(sources.update().where(sources.c.object_id == object_id).values(**values))
         if identified is not None:
-            self._identify(conn, object_id, identified, batch, now)
+            self._identify(conn, object_id, identified, delivery, now)
         return identified is not None
 
     def _state(self, conn: Connection, object_id: str, row: Any, new_candids: set[int]) -> ObjectState:
@@ -241,7 +241,7 @@ class AutoscanService:
         earlier.sort(key=lambda r: (r["jd"], r["candid"]))
         return replay(self.policy, [_scored_alert_from_row(r) for r in earlier])
 
-    def _identify(self, conn: Connection, object_id: str, item: _Scored, batch: Batch, now: float) -> None:
+    def _identify(self, conn: Connection, object_id: str, item: _Scored, delivery: Delivery, now: float) -> None:
         alert = item.alert
         conn.execute(sources.update().where(sources.c.object_id == object_id).values(
             policy_state="passed", policy=self.policy.to_dict(), identified_candid=alert.candid,
@@ -254,7 +254,7 @@ class AutoscanService:
                    "magpsf": _as_float(cand.get("magpsf")), "ra": _as_float(cand.get("ra")),
                    "dec": _as_float(cand.get("dec"))}
         for kind in self.config.actions:  # save first: the dispatcher keeps this order per object
-            outbox.enqueue(conn, kind, object_id, payload, arrived_at=batch.arrived_at, now=now)
+            outbox.enqueue(conn, kind, object_id, payload, arrived_at=delivery.arrived_at, now=now)
         log.info("%s passed %s at candid %s (score %.3f)", object_id, self.policy, alert.candid, item.score)
 
     # ---- acting ----------------------------------------------------------------------------
@@ -277,16 +277,16 @@ class AutoscanService:
             self.dispatch()
         return outbox.pending_count(self.store)
 
-    def run(self, source: AlertSource, *, drain: bool = True) -> int:
+    def run(self, source: Feed, *, drain: bool = True) -> int:
         """Consume ``source`` until it ends (forever for directories/Kafka); return pending count.
 
         Actions left over from a previous (crashed) run are delivered first.
         """
         self.dispatch()
-        for batch in source.batches(self.is_consumed):
-            if batch is not None:
-                self.process_batch(batch)
-                source.commit(batch)
+        for delivery in source.deliveries(self.is_consumed):
+            if delivery is not None:
+                self.process_delivery(delivery)
+                source.commit(delivery)
             self.dispatch()
         return self.drain() if drain else outbox.pending_count(self.store)
 

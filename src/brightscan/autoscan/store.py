@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from brightscan.errors import ConfigError
+from brightscan.errors import ConfigError, InputError
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Store",
     "open_store",
+    "open_readonly",
     "metadata",
     "alerts",
     "sources",
@@ -160,12 +162,26 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+#: Database backends we support, and the extra that installs a driver.
+DIALECTS = {"sqlite": None, "postgresql": "postgres"}
+
+
+def make_engine(url: str, **kwargs: object) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL mode and explicit transactions."""
     try:
-        engine = sa.create_engine(url, future=True)
+        dialect = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+    if dialect not in DIALECTS:
+        raise ConfigError(f"database {dialect!r} is not supported: use sqlite:///FILE or "
+                          "postgresql+psycopg://USER@HOST/DB")
+    try:
+        engine = sa.create_engine(url, future=True, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+    except ImportError as exc:  # the URL names a driver that is not installed
+        hint = "use postgresql+psycopg://... and pip install 'brightscan[postgres]'" if dialect == "postgresql" else ""
+        raise ConfigError(f"database driver {exc.name!r} is not installed: {hint}".rstrip(": ")) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
@@ -227,4 +243,46 @@ def open_store(url: str) -> Store:
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise ConfigError(f"cannot open database: {exc.orig}") from None
+    return Store(engine=engine, url=url)
+
+
+def open_readonly(url: str) -> Store:
+    """Open an existing database for reading only (the night page, the status page).
+
+    Never creates a file, never migrates, and the connection itself refuses writes: SQLite is
+    opened with ``mode=ro`` (WAL readers do not block ``autoscan run``), PostgreSQL sessions
+    with ``default_transaction_read_only``.
+
+    Raises
+    ------
+    InputError
+        The SQLite file does not exist.
+    ConfigError
+        Not a brightscan database, or one this version cannot read.
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise InputError(f"database {path or url!r} does not exist (autoscan run creates it)")
+        ro_url = f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true"
+        engine = make_engine(ro_url)
+        sa.event.remove(engine, "begin", _sqlite_begin)  # a reader never takes the write lock
+    else:
+        engine = make_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("schema_version"):
+                raise ConfigError(f"{parsed.render_as_string(hide_password=True)} is not an autoscan database")
+            version = int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise ConfigError(f"cannot open database: {exc.orig}") from None
+    except ConfigError:
+        engine.dispose()
+        raise
+    if version != SCHEMA_VERSION:
+        engine.dispose()
+        raise ConfigError(f"database schema version {version}, this brightscan reads {SCHEMA_VERSION}: "
+                          "run `brightscan autoscan scan` (or run) once with this version to migrate it")
     return Store(engine=engine, url=url)

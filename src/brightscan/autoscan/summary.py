@@ -1,148 +1,135 @@
-"""The night's summary: one HTML page with PNGs, read from the autoscan database.
+"""The night page: one HTML file and its PNGs, read (never written) from the autoscan database.
 
-Sections: counts; every source that passed the policy that night with its triplet (the alert that
-triggered the decision) and its score history; the actions and their outcomes (attempts, errors);
-the latency from an input's arrival to the sink acknowledging the save.
+Top to bottom: the night's counts; failed and pending actions, in colour; a sortable table of the
+saved objects (observation time of the deciding alert, magnitude, filter, position, detections,
+age, latency), each linking to its card below; per object, the deciding alert's triplet, the light
+curve with the score history under it, the actions with their state and a link to the object on
+the configured SkyPortal; the near-misses (highest-scoring sources not saved); the score
+histogram with the policy's threshold, and the latency histogram.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
-from brightscan.autoscan.store import actions, alerts, open_store, rejections, sources
-from brightscan.errors import InputError
+from brightscan.autoscan.store import open_readonly, sources
+from brightscan.autoscan.views import FILTERS, latency_seconds, night_bounds, night_view, object_view
 
 __all__ = ["latency_seconds", "night_bounds", "write_summary"]
 
 log = logging.getLogger(__name__)
 
 _MAX_SOURCE_FIGURES = 100  # keep the page loadable on a busy night
+_COLOURS = {1: "#2e8b57", 2: "#c0392b", 3: "#7d3c98"}  # ZTF g, r, i
 
 
-def night_bounds(night: str) -> tuple[float, float]:
-    """JD range ``[start, end)`` of a UTC date given as ``YYYY-MM-DD`` or ``YYYYMMDD``."""
-    try:
-        day = dt.datetime.strptime(night.replace("-", ""), "%Y%m%d").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        raise InputError(f"--night must be YYYY-MM-DD or YYYYMMDD, got {night!r}") from None
-    start = day.timestamp() / 86400.0 + 2440587.5
-    return start, start + 1.0
+def _figure(width: float, height: float, rows: int = 1, **grid: Any) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, 1, squeeze=False, **grid)[:, 0]
 
 
-def latency_seconds(conn: sa.engine.Connection, object_ids: list[str] | None = None) -> np.ndarray:
-    """Seconds from arrival of the triggering input to the save's acknowledgement (done saves)."""
-    query = (sa.select(actions.c.acked_at - actions.c.arrived_at)
-             .where(actions.c.kind == "save", actions.c.state == "done", actions.c.arrived_at.is_not(None)))
-    if object_ids is not None:
-        query = query.where(actions.c.object_id.in_(object_ids))
-    return np.array([float(v) for v in conn.execute(query).scalars()], dtype=float)
+def _fig_source(history: list[dict[str, Any]], decided_jd: float | None, threshold: float | None,
+                path: Path) -> None:
+    """Light curve (magnitude by filter) with the score history under it, on one time axis."""
+    fig, (mag_ax, score_ax) = _figure(6.4, 3.6, rows=2, sharex=True, height_ratios=[3, 2])
+    jd = np.array([h["jd"] for h in history], float)
+    t0 = float(jd.min())
+    for fid in sorted({h["fid"] for h in history}, key=lambda f: (f is None, f)):
+        sel = [h for h in history if h["fid"] == fid]
+        mag_ax.plot([h["jd"] - t0 for h in sel], [h["magpsf"] for h in sel], "o", ms=4,
+                    color=_COLOURS.get(fid, "grey"), label=f"ZTF {FILTERS.get(fid, fid)}")
+    mag_ax.invert_yaxis()
+    mag_ax.set_ylabel("magpsf")
+    mag_ax.legend(fontsize=7, loc="best")
+    score_ax.plot(jd - t0, [h["score"] for h in history], "o-", ms=3, color="#1f5fa8")
+    score_ax.set(ylabel="score", ylim=(-0.03, 1.03), xlabel="days since the first alert in the database")
+    if threshold is not None:
+        score_ax.axhline(threshold, color="grey", ls=":", lw=1)
+    for ax in (mag_ax, score_ax):
+        ax.grid(True, color="#e5e5e5", lw=0.6)
+        if decided_jd is not None:
+            ax.axvline(decided_jd - t0, color="#b8322a", ls="--", lw=1)
+    fig.savefig(path)
 
 
-def _fig_source(row: dict[str, Any], history: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(12, 3), gridspec_kw={"width_ratios": [1, 1, 1, 2]})
-    if row["triplet"]:
-        triplet = np.frombuffer(row["triplet"], dtype=np.float16).reshape(63, 63, 3).astype(np.float32)
-        for i, name in enumerate(("science", "reference", "difference")):
-            axes[i].imshow(triplet[:, :, i], cmap="gray", origin="lower")
-            axes[i].set_title(name, fontsize=9)
-    for ax in axes[:3]:
-        ax.set_xticks([]), ax.set_yticks([])
-    jd = np.array([h["jd"] for h in history])
-    axes[3].plot(jd - jd.min(), [h["score"] for h in history], "o-", ms=3)
-    axes[3].axvline(row["identified_jd"] - jd.min(), color="C3", ls="--", label="policy passed")
-    axes[3].set(xlabel="days since first alert", ylabel="score", ylim=(-0.02, 1.02))
-    axes[3].legend(fontsize=8)
-    fig.suptitle(row["object_id"], fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
-def _fig_hist(values: np.ndarray, xlabel: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    if values.size:
-        ax.hist(values, bins=30)
+def _fig_hist(values: np.ndarray, xlabel: str, path: Path, threshold: float | None = None,
+              bins: Any = 30) -> None:
+    fig, (ax,) = _figure(5.2, 3.0)
+    ax.hist(values, bins=bins, color="#7b9cc4")
+    if threshold is not None:
+        ax.axvline(threshold, color="#b8322a", ls="--", label=f"policy threshold {threshold:.2f}")
+        ax.legend(fontsize=8)
+    if not values.size:
+        ax.text(0.5, 0.5, "nothing tonight", ha="center", transform=ax.transAxes, color="grey")
     ax.set(xlabel=xlabel, ylabel="count")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    ax.grid(True, color="#e5e5e5", lw=0.6)
+    fig.savefig(path)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _pictures(store: Any, view: dict[str, Any], out: Path) -> None:
+    """Write each saved object's triplet and light-curve PNGs; note their names in ``view``."""
+    import sqlalchemy as sa
+
+    from brightscan.pages import triplet_png
+
+    with store.engine.connect() as conn:
+        for item in view["saved"][:_MAX_SOURCE_FIGURES]:
+            oid = item["object_id"]
+            detail = object_view(conn, oid)
+            item["figure"] = f"source_{oid}.png"
+            _fig_source(detail["alerts"], item["identified_jd"], view["threshold"], out / item["figure"])
+            blob = conn.execute(sa.select(sources.c.triplet).where(sources.c.object_id == oid)).scalar()
+            if blob:
+                triplet = np.frombuffer(blob, dtype=np.float16).reshape(63, 63, 3).astype(np.float32)
+                item["triplet"] = f"triplet_{oid}.png"
+                (out / item["triplet"]).write_bytes(triplet_png(triplet))
 
 
-def _utc(ts: float | None) -> str:
-    return "" if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S")
+def write_summary(db_url: str, night: str, out_dir: str | Path, skyportal_url: str | None = None) -> Path:
+    """Write ``out_dir/index.html`` (+ PNGs) for the alerts of ``night``; return its path.
 
+    Parameters
+    ----------
+    db_url : str
+        The autoscan database (opened read-only; it must exist).
+    night : str
+        UTC date of the observations, ``YYYY-MM-DD`` or ``YYYYMMDD``.
+    out_dir : path
+        Created if needed.
+    skyportal_url : str, optional
+        Base URL of the SkyPortal/Fritz the objects link to (``URL/source/<objectId>``).
+    """
+    from brightscan.pages import render
 
-def write_summary(db_url: str, night: str, out_dir: str | Path) -> Path:
-    """Write ``out_dir/index.html`` (+ PNGs) for the alerts of ``night``; return its path."""
-    start, end = night_bounds(night)
+    night_bounds(night)  # a malformed night fails before anything is written
+    store = open_readonly(db_url)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    store = open_store(db_url)
     try:
         with store.engine.connect() as conn:
-            in_night = alerts.c.jd.between(start, end)
-            scores = np.array(conn.execute(sa.select(alerts.c.score).where(in_night)).scalars().all(), float)
-            n_rej = conn.execute(sa.select(sa.func.count()).select_from(rejections)).scalar()
-            passed = conn.execute(sa.select(sources).where(sources.c.identified_jd.between(start, end))
-                                  .order_by(sources.c.identified_jd)).mappings().all()
-            ids = [r["object_id"] for r in passed]
-            acts = conn.execute(sa.select(actions).where(actions.c.object_id.in_(ids))
-                                .order_by(actions.c.id)).mappings().all()
-            latency = latency_seconds(conn, ids)
-            figures = []
-            for row in passed[:_MAX_SOURCE_FIGURES]:
-                history = conn.execute(sa.select(alerts.c.jd, alerts.c.score)
-                                       .where(alerts.c.object_id == row["object_id"])
-                                       .order_by(alerts.c.jd)).mappings().all()
-                name = f"source_{row['object_id']}.png"
-                _fig_source(dict(row), [dict(h) for h in history], out / name)
-                figures.append(name)
+            view = night_view(conn, night)
+        out.mkdir(parents=True, exist_ok=True)
+        _pictures(store, view, out)
     finally:
         store.dispose()
-    _fig_hist(scores, "score", out / "scores.png")
-    _fig_hist(latency, "arrival → save acknowledged (s)", out / "latency.png")
-    pct = (lambda q: f"{np.percentile(latency, q):.2f} s" if latency.size else "n/a")
-    parts = [
-        f"<h1>autoscan night {html.escape(night)}</h1>",
-        _table(["alerts scored", "rejections (all time)", "sources passed", "latency p50", "latency p99"],
-               [[scores.size, n_rej, len(passed), pct(50), pct(99)]]),
-        "<h2>scores</h2><img src='scores.png'><img src='latency.png'>",
-        "<h2>decisions</h2>",
-        _table(["objectId", "candid", "decided (UTC)", "saved (UTC)", "follow-up", "alerts", "last score"],
-               [[r["object_id"], r["identified_candid"], _utc(r["identified_at"]), _utc(r["saved_at"]),
-                 r["followup_state"] or "", r["n_alerts"], f"{r['last_score']:.3f}"] for r in passed]),
-        "<h2>actions</h2>",
-        _table(["key", "state", "attempts", "acknowledged (UTC)", "last error"],
-               [[a["idempotency_key"], a["state"], a["attempts"], _utc(a["acked_at"]), a["last_error"] or ""]
-                for a in acts]),
-        "<h2>sources</h2>", *[f"<img src='{html.escape(f)}'><br>" for f in figures],
-    ]
+    _fig_hist(np.array(view["scores"]), "score of the night's alerts", out / "scores.png",
+              threshold=view["threshold"], bins=np.linspace(0, 1, 41))
+    _fig_hist(np.array(view["latency_values"]), "arrival → save acknowledged (s)", out / "latency.png")
     page = out / "index.html"
-    style = "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style>"
-    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
-                    + "\n".join(parts) + "</body></html>\n", encoding="utf-8")
-    log.info("summary of %s: %d sources passed -> %s", night, len(passed), page)
+    page.write_text(render("night.html", v=view, anchor=lambda oid: f"#{oid}", skyportal=(skyportal_url or "").rstrip("/") or None,
+                           db=_safe_url(db_url)), encoding="utf-8")
+    log.info("summary of %s: %d sources passed -> %s", night, len(view["saved"]), page)
     return page
+
+
+def _safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)

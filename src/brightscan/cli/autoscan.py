@@ -1,21 +1,25 @@
-"""``brightscan autoscan``: the real-time service, one cron-friendly pass, the night's summary."""
+"""``brightscan autoscan``: the real-time service, one cron-friendly pass, the night's summary,
+the live status page."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
-from brightscan.cli.common import handle_errors
+from brightscan.cli.common import JSON_OPTION, QUIET_OPTION, TYPER_SETTINGS, Output, handle_errors
 
 app = typer.Typer(help="Score alerts as they arrive, save and request follow-up exactly once.",
-                  no_args_is_help=True)
+                  **TYPER_SETTINGS)
 
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML config (groups, allocation, payload, policy, sink, db).")
+_CONFIG = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                       help="TOML config (groups, allocation, payload, policy, sink, db).")
 _DB = typer.Option(None, "--db", help="Database URL (sqlite:///file.db or postgresql+psycopg://...).")
 _POLICY = typer.Option(None, "--policy", help="Policy name (gt1, gt2, bts_prod, ...; parameters from the config) or a policy file such as evaluate's REPORT/policy.json.")
-_SINK = typer.Option(None, "--sink", help="skyportal, webhook or log.")
+_SINK = typer.Option(None, "--sink", help="Where actions go (default: the config's, else log).")
+SinkKind = Literal["skyportal", "webhook", "log"]
 
 
 def _config(config: Path | None, db: str | None, policy: str | None, sink: str | None,
@@ -25,54 +29,56 @@ def _config(config: Path | None, db: str | None, policy: str | None, sink: str |
     return load_config(config, db_url=db, policy=policy, sink=sink, speedup=speedup)
 
 
-def _finish(report) -> None:
+def _finish(report: Any, show: Output) -> None:
     """Print the run's report; exit 1 when an action was given up on."""
-    _print(report)
+    show.result(f"alerts stored {report.alerts}, sources passed {report.passed}, actions done "
+                f"{report.actions_done}, pending {report.actions_pending}, failed {report.actions_failed}",
+                dataclasses.asdict(report))
     if report.actions_failed:
         raise typer.Exit(1)
 
 
-def _print(report: Any) -> None:
-    typer.echo(f"alerts stored {report.alerts}, sources passed {report.passed}, actions done "
-               f"{report.actions_done}, pending {report.actions_pending}, failed {report.actions_failed}")
-
-
 @app.command("run")
 def run(
-    source: str = typer.Option(..., "--source", help="dir:PATH, replay:PATH or kafka:TOPIC."),
-    model: Path = typer.Option(..., "--model", help="Model directory."),
+    feed: str = typer.Option(..., "--feed", "--source", help="Where alerts come from: dir:PATH, replay:PATH or kafka:TOPIC (--source is the older name)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     db: str = _DB,
     policy: str = _POLICY,
-    sink: str = _SINK,
+    sink: SinkKind = _SINK,
     config: Path = _CONFIG,
-    speedup: float = typer.Option(None, "--speedup", help="Replay speed-up (default 10 or the config's)."),
+    speedup: float = typer.Option(None, "--speedup",
+                                  help="Replay speed-up (default 10 or the config's)."),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Run continuously (a replay ends with its night); stop with SIGTERM or Ctrl-C."""
     from brightscan.autoscan.runner import run_autoscan
 
     with handle_errors():
-        report = run_autoscan(_config(config, db, policy, sink, speedup), source, model)
-    _finish(report)
+        report = run_autoscan(_config(config, db, policy, sink, speedup), feed, model)
+    _finish(report, Output(quiet, as_json))
 
 
 @app.command("scan")
 def scan(
-    source: str = typer.Option(..., "--source", help="dir:PATH (or replay:PATH: everything at once)."),
-    model: Path = typer.Option(..., "--model", help="Model directory."),
+    feed: str = typer.Option(..., "--feed", "--source", help="dir:PATH (or replay:PATH: everything at once); --source is the older name."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     since: str = typer.Option(None, "--since", help="Files arrived at/after: ISO 8601, JD, 'now', '-30min'."),
     until: str = typer.Option(None, "--until", help="Files arrived before (default: no limit)."),
     db: str = _DB,
     policy: str = _POLICY,
-    sink: str = _SINK,
+    sink: SinkKind = _SINK,
     config: Path = _CONFIG,
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """One pass over new files, then deliver pending actions and exit (for cron)."""
     from brightscan.autoscan.runner import parse_time, scan_once
 
     with handle_errors():
-        report = scan_once(_config(config, db, policy, sink), source, model,
+        report = scan_once(_config(config, db, policy, sink), feed, model,
                            since=parse_time(since), until=parse_time(until))
-    _finish(report)
+    _finish(report, Output(quiet, as_json))
 
 
 @app.command("summary")
@@ -81,10 +87,43 @@ def summary(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (index.html + PNGs)."),
     db: str = _DB,
     config: Path = _CONFIG,
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Write the night's summary (HTML + PNGs): sources, triplets, score histories, actions, latency."""
+    """Write the night's page (HTML + PNGs): saved sources with triplets, light curves, score
+    histories and actions; near-misses; latency. Reads the database, never writes it."""
     from brightscan.autoscan.summary import write_summary
 
     with handle_errors():
-        path = write_summary(_config(config, db, None, None).db_url, night, out)
-    typer.echo(f"summary -> {path}")
+        cfg = _config(config, db, None, None)
+        path = write_summary(cfg.db_url, night, out, skyportal_url=_skyportal_url(cfg))
+    Output(quiet, as_json).result(f"summary -> {path}", {"page": str(path), "night": night})
+
+
+def _skyportal_url(cfg: Any) -> str | None:
+    """The SkyPortal the objects link to: the sink's, or BRIGHTSCAN_SKYPORTAL_URL."""
+    import os
+
+    return cfg.sink.url if cfg.sink.kind == "skyportal" and cfg.sink.url else os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
+
+
+@app.command("serve")
+def serve(
+    db: str = _DB,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; any other than loopback needs a token."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
+    token: str = typer.Option(None, "--token", envvar="BRIGHTSCAN_SERVE_TOKEN",
+                              help="Access token (or env BRIGHTSCAN_SERVE_TOKEN); required off loopback."),
+    refresh: int = typer.Option(10, "--refresh", min=1, help="Seconds between the page's reloads."),
+    config: Path = _CONFIG,
+) -> None:
+    """Serve a read-only live status page of the autoscan database: tonight's candidates and
+    decisions, pending and failed actions, throughput, latency and the last error (every page
+    also as JSON). Runs beside `autoscan run` on the same database."""
+    from brightscan.autoscan.web import serve as run_server
+
+    with handle_errors():
+        cfg = _config(config, db, None, None)
+        typer.echo(f"status page: http://{host}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
+        run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
+                   skyportal_url=_skyportal_url(cfg))

@@ -9,9 +9,20 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from brightscan.cli.common import console, handle_errors, make_progress
+from brightscan.cli.common import (
+    JSON_OPTION,
+    QUIET_OPTION,
+    TYPER_SETTINGS,
+    FeatureSetName,
+    Output,
+    OutputGuard,
+    OverflowMode,
+    console,
+    handle_errors,
+)
+from brightscan.errors import BrightscanError
 
-app = typer.Typer(help="Build, import and inspect training datasets.", no_args_is_help=True)
+app = typer.Typer(help="Build, import and inspect training datasets.", **TYPER_SETTINGS)
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -24,7 +35,9 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _print_card(card: dict) -> None:
+def _print_card(card: dict, show: Output | None = None) -> None:
+    if show is not None and show.silent:
+        return
     table = Table("split", "alerts", "positives", "negatives", "sources", title=f"feature set {card['feature_set']}, "
                   f"N_max {card.get('nmax')}")
     for split, info in card["splits"].items():
@@ -41,26 +54,37 @@ def build(
     inputs: list[str] = typer.Argument(
         ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
     ),
-    labels: Path = typer.Option(..., "--labels", help="CSV with objectId, label (0/1) and optional class."),
+    labels: Path = typer.Option(..., "--labels", exists=True, dir_okay=False,
+                                help="CSV with objectId, label (0/1) and optional class."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write."),
-    nmax: int = typer.Option(60, "--nmax", help="Latest alerts kept per training source (0: keep all)."),
+    nmax: int = typer.Option(60, "--nmax", min=0, help="Latest alerts kept per training source (0: keep all)."),
     split: str = typer.Option("0.81,0.09,0.10", "--split", help="Source fractions train,val,test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the source split."),
-    features: str = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023)."),
-    overflow: str = typer.Option("reject", "--overflow", help="Overflowing cutouts: reject or production."),
+    features: FeatureSetName = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023's)."),
+    overflow: OverflowMode = typer.Option(
+        "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Build DS/{train,val,test}/{triplets.npy,alerts.parquet} and DS/dataset.json."""
+    from brightscan.alerts import count_alerts
     from brightscan.dataset import BuildConfig, build_dataset
 
     fractions = _fractions(split)
-    with handle_errors():
+    show = Output(quiet, as_json)
+    guard = OutputGuard(out)
+    with handle_errors(cleanup=guard.remove_new):
         config = BuildConfig(nmax=nmax or None, fractions=fractions, seed=seed, feature_set=features,
                              overflow=overflow)
-        with make_progress() as progress:
-            task = progress.add_task("building", total=None)
+        with show.progress() as progress:
+            # the first pass (each source's history) is not counted; the second is, alert by alert
+            task = progress.add_task("building the dataset", total=count_alerts(inputs))
             card = build_dataset(inputs, labels, out, config, on_item=lambda: progress.advance(task))
-    _print_card(card)
-    typer.echo(str(out))
+        if not sum(int(info.get("alerts") or 0) for info in card.get("splits", {}).values()):
+            raise BrightscanError(f"no alert of {len(inputs)} input(s) belongs to a source labelled in {labels}"
+                             f" (skipped: {card.get('skipped') or 'none'}); nothing written")
+    _print_card(card, show)
+    show.result(str(out), {"out": str(out), "card": card})
 
 
 @app.command("import-btsbot")

@@ -2,28 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import typer
+from rich.progress import Progress, TaskID
 
-from brightscan.cli.common import console, handle_errors
+from brightscan.cli.common import JSON_OPTION, QUIET_OPTION, Output, handle_errors
+
+#: Measured on the 2-core development machine (see README); keep in step with DEMO_SIZES.
+DEMO_TIMES = {"tiny": "about 1 minute", "small": "about 8 minutes", "paper": "hours"}
+
+
+class _RichTracker:
+    """The demo's stages as progress bars: each stage gets one, the previous one is completed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.current: TaskID | None = None
+
+    def __call__(self, description: str, total: int | None) -> Callable[..., None]:
+        self.finish()
+        task = self.progress.add_task(description, total=total)
+        self.current = task
+
+        def advance(n: int = 1, description: str | None = None) -> None:
+            self.progress.update(task, advance=n, description=description)
+
+        return advance
+
+    def finish(self) -> None:
+        """Mark the running stage complete (early stopping or an unknown total end it sooner)."""
+        if self.current is not None:
+            done = self.progress.tasks[-1].completed
+            self.progress.update(self.current, total=done or 1, completed=done or 1)
 
 
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Output directory (a previous demo there is replaced)."),
-    size: str = typer.Option("small", "--size", help="tiny (CI, ~2 min), small (<= 10 min) or paper (14,000 sources; hours)."),
+    size: Literal["tiny", "small", "paper"] = typer.Option(
+        "small", "--size",
+        help=f"tiny ({DEMO_TIMES['tiny']}, for CI), small ({DEMO_TIMES['small']} on 2 cores), "
+             "or paper (14,000 sources; hours)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the simulator, split, training and replay."),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Simulate a survey season, train mi_cnn.icml2023, evaluate it like the paper, replay the
     last night through autoscan, and print a summary with the path of the HTML report."""
     from brightscan.demo import run_demo
 
-    with handle_errors():
-        summary = run_demo(out, size=size, seed=seed, stage=lambda text: console.print(f"[bold cyan]>>[/] {text}"))
-    _print_summary(out, summary)
+    show = Output(quiet, as_json)
+    with handle_errors(), show.progress() as progress:
+        tracker = _RichTracker(progress)
+        summary = run_demo(out, size=size, seed=seed, track=tracker)
+        tracker.finish()
+    show.result(_summary_text(out, summary), summary)
 
 
-def _print_summary(out: Path, summary: dict) -> None:
+def _summary_text(out: Path, summary: dict) -> str:
     survey, ev, scan = summary["survey"], summary["evaluation"], summary["autoscan"]
     alert = ev["alert"]
     lines = [
@@ -42,6 +80,8 @@ def _print_summary(out: Path, summary: dict) -> None:
     lines.append(f"autoscan replay of night {scan['night']}: {scan['alerts_scored']} alerts scored, "
                  f"{scan['sources_passed']} sources passed, {scan['actions_done']} actions logged "
                  f"({scan['actions_log']}); night summary {scan['night_summary']}")
-    lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))
+    total = sum(summary["timings_s"].values())
+    lines.append(f"timings (s): {', '.join(f'{k} {v}' for k, v in summary['timings_s'].items())}; "
+                 f"total {total:.0f} s")
     lines.append(f"report: {(out / summary['report'] / 'index.html').resolve()}")
-    typer.echo("\n".join(lines))
+    return "\n".join(lines)

@@ -14,14 +14,14 @@ from brightscan.cli import preprocess as preprocess_cmd
 from brightscan.cli import score as score_cmd
 from brightscan.cli import simulate as simulate_cmd
 from brightscan.cli import train as train_cmd
-from brightscan.cli.common import setup_logging
+from brightscan.cli.common import TYPER_SETTINGS, setup_logging
 
 app = typer.Typer(
     name="brightscan",
     help="Find bright supernovae in ZTF alert streams (BTSbot multi-input CNN).",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    **TYPER_SETTINGS,
 )
 
 
@@ -34,7 +34,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log diagnostics to stderr."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     setup_logging(verbose)
 

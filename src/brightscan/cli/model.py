@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from brightscan.cli.common import handle_errors
+from brightscan.cli.common import TYPER_SETTINGS, handle_errors
 
-app = typer.Typer(help="Manage model directories (import, export, inspect).", no_args_is_help=True)
+app = typer.Typer(help="Manage model directories (import, export, inspect).", **TYPER_SETTINGS)
 
 
 @app.command("import-keras")

@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from brightscan.cli.common import console, handle_errors, make_progress
+from brightscan.cli.common import (
+    JSON_OPTION,
+    QUIET_OPTION,
+    FeatureSetName,
+    OutputGuard,
+    Output,
+    OverflowMode,
+    handle_errors,
+    rejection_table,
+)
+from brightscan.errors import BrightscanError
 
 
 def preprocess(
@@ -15,32 +24,36 @@ def preprocess(
         ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
-    features: str = typer.Option("v1", "--features", help="Feature set: v1 (25) or icml2023 (14)."),
+    features: FeatureSetName = typer.Option("v1", "--features", help="Feature set: v1 (25) or icml2023 (14)."),
     causal: bool = typer.Option(
         False, "--causal/--production-history",
         help="Merge the source's earlier alerts in the input into the history (never later ones).",
     ),
-    overflow: str = typer.Option(
-        "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject, or 'production' (zero the channel)."
+    overflow: OverflowMode = typer.Option(
+        "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."
     ),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Turn alerts into 63x63x3 triplets and features exactly as the ZTF broker does."""
-    from brightscan.preprocess import FEATURE_SETS, OVERFLOW_MODES
+    from brightscan.alerts import count_alerts
     from brightscan.preprocess.batch import preprocess_to_dir
 
-    if features not in FEATURE_SETS:
-        raise typer.BadParameter(f"unknown feature set {features!r}; choose from {', '.join(FEATURE_SETS)}")
-    if overflow not in OVERFLOW_MODES:
-        raise typer.BadParameter(f"--overflow must be one of {', '.join(OVERFLOW_MODES)}")
-    with handle_errors(), make_progress() as progress:
-        task = progress.add_task("preprocessing", total=None)
+    show = Output(quiet, as_json)
+    guard = OutputGuard(out)
+    with handle_errors(cleanup=guard.remove_new), show.progress() as progress:
+        task = progress.add_task("preprocessing alerts", total=count_alerts(inputs))
         summary = preprocess_to_dir(
             inputs, out, features, overflow=overflow, causal=causal,
             on_item=lambda: progress.advance(task),
         )
-    typer.echo(f"accepted {summary.accepted}, rejected {summary.n_rejected} -> {summary.out_dir}")
-    if summary.rejected:
-        table = Table("stage", "reason", "alerts", title="rejections")
-        for (stage, reason), count in summary.rejected.most_common():
-            table.add_row(stage, reason, str(count))
-        console.print(table)
+        progress.stop()
+        if summary.rejected:
+            show.info(rejection_table(summary.rejected.most_common()))
+        if summary.accepted == 0:
+            raise BrightscanError(f"no alert was accepted ({summary.n_rejected} rejected); nothing written to {out}")
+    show.result(f"accepted {summary.accepted}, rejected {summary.n_rejected} -> {summary.out_dir}",
+                {"accepted": summary.accepted, "rejected": summary.n_rejected, "out": str(summary.out_dir),
+                 "feature_set": features,
+                 "rejections": [{"stage": s, "reason": r, "alerts": n}
+                                for (s, r), n in summary.rejected.most_common()]})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from brightscan.cli.common import handle_errors, make_progress
+from brightscan.cli.common import JSON_OPTION, QUIET_OPTION, Output, handle_errors
 from brightscan.errors import ConfigError
 
 
@@ -21,10 +21,13 @@ def simulate(
     tarball: bool = typer.Option(False, "--tarball", help="Write alerts/ztf_public_YYYYMMDD.tar.gz per night."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Worker processes."),
     preview: Path = typer.Option(None, "--preview", help="Also (or only) draw a PNG sheet of example triplets per class."),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Simulate a ZTF public survey: bright SNe, dim SNe, AGN, CVs, variable stars and bogus alerts."""
     from brightscan.simulate import ClassMix, SurveyConfig, simulate_survey, write_preview
 
+    show = Output(quiet, as_json)
     with handle_errors():
         if out is None and preview is None:
             raise ConfigError("give --out DIR to write a survey and/or --preview OUT.png")
@@ -40,11 +43,13 @@ def simulate(
             typer.echo(f"wrote {write_preview(preview, config)}")
         if out is None:
             return
-        with make_progress() as progress:
+        with show.progress() as progress:
             task = progress.add_task("simulating sources", total=sources)
             result = simulate_survey(config, out, progress=lambda n: progress.advance(task, n))
-    typer.echo(
+    show.result(
         f"wrote {result.n_alerts} alerts of {result.n_sources} sources ({result.n_positive_sources} bright SNe, "
         f"{result.n_saved} saved by scanners) to {result.out_dir} in {result.seconds:.1f} s "
-        f"({result.n_alerts / max(result.seconds, 1e-9):.0f} alerts/s)"
+        f"({result.n_alerts / max(result.seconds, 1e-9):.0f} alerts/s)",
+        {"out": str(result.out_dir), "n_sources": result.n_sources, "n_alerts": result.n_alerts,
+         "n_positive_sources": result.n_positive_sources, "n_saved": result.n_saved, "seconds": result.seconds},
     )

@@ -11,11 +11,23 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from brightscan.errors import InputError
 
 log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    """Progress display for the demo: ``task = track(description, total)``, then
+    ``task(n)`` after each ``n`` units of work and ``task(0, description)`` to retitle it."""
+
+    def __call__(self, description: str, total: int | None) -> Callable[..., None]: ...
+
+
+def _no_progress(description: str, total: int | None) -> Callable[..., None]:
+    log.info(description)
+    return lambda n=1, description=None: None
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ PRESET = "mi_cnn.icml2023"
 
 
 def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
-             stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+             track: Tracker | None = None) -> dict[str, Any]:
     """Run every stage and write ``out_dir/summary.json``; return the summary.
 
     Parameters
@@ -53,38 +65,32 @@ def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
     size : {"tiny", "small", "paper"}
     seed : int
         Seeds the simulator, the split, the training and the replay.
-    stage : callable, optional
-        Called with a short description as each stage starts (progress display).
+    track : Tracker, optional
+        Progress display: called once per stage with a description and its total work.
     """
     if size not in DEMO_SIZES:
         raise InputError(f"unknown demo size {size!r}; choose from {', '.join(DEMO_SIZES)}")
     spec = DEMO_SIZES[size]
     out = Path(out_dir)
     _clear(out)
-    notify = stage or (lambda text: log.info(text))
+    track = track or _no_progress
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"size": size, "seed": seed, "spec": asdict(spec)}
 
-    def timed(name: str, text: str, fn: Callable[[], Any]) -> Any:
-        notify(text)
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
         result = fn()
         timings[name] = round(time.perf_counter() - start, 1)
         return result
 
-    survey = timed("simulate", f"simulating {spec.n_sources} sources over {spec.n_nights} nights",
-                   lambda: _simulate(out / "survey", spec, seed))
+    survey = timed("simulate", lambda: _simulate(out / "survey", spec, seed, track))
     summary["survey"] = survey
-    card = timed("dataset", "building the dataset (causal features, N_max, source-disjoint splits)",
-                 lambda: _build_dataset(out, spec, seed))
+    card = timed("dataset", lambda: _build_dataset(out, spec, seed, survey["n_alerts"], track))
     summary["dataset"] = {split: card.get("splits", {}).get(split) for split in ("train", "val", "test")}
-    training = timed("train", f"training {PRESET} on the CPU", lambda: _train(out, spec, seed))
-    summary["training"] = training
-    metrics = timed("evaluate", "evaluating (alert level, gt1 and an optimised policy)",
-                    lambda: _evaluate(out))
+    summary["training"] = timed("train", lambda: _train(out, spec, seed, card, track))
+    metrics = timed("evaluate", lambda: _evaluate(out, card, track))
     summary["evaluation"] = _headline(metrics)
-    summary["autoscan"] = timed("autoscan", "replaying the last night through autoscan (log sink)",
-                                lambda: _replay_last_night(out, metrics))
+    summary["autoscan"] = timed("autoscan", lambda: _replay_last_night(out, metrics, track))
     summary["timings_s"] = timings
     summary["report"] = "report"
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
@@ -100,12 +106,13 @@ def _clear(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _simulate(out: Path, spec: DemoSize, seed: int) -> dict[str, Any]:
+def _simulate(out: Path, spec: DemoSize, seed: int, track: Tracker) -> dict[str, Any]:
     from brightscan.simulate.config import SurveyConfig
     from brightscan.simulate.survey import simulate_survey
 
     config = SurveyConfig(n_sources=spec.n_sources, seed=seed, n_nights=spec.n_nights, start_date=date(2023, 3, 1))
-    result = simulate_survey(config, out)
+    step = track(f"simulating {spec.n_sources} sources over {spec.n_nights} nights", spec.n_sources)
+    result = simulate_survey(config, out, progress=step)
     return {"n_sources": result.n_sources, "n_alerts": result.n_alerts,
             "n_positive_sources": result.n_positive_sources, "n_saved_by_scanners": result.n_saved}
 
@@ -114,30 +121,42 @@ def _nights(out: Path) -> list[Path]:
     return sorted(p for p in (out / "survey" / "alerts").iterdir())
 
 
-def _build_dataset(out: Path, spec: DemoSize, seed: int) -> dict[str, Any]:
+def _build_dataset(out: Path, spec: DemoSize, seed: int, n_alerts: int, track: Tracker) -> dict[str, Any]:
     from brightscan.dataset.build import BuildConfig, build_dataset
 
     config = BuildConfig(nmax=spec.nmax, seed=seed, feature_set="v1")
-    return build_dataset([out / "survey" / "alerts"], out / "survey" / "labels.csv", out / "dataset", config)
+    step = track("building the dataset (causal features, N_max, source-disjoint splits)", n_alerts)
+    return build_dataset([out / "survey" / "alerts"], out / "survey" / "labels.csv", out / "dataset", config,
+                         on_item=step)
 
 
-def _train(out: Path, spec: DemoSize, seed: int) -> dict[str, Any]:
+def _train(out: Path, spec: DemoSize, seed: int, card: dict[str, Any], track: Tracker) -> dict[str, Any]:
     from brightscan.train.config import TrainConfig
     from brightscan.train.trainer import Trainer
 
     config = TrainConfig(preset=PRESET, epochs=spec.epochs, seed=seed,
                          max_steps_per_epoch=spec.max_steps_per_epoch,
                          recipe={"batch_size": spec.batch_size})
-    trainer = Trainer(config).fit(out / "dataset", out / "model")
+    epochs, per_epoch = config.schedule(int(card["splits"]["train"]["alerts"]))
+    title = f"training {PRESET} on the CPU: epoch {{}} of {epochs}"
+    step = track(title.format(1), epochs * per_epoch)
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        step(0, title.format(min(row["epoch"] + 1, epochs)) + f" (last val AUC {row['val_auc']:.3f})")
+
+    trainer = Trainer(config).fit(out / "dataset", out / "model", on_step=step, on_epoch=on_epoch)
     result = trainer.result_
     return {key: value for key, value in asdict(result).items() if not isinstance(value, (list, dict))}
 
 
-def _evaluate(out: Path) -> dict[str, Any]:
+def _evaluate(out: Path, card: dict[str, Any], track: Tracker) -> dict[str, Any]:
     from brightscan.evaluate.report import evaluate
 
+    n_alerts = sum(int(card["splits"][split]["alerts"]) for split in ("val", "test"))
+    step = track("evaluating (alert level, every policy, the policy search, calibration)", n_alerts)
     return evaluate(out / "model", out / "dataset", out=out / "report",
-                    scanner_saves=out / "survey" / "scanner_saves.csv")
+                    scanner_saves=out / "survey" / "scanner_saves.csv", progress=step,
+                    command=f"brightscan demo --out {out}")
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +169,7 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _replay_last_night(out: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+def _replay_last_night(out: Path, metrics: dict[str, Any], track: Tracker) -> dict[str, Any]:
     from brightscan.autoscan.config import AutoscanConfig, PolicyConfig, ServiceConfig, SinkConfig
     from brightscan.autoscan.runner import run_autoscan
 
@@ -165,6 +184,7 @@ def _replay_last_night(out: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     )
     from brightscan.autoscan.summary import write_summary
 
+    track(f"replaying the last night ({night.name}) through autoscan (log sink)", None)
     report = run_autoscan(config, f"replay:{night}", out / "model")
     night_page = write_summary(config.db_url, night.name, out / "autoscan-summary")
     return {"night": night.name, "alerts_scored": report.alerts, "sources_passed": report.passed,

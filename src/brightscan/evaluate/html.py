@@ -1,41 +1,60 @@
-"""A self-contained HTML report: tables of the metrics and the PNGs embedded as data URIs."""
+"""The evaluation report as one self-contained HTML file (figures and triplets inline).
+
+Layout and styling live in the ``report.html`` template of :mod:`brightscan.pages`; this module
+turns ``metrics.json`` and the figure paths into what the template shows.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:.5em 0}
-.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;flex:1 1 45%}"""
+from brightscan.pages import data_uri, metric, render
 
 _CAPTIONS = {
     "roc": "ROC curve of the alerts (AUC in the legend).",
-    "outcomes": "Outcomes at score 0.5 by PSF magnitude; the shaded region (m < 18.5) is what triggers BTS spectra.",
-    "outcomes_compare": "Same for the compared model.",
-    "completeness_purity": "Source completeness (circles, solid) and purity (squares, dashed) by peak magnitude, one colour per policy; thin lines: overall.",
-    "delay": "Policy minus scanner identification time of bright sources (negative: the policy is earlier).",
-    "reliability": "Reliability: fraction of bright alerts against mean score per bin (diagonal = calibrated).",
-    "frontier": "Policy search on the validation split: best purity per completeness; star = chosen policy.",
+    "outcomes": "The paper's figure 2: outcomes at score 0.5 by the alert's PSF magnitude; the shaded "
+                "region (m < 18.5) is what triggers BTS spectra.",
+    "outcomes_compare": "Figure 2 for the compared model.",
+    "completeness_purity": "The paper's figure 3 (left), every policy: completeness and purity of the "
+                           "sources by peak magnitude over the whole range of sources (legend: over all "
+                           "sources; dotted line: 18.5 mag); bottom: each policy's false positives per "
+                           "bin, over all sources per bin (grey).",
+    "delay": "The paper's figure 3 (right), every policy: when the policy identified each bright source "
+             "minus when human scanners saved it; bar and label: the median.",
+    "compare_sources": "Both models overlaid: completeness and purity by peak magnitude of gt1 and the "
+                       "optimised policy.",
+    "reliability": "Reliability before and after temperature scaling: fraction of bright alerts against "
+                   "the mean score per bin (diagonal: calibrated); numbers and bottom panel: alerts per bin.",
+    "frontier": "Policy search on the validation sources: purity against completeness as the threshold "
+                "(small labels) moves, one curve per N with the other cuts as chosen; star: the chosen policy.",
 }
 
+GALLERY_TITLES = (
+    ("earliest_saves", "Earliest saves of the optimised policy (deciding alerts)"),
+    ("gt1_false_positives", "False positives of gt1 (deciding alerts)"),
+    ("misses", "Bright sources the optimised policy missed (their best alert)"),
+    ("top_negatives", "Highest-scoring alerts of sources that are not bright"),
+    ("low_positives", "Lowest-scoring alerts of bright sources"),
+)
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return html.escape(str(value))
+ALERT_KEYS = ("auc", "accuracy", "precision", "recall", "n_alerts")
+POLICY_KEYS = ("completeness", "purity", "n_sources", "n_passed", "median_delay_days", "n_delays")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def params_text(params: Mapping[str, Any]) -> str:
+    """``n=2, threshold=0.55`` from a policy's parameters (unset cuts left out)."""
+    return ", ".join(f"{k}={v}" for k, v in params.items() if v not in (None, False))
+
+
+def policy_label(name: str, m: Mapping[str, Any]) -> str:
+    """A policy name with its parameters (a search shows the policy it chose)."""
+    policy = m.get("policy") or {}
+    params = policy.get("params", {})
+    if policy.get("policy") == "PolicySearch":
+        params = policy.get("best", {}).get("params", {})
+    return f"{name} ({params_text(params)})"
 
 
 def _sections(metrics: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -46,61 +65,39 @@ def _sections(metrics: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]
     return out
 
 
-def _policy_label(name: str, m: Mapping[str, Any]) -> str:
-    params = m.get("policy", {}).get("params", {})
-    if m.get("policy", {}).get("policy") == "PolicySearch":
-        params = m.get("policy", {}).get("best", {}).get("params", {})
-    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v not in (None, False))
-    return f"{name} ({shown})"
-
-
-def _side_by_side(models: list[tuple[str, Mapping[str, Any]]]) -> str:
+def _side_by_side(models: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any] | None:
     """One row per policy, each metric for both models next to each other."""
+    if len(models) != 2:
+        return None
     (n1, m1), (n2, m2) = models
-    keys = ["completeness", "purity", "median_delay_days"]
-    header = ["policy"] + [f"{k} — {n}" for k in keys for n in (n1, n2)]
-    p1, p2 = m1["policies"], m2["policies"]
-    rows = [[p, *(pols.get(p, {}).get(k) for k in keys for pols in (p1, p2))] for p in p1]
-    return _table(header, rows)
+    keys = ("completeness", "purity", "median_delay_days")
+    header = [(k, n) for k in keys for n in (n1, n2)]
+    rows = [(p, [metric(pols.get(p, {}), k) for k in keys for pols in (m1["policies"], m2["policies"])])
+            for p in m1["policies"]]
+    return {"header": header, "rows": rows}
 
 
-def render_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path]) -> str:
+def render_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path],
+                galleries: Mapping[str, Any] | None = None) -> str:
     """The report page as a string."""
+    from markupsafe import Markup, escape
+
+    def figure(key: str) -> Markup:
+        return Markup('<figure id="fig-{0}"><img alt="{0}" src="{1}"><figcaption>{2}</figcaption></figure>').format(
+            key, data_uri(images[key]), escape(_CAPTIONS.get(key, key)))
+
     models = _sections(metrics)
-    alert_keys = ["auc", "accuracy", "precision", "recall", "n_alerts"]
-    parts = [f"<h1>brightscan evaluation — split <code>{html.escape(str(metrics['split']))}</code></h1>",
-             f"<p>dataset: <code>{html.escape(str(metrics['dataset']))}</code></p>",
-             "<h2>Alerts</h2>",
-             _table(["model", *alert_keys, "ECE", "temperature"],
-                    [[n, *(m["alert"].get(k) for k in alert_keys), m["calibration"].get("ece"),
-                      m["calibration"].get("temperature")] for n, m in models])]
-    parts.append("<h2>Sources</h2><p>Sources with at least 2 alerts; bright sources peaking fainter than "
-                 "18.5 mag excluded. <em>optimised</em> was chosen on the validation split only.</p>")
-    pkeys = ["completeness", "purity", "n_sources", "n_passed", "median_delay_days", "n_delays"]
-    for name, m in models:
-        rows = [[_policy_label(p, v), *(v.get(k) for k in pkeys)] for p, v in m["policies"].items()]
-        parts.append(f"<h3>{html.escape(name)}</h3>" + _table(["policy", *pkeys], rows))
-    if len(models) == 2:
-        parts.append("<h3>Side by side</h3>" + _side_by_side(models))
-    search = metrics.get("search") or {}
-    if search.get("frontier"):
-        rows = [[", ".join(f"{k}={v}" for k, v in r["params"].items() if v is not None), r["completeness"],
-                 r["purity"], r["median_delay_days"], r["n_passed"]] for r in search["frontier"]]
-        parts.append(f"<h3>Policy search frontier (validation, target completeness "
-                     f"{_fmt(search.get('target_completeness'))})</h3>"
-                     + _table(["policy", "completeness", "purity", "median_delay_days", "n_passed"], rows))
-    parts.append('<h2>Figures</h2><div class="figs">')
-    for key, path in images.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(f'<figure><img alt="{key}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{html.escape(_CAPTIONS.get(key, key))}</figcaption></figure>")
-    parts.append("</div>")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>brightscan evaluation</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+    prov = metrics.get("provenance") or {"model_card": {}, "dataset_card": {}, "brightscan_version": "?"}
+    return render("report.html", m=metrics, main={"name": models[0][0]}, models=models, prov=prov,
+                  card=prov.get("dataset_card") or {"splits": {}}, images=images, figure=figure,
+                  alert_keys=ALERT_KEYS, policy_keys=POLICY_KEYS, policy_label=policy_label,
+                  params_text=params_text, side_by_side=_side_by_side(models),
+                  galleries=galleries or {}, gallery_titles=GALLERY_TITLES)
 
 
-def write_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path], path: str | Path) -> Path:
+def write_html(metrics: Mapping[str, Any], images: Mapping[str, str | Path], path: str | Path,
+               galleries: Mapping[str, Any] | None = None) -> Path:
     """Write :func:`render_html` to ``path``."""
     path = Path(path)
-    path.write_text(render_html(metrics, images), encoding="utf-8")
+    path.write_text(render_html(metrics, images, galleries), encoding="utf-8")
     return path

@@ -1,7 +1,9 @@
 """One figure per function, drawn with matplotlib's Agg canvas (no display, no pyplot state).
 
 Each function takes numbers already computed by :mod:`brightscan.metrics`, writes one
-PNG to ``path`` and returns the path.
+PNG to ``path`` and returns the path. Where several series share axes, each gets its own colour,
+marker and line style, and lines that coincide are nudged apart, so no policy hides another.
+Arrays named ``<metric>_ci`` (shape ``(n, 2)``: 95% interval per point) are drawn as bands.
 """
 
 from __future__ import annotations
@@ -10,45 +12,58 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from brightscan.pages import triplet_png  # noqa: F401 - the report's triplets, shared with the night page
+
 import numpy as np
 
 BTS_LIMIT = 18.5  # mag: alerts brighter than this trigger BTS spectroscopy (Figure 2 highlight)
+DPI = 110
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+STYLES = ("-", "--", "-.", ":")
 
 
-def _figure(width: float = 6.0, height: float = 4.5) -> Any:
+def _figure(width: float = 6.0, height: float = 4.5, rows: int = 1, **grid: Any) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig
+    axes = fig.subplots(rows, 1, squeeze=False, **grid)[:, 0] if rows > 1 else [fig.add_subplot()]
+    for ax in axes:
+        ax.grid(True, color="#e5e5e5", lw=0.6)
+        ax.set_axisbelow(True)
+    return fig, axes
 
 
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(path, format="png")
     return path
 
 
+def _band(ax: Any, x: np.ndarray, values: Mapping[str, Any], key: str, colour: str) -> None:
+    ci = values.get(f"{key}_ci")
+    if ci is not None:
+        ci = np.asarray(ci, dtype=float)
+        ax.fill_between(x, ci[:, 0], ci[:, 1], color=colour, alpha=0.15, lw=0)
+
+
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
     """ROC curves: ``{label: (fpr, tpr, auc)}``."""
-    fig = _figure(5.0, 5.0)
-    ax = fig.add_subplot()
-    for label, (fpr, tpr, auc) in curves.items():
-        ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
+    fig, (ax,) = _figure(5.2, 4.8)
+    for i, (label, (fpr, tpr, auc)) in enumerate(curves.items()):
+        ax.plot(fpr, tpr, ls=STYLES[i % len(STYLES)], lw=1.8, label=f"{label} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
-           title="ROC (alerts)")
-    ax.legend(loc="lower right")
+           title="ROC of the alerts")
+    ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
 
 
 def plot_outcomes_by_magnitude(outcomes: Mapping[str, np.ndarray], path: str | Path, title: str = "") -> Path:
     """Figure 2: stacked TP/FN/TN/FP bars per magnitude bin, with m < 18.5 highlighted."""
-    fig = _figure(7.0, 4.5)
-    ax = fig.add_subplot()
+    fig, (ax,) = _figure(6.8, 4.4)
     edges = np.asarray(outcomes["edges"])
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges) * 0.9
     bottom = np.zeros(len(centers))
@@ -58,82 +73,143 @@ def plot_outcomes_by_magnitude(outcomes: Mapping[str, np.ndarray], path: str | P
         counts = np.asarray(outcomes[key], dtype=float)
         ax.bar(centers, counts, width=width, bottom=bottom, color=colours[key], label=names[key])
         bottom += counts
-    ax.axvspan(edges[0], BTS_LIMIT, color="gold", alpha=0.15, zorder=0, label=f"m < {BTS_LIMIT}")
-    ax.set(xlabel="PSF magnitude", ylabel="alerts", title=title or "outcomes by magnitude (score >= 0.5)")
-    ax.legend(fontsize="small")
+    ax.axvspan(edges[0], BTS_LIMIT, color="gold", alpha=0.15, zorder=0, label=f"m < {BTS_LIMIT} (BTS)")
+    ax.set(xlabel="PSF magnitude of the alert", ylabel="alerts", title=title or "alerts by magnitude (score >= 0.5)")
+    ax.legend(fontsize="small", ncols=2)
     return _save(fig, path)
 
 
 def plot_completeness_purity(by_peak: Mapping[str, Mapping[str, np.ndarray]],
                              overall: Mapping[str, Mapping[str, float]], path: str | Path) -> Path:
-    """Figure 3 (left): completeness (solid) and purity (dashed) against peak magnitude; thin lines: overall.
+    """Figure 3 (left): completeness and purity against peak magnitude, one panel each, every
+    policy in its own colour and marker (nudged sideways so coinciding curves stay visible);
+    the bottom panel counts each policy's false positives per bin over all sources (grey).
 
     ``by_peak`` and ``overall`` map a policy (or model) label to the output of
     :func:`~brightscan.metrics.metrics_by_peak` / :func:`~brightscan.metrics.source_metrics`.
     """
-    fig = _figure(6.5, 4.5)
-    ax = fig.add_subplot()
-    single = len(by_peak) == 1  # one series: the paper's navy/orange; several: one colour each
+    fig, axes = _figure(7.0, 8.4, rows=3, sharex=True, height_ratios=[3, 3, 2.2])
+    n = max(len(by_peak), 1)
+    first = next(iter(by_peak.values()))
+    edges = np.asarray(first["edges"], float)
+    step = float(np.min(np.diff(edges))) if edges.size > 1 else 0.5
+    centers = (edges[:-1] + edges[1:]) / 2
     for i, (label, r) in enumerate(by_peak.items()):
-        edges = np.asarray(r["edges"])
-        centers = (edges[:-1] + edges[1:]) / 2
-        c_comp, c_pur = ("navy", "darkorange") if single else (f"C{i}", f"C{i}")
-        ax.plot(centers, r["completeness"], "-", marker="o", color=c_comp, label=f"{label} completeness")
-        ax.plot(centers, r["purity"], "--", marker="s", color=c_pur, label=f"{label} purity")
-        ax.axhline(overall[label]["completeness"], color=c_comp, lw=0.8, ls="-", alpha=0.4)
-        ax.axhline(overall[label]["purity"], color=c_pur, lw=0.8, ls="--", alpha=0.4)
-    ax.set(xlabel="peak magnitude", ylabel="fraction", ylim=(0, 1.05), title="sources: completeness and purity")
-    ax.legend(fontsize="small", loc="lower left")
+        x = centers + (i - (n - 1) / 2) * step * 0.5 / n
+        style = dict(color=f"C{i}", marker=MARKERS[i % len(MARKERS)], ls=STYLES[i % len(STYLES)], ms=5, lw=1.4)
+        total = overall.get(label, {})
+        for ax, key in zip(axes[:2], ("completeness", "purity")):
+            _band(ax, x, r, key, f"C{i}")
+            value = total.get(key)
+            tag = "–" if value is None or not np.isfinite(value) else f"{value:.2f}"
+            ax.plot(x, np.asarray(r[key], float), label=f"{label} (all: {tag})", **style)
+    axes[0].set(ylabel="completeness", ylim=(-0.03, 1.05), title="sources by peak magnitude")
+    axes[1].set(ylabel="purity", ylim=(-0.03, 1.05))
+    for ax in axes[:2]:
+        ax.axvline(BTS_LIMIT, color="grey", lw=0.8, ls=":")
+        ax.legend(fontsize="x-small", loc="lower left", ncols=2)
+    n_all = np.asarray(first.get("n_sources", first["n_bright"]), float)
+    axes[2].bar(centers, n_all, width=step * 0.9, color="#e3e3e3", label="all sources")
+    for i, (label, r) in enumerate(by_peak.items()):
+        hits = np.nan_to_num(np.asarray(r["completeness"], float)) * np.asarray(r["n_bright"], float)
+        false_pos = np.asarray(r["n_passed"], float) - np.round(hits)
+        x = centers + (i - (n - 1) / 2) * step * 0.5 / n
+        axes[2].plot(x, false_pos, color=f"C{i}", marker=MARKERS[i % len(MARKERS)], ls=STYLES[i % len(STYLES)],
+                     ms=4, lw=1.2, label=label)
+    axes[2].set(xlabel="peak magnitude of the source", ylabel="false positives")
+    axes[2].legend(fontsize="x-small", loc="upper left", ncols=4)
     return _save(fig, path)
 
 
-def plot_delay_histogram(delays: Mapping[str, np.ndarray], path: str | Path) -> Path:
-    """Figure 3 (right): policy minus scanner identification time (days), median marked."""
-    fig = _figure(6.0, 4.5)
-    ax = fig.add_subplot()
-    finite = [np.asarray(d, float) for d in delays.values() if len(d)]
-    lo, hi = (min(d.min() for d in finite), max(d.max() for d in finite)) if finite else (-1.0, 1.0)
-    bins = np.linspace(min(lo, -1.0), max(hi, 1.0), 31)
-    for label, d in delays.items():
-        d = np.asarray(d, float)
+def plot_delays(delays: Mapping[str, np.ndarray], path: str | Path) -> Path:
+    """Figure 3 (right): policy minus scanner identification time (days), one row per policy,
+    each bright source a dot, the median marked and written."""
+    labels = list(delays)
+    fig, (ax,) = _figure(7.0, 1.2 + 0.55 * max(len(labels), 1))
+    rng = np.random.default_rng(0)  # vertical jitter only, for legibility
+    any_points = False
+    for i, label in enumerate(labels):
+        d = np.asarray(delays[label], float)
+        y = len(labels) - 1 - i
         if d.size == 0:
+            ax.text(0, y, "no delays (no scanner save times or no bright source passed)",
+                    va="center", ha="center", fontsize="small", color="grey")
             continue
-        (patch,) = ax.hist(d, bins=bins, histtype="step", lw=1.5, label=f"{label} (median {np.median(d):.2f} d)")[2]
-        ax.axvline(np.median(d), color=patch.get_edgecolor(), ls="--")
+        any_points = True
+        ax.scatter(d, y + rng.uniform(-0.18, 0.18, d.size), s=12, color=f"C{i}", alpha=0.7, lw=0)
+        med = float(np.median(d))
+        ax.plot([med, med], [y - 0.32, y + 0.32], color="black", lw=2)
+        ax.annotate(f"median {med:+.2f} d (n={d.size})", (med, y + 0.34), fontsize="x-small", ha="center",
+                    va="bottom")
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set(xlabel="policy - scanner identification time (days)", ylabel="bright sources",
-           title="identification delay (negative: earlier than scanners)")
-    if finite:
-        ax.legend(fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "no scanner save times", ha="center", transform=ax.transAxes)
+    ax.set_yticks(range(len(labels)), labels[::-1])
+    ax.set_ylim(-0.6, len(labels) - 0.2)
+    ax.set(xlabel="policy - scanner identification time (days; negative: the policy was earlier)",
+           title="identification delay against human scanners")
+    if not any_points:
+        ax.set_xlim(-1, 1)
     return _save(fig, path)
 
 
 def plot_reliability(curves: Mapping[str, Mapping[str, np.ndarray]], path: str | Path) -> Path:
-    """Reliability diagram: observed frequency against mean score per bin, ``{label: bins}``."""
-    fig = _figure(5.0, 5.0)
-    ax = fig.add_subplot()
+    """Reliability diagram: observed frequency against mean score per bin, ``{label: bins}``,
+    with the number of alerts written at each point and drawn per bin underneath."""
+    fig, (ax, hist) = _figure(5.6, 6.4, rows=2, height_ratios=[3, 1.2])
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
-    for label, r in curves.items():
-        used = np.asarray(r["count"]) > 0
-        ax.plot(np.asarray(r["confidence"])[used], np.asarray(r["frequency"])[used], marker="o", label=label)
-    ax.set(xlabel="mean score in bin", ylabel="fraction bright", xlim=(0, 1), ylim=(0, 1), title="reliability")
-    ax.legend(fontsize="small", loc="upper left")
+    offset = 0.0
+    width = 1.0 / max(len(next(iter(curves.values()))["count"]), 1) / (len(curves) + 1)
+    for i, (label, r) in enumerate(curves.items()):
+        count = np.asarray(r["count"])
+        used = count > 0
+        conf, freq = np.asarray(r["confidence"])[used], np.asarray(r["frequency"])[used]
+        ax.plot(conf, freq, marker=MARKERS[i % len(MARKERS)], ls=STYLES[i % len(STYLES)], color=f"C{i}", label=label)
+        for x, y, c in zip(conf, freq, count[used]):
+            ax.annotate(str(int(c)), (x, y), textcoords="offset points", xytext=(4, -10 - 9 * i),
+                        fontsize=7, color=f"C{i}")
+        edges = np.asarray(r["edges"])
+        hist.bar(edges[:-1] + offset + width / 2, count, width=width, color=f"C{i}", label=label)
+        offset += width
+    ax.set(xlabel="mean score in bin", ylabel="fraction bright", xlim=(0, 1), ylim=(0, 1.02),
+           title="reliability (numbers: alerts per bin)")
+    ax.legend(fontsize="x-small", loc="upper left")
+    hist.set(xlabel="score bin", ylabel="alerts", xlim=(0, 1), yscale="log")
     return _save(fig, path)
 
 
-def plot_frontier(frontier: Sequence[Mapping[str, Any]], chosen: Mapping[str, float] | None,
+def plot_frontier(curves: Mapping[int, Sequence[Mapping[str, Any]]], chosen: Mapping[str, float] | None,
                   target: float, path: str | Path) -> Path:
-    """Policy search frontier on the validation sources: purity against completeness."""
-    fig = _figure(6.0, 4.5)
-    ax = fig.add_subplot()
-    comp = np.array([r["completeness"] for r in frontier], float)
-    pur = np.array([r["purity"] for r in frontier], float)
-    ax.plot(comp, pur, marker=".", label="frontier (validation)")
-    ax.axvline(target, color="grey", ls="--", lw=0.8, label=f"target {target:.2f}")
+    """Policy search on the validation sources: purity against completeness as the threshold
+    moves, one curve per N (other cuts as chosen); the chosen policy starred."""
+    fig, (ax,) = _figure(6.4, 4.8)
+    for i, (n, rows) in enumerate(curves.items()):
+        comp = np.array([r["completeness"] for r in rows], float)
+        pur = np.array([np.nan if r["purity"] is None else r["purity"] for r in rows], float)
+        ax.plot(comp, pur, marker=MARKERS[i % len(MARKERS)], ls=STYLES[i % len(STYLES)], ms=4,
+                color=f"C{i}", label=f"N = {n}")
+        for (x, y), thresholds in _runs(rows, comp, pur):
+            text = f"{thresholds[0]:.2f}" if len(thresholds) == 1 else f"{thresholds[0]:.2f}–{thresholds[-1]:.2f}"
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(-4, 4 + 9 * i), ha="right",
+                        fontsize=7, color=f"C{i}")
+    ax.axvline(target, color="grey", ls="--", lw=0.8, label=f"target completeness {target:.2f}")
     if chosen is not None:
-        ax.plot([chosen["completeness"]], [chosen["purity"]], "r*", ms=14, label="chosen")
-    ax.set(xlabel="completeness", ylabel="purity", title="policy search")
-    ax.legend(fontsize="small")
+        ax.plot([chosen["completeness"]], [chosen["purity"]], "*", color="crimson", ms=15, label="chosen",
+                zorder=5)
+    ax.set(xlabel="completeness (validation sources)", ylabel="purity",
+           title="policy search (labels: thresholds)")
+    ax.margins(x=0.06, y=0.15)
+    ax.legend(fontsize="small", loc="lower left")
     return _save(fig, path)
+
+
+def _runs(rows: Sequence[Mapping[str, Any]], comp: np.ndarray,
+          pur: np.ndarray) -> list[tuple[tuple[float, float], list[float]]]:
+    """Consecutive thresholds that land on the same point, grouped: ``[((x, y), thresholds)]``."""
+    runs: list[tuple[tuple[float, float], list[float]]] = []
+    for r, x, y in zip(rows, comp, pur):
+        if not np.isfinite(y):
+            continue
+        if runs and runs[-1][0] == (x, y):
+            runs[-1][1].append(r["params"]["threshold"])
+        else:
+            runs.append(((x, y), [r["params"]["threshold"]]))
+    return runs

@@ -17,10 +17,12 @@ with ``--policy``), PNG figures, ``REPORT/index.html`` (self-contained).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import datetime
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,17 +32,16 @@ import numpy as np
 from brightscan import metrics as M
 from brightscan.errors import InputError
 from brightscan.evaluate import plots
-from brightscan.evaluate.sources import (
-    apply_policy,
-    build_sources,
-    read_scanner_saves,
-    select_sources,
-    source_arrays,
-)
-from brightscan.policy import PolicySearch, ObjectHistory, create_policy
+from brightscan.evaluate.gallery import alert_galleries, attach_pictures, source_galleries
+from brightscan.evaluate.objects import apply_policy, build_objects, read_scanner_saves, select_objects, object_arrays
+from brightscan.policy import GtN, ObjectHistory, PolicySearch, create_policy
+from brightscan.policy.search import DEFAULT_GRID
 from brightscan.serial import to_jsonable
 
 log = logging.getLogger(__name__)
+
+#: Called with the number of alerts just scored (progress bars).
+Progress = Callable[[int], None]
 
 #: Fixed policies reported for every model (plus ``optimised``, the search fitted on val).
 DEFAULT_POLICIES: tuple[str, ...] = ("gt1", "gt2", "gt3", "bts_prod", "bts_prod_peak")
@@ -71,7 +72,8 @@ class ModelEvaluation:
     figures: dict[str, Any] = field(default_factory=dict)  # arrays the plots need
 
 
-def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int) -> tuple[Any, np.ndarray]:
+def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int,
+                 progress: Progress | None = None) -> tuple[Any, np.ndarray]:
     """``(table, raw logits)`` for every row of ``DS/<split>`` (no thinning)."""
     from brightscan.dataset import open_split
 
@@ -82,6 +84,8 @@ def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int) ->
         rows = np.arange(start, min(start + batch_size, len(data)))
         trip = data.reader.read(rows) if uses_image else None
         logits[rows] = scorer.predict_logits(trip, data.features[rows])
+        if progress is not None:
+            progress(len(rows))
     data.reader.close()
     if not np.all(np.isfinite(logits)):
         raise InputError(f"{dataset_dir}/{split}: the model gave non-finite logits for "
@@ -89,23 +93,70 @@ def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int) ->
     return data.table, logits
 
 
-def _selected_sources(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
+def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
                       config: EvaluateConfig) -> list[ObjectHistory]:
-    return select_sources(build_sources(table, scores, saves), config.min_alerts, config.bright_peak_limit)
+    return select_objects(build_objects(table, scores, saves), config.min_alerts, config.bright_peak_limit)
 
 
-def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory]) -> tuple[dict[str, Any], dict[str, Any]]:
-    arr = source_arrays(sources)
+def peak_bins(sources: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray:
+    """Peak-magnitude bin edges covering every source (at least the paper's 15-19 mag)."""
+    peaks = np.array([s.observed_peak for s in sources], float)
+    peaks = peaks[np.isfinite(peaks)]
+    lo = min(15.0, np.floor(peaks.min() / step) * step) if peaks.size else 15.0
+    hi = max(19.0, (np.floor(peaks.max() / step) + 1) * step) if peaks.size else 19.0
+    return np.arange(lo, hi + step / 2, step)
+
+
+def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
+                    bins: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    arr = object_arrays(sources)
     passed, pass_jd = apply_policy(policy, sources)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     summary["policy"] = policy.to_dict()
-    fig = {"by_peak": M.metrics_by_peak(arr["label"], passed, arr["peak_mag"]),
+    by_peak = M.metrics_by_peak(arr["label"], passed, arr["peak_mag"], bins=bins)
+    by_peak["n_sources"] = np.histogram(arr["peak_mag"], bins=bins)[0]
+    fig = {"by_peak": by_peak,
            "delays": M.identification_delays(arr["label"], passed, pass_jd, arr["save_jd"])}
     return summary, fig
 
 
+def threshold_curves(search: PolicySearch, val_sources: Sequence[ObjectHistory],
+                     grid: dict[str, list[Any]] | None) -> dict[int, list[dict[str, Any]]]:
+    """Validation completeness and purity of the chosen policy's family as its threshold moves,
+    one curve per N of the grid (the other cuts as chosen)."""
+    full = {**DEFAULT_GRID, **(grid or {})}
+    best = search.best_.get_params()
+    arr = object_arrays(val_sources)
+    curves: dict[int, list[dict[str, Any]]] = {}
+    for n in full["n"]:
+        rows = []
+        for threshold in sorted(full["threshold"]):
+            params = {**best, "n": int(n), "threshold": float(threshold)}
+            passed, pass_jd = apply_policy(GtN.from_dict({"params": params}), val_sources)
+            m = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
+            rows.append({"params": params, "completeness": m["completeness"], "purity": m["purity"],
+                         "n_passed": m["n_passed"]})
+        curves[int(n)] = rows
+    return curves
+
+
+def _calibration(y_test: np.ndarray, test_logits: np.ndarray, val_labels: np.ndarray,
+                 val_logits: np.ndarray, model_t: float, config: EvaluateConfig) -> dict[str, Any]:
+    """ECE at the model's temperature and at one fitted on val (stored only with ``calibrate``)."""
+    fitted_t = M.fit_temperature(val_labels, val_logits)
+    before = M.sigmoid(test_logits / model_t)
+    after = M.sigmoid(test_logits / fitted_t)
+    bins = config.n_reliability_bins
+    return {"ece_before": M.expected_calibration_error(y_test, before, bins),
+            "ece_after": M.expected_calibration_error(y_test, after, bins),
+            "temperature_before": float(model_t), "temperature_fitted": float(fitted_t),
+            "reliability_before": M.reliability_bins(y_test, before, bins),
+            "reliability_after": M.reliability_bins(y_test, after, bins)}
+
+
 def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: EvaluateConfig,
-                   saves: dict[str, float] | None = None) -> ModelEvaluation:
+                   saves: dict[str, float] | None = None, progress: Progress | None = None,
+                   galleries: bool = False) -> ModelEvaluation:
     """Score, calibrate (optionally), and evaluate one model on one dataset."""
     from brightscan.model import set_temperature
     from brightscan.score.scorer import Scorer
@@ -113,52 +164,63 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
     model_dir, dataset_dir = Path(model_dir), Path(dataset_dir)
     scorer = Scorer(model_dir, batch_size=min(config.batch_size, 64))
     name = f"{scorer.model_id}/{scorer.model_version}"
-    test_table, test_logits = _score_split(scorer, dataset_dir, config.split, config.batch_size)
-    val_table, val_logits = _score_split(scorer, dataset_dir, "val", config.batch_size)
+    test_table, test_logits = _score_split(scorer, dataset_dir, config.split, config.batch_size, progress)
+    val_table, val_logits = _score_split(scorer, dataset_dir, "val", config.batch_size, progress)
     y_test = test_table["label"].to_numpy(int)
-    temperature, calibration = scorer.temperature, {}
+    cal = _calibration(y_test, test_logits, val_table["label"].to_numpy(int), val_logits,
+                       scorer.temperature, config)
+    temperature = scorer.temperature
     if config.calibrate:
-        calibration["ece_before"] = M.expected_calibration_error(
-            y_test, M.sigmoid(test_logits / temperature), config.n_reliability_bins)
-        temperature = M.fit_temperature(val_table["label"].to_numpy(int), val_logits)
+        temperature = cal["temperature_fitted"]
         set_temperature(model_dir, temperature)
-        calibration["written_to"] = str(model_dir / "model.json")  # the CLI says so
-        calibration["temperature_before"] = float(scorer.temperature)
+        cal["written_to"] = str(model_dir / "model.json")  # the CLI says so
         log.info("stored temperature %.4f in %s", temperature, model_dir)
     test_scores, val_scores = M.sigmoid(test_logits / temperature), M.sigmoid(val_logits / temperature)
 
     alert = M.alert_metrics(y_test, test_scores)
-    calibration.update(ece=M.expected_calibration_error(y_test, test_scores, config.n_reliability_bins),
+    calibration = {k: v for k, v in cal.items() if not k.startswith("reliability")}
+    calibration.update(ece=cal["ece_after"] if config.calibrate else cal["ece_before"],
                        temperature=float(temperature), fitted=config.calibrate)
     figs: dict[str, Any] = {
         "roc": (*M.roc_curve(y_test, test_scores)[:2], alert["auc"]),
         "outcomes": M.outcomes_by_magnitude(y_test, test_scores, test_table["magpsf"].to_numpy(float)),
-        "reliability": M.reliability_bins(y_test, test_scores, config.n_reliability_bins),
+        "reliability": {f"before (T {cal['temperature_before']:.2f})": cal["reliability_before"],
+                        f"after (T {cal['temperature_fitted']:.2f}, fitted on val)": cal["reliability_after"]},
         "policies": {},
     }
-    test_sources = _selected_sources(test_table, test_scores, saves, config)
-    val_sources = _selected_sources(val_table, val_scores, saves, config)
+    test_sources = _selected_objects(test_table, test_scores, saves, config)
+    val_sources = _selected_objects(val_table, val_scores, saves, config)
+    bins = peak_bins(test_sources)
     policies: dict[str, Any] = {}
-    for pname in config.policies:
-        policies[pname], figs["policies"][pname] = _policy_metrics(create_policy(pname), test_sources)
+    fixed = {pname: create_policy(pname) for pname in config.policies}
+    for pname, policy in fixed.items():
+        policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_sources, bins)
     search = PolicySearch(config.target_completeness, config.search_grid).fit(val_sources)
-    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_sources)
+    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_sources, bins)
     policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,
                                          "n_candidates": search.n_candidates_}
-    figs["frontier"] = (search.frontier_, search.best_score_, config.target_completeness)
+    curves = threshold_curves(search, val_sources, config.search_grid)
+    figs["frontier"] = (curves, search.best_score_, config.target_completeness)
     metrics = {
         "model": {"dir": str(model_dir), "model_id": scorer.model_id, "model_version": scorer.model_version},
         "alert": alert, "policies": policies, "calibration": calibration,
-        "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness},
+        "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
+                   "threshold_curves": {str(n): rows for n, rows in curves.items()}},
         "sources": {"n_selected": len(test_sources), "n_selected_val": len(val_sources)},
     }
+    if galleries:
+        found = alert_galleries(test_table, test_scores)
+        found.update(source_galleries(test_table, test_scores, test_sources,
+                                      fixed.get("gt1", create_policy("gt1")), search))
+        metrics["galleries"] = found
     return ModelEvaluation(name, metrics, figs)
 
 
 def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
              split: str = "test", scanner_saves: str | Path | None = None,
              compare: str | Path | None = None, calibrate: bool = False,
-             config: EvaluateConfig | None = None) -> dict[str, Any]:
+             config: EvaluateConfig | None = None, progress: Progress | None = None,
+             command: str | None = None) -> dict[str, Any]:
     """Evaluate ``model_dir`` (and ``compare``) on ``dataset_dir`` and write the report to ``out``.
 
     Parameters
@@ -175,28 +237,42 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
         A second model evaluated the same way, reported side by side.
     calibrate : bool
         Fit and store a temperature on ``val`` for each model (``config.calibrate`` otherwise).
+    progress : callable, optional
+        Called with the number of alerts scored after each batch (val and ``split``, per model).
+    command : str, optional
+        The command line that made the report, for its header.
 
     Returns
     -------
     dict
         The content of ``metrics.json``.
     """
+    from brightscan import __version__
+    from brightscan.dataset.card import read_dataset_card
+    from brightscan.model import read_card
+
     base = config or EvaluateConfig()
     config = dataclasses.replace(base, split=split, calibrate=calibrate or base.calibrate)
     if config.split == "val":
         raise InputError("cannot evaluate on 'val': the policy search and calibration are fitted there")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     saves = read_scanner_saves(scanner_saves) if scanner_saves is not None else None
-    main = evaluate_model(model_dir, dataset_dir, config, saves)
-    other = evaluate_model(compare, dataset_dir, config, saves) if compare is not None else None
+    main = evaluate_model(model_dir, dataset_dir, config, saves, progress, galleries=True)
+    other = evaluate_model(compare, dataset_dir, config, saves, progress) if compare is not None else None
+    card = read_card(model_dir)
     result: dict[str, Any] = {
         "split": config.split, "dataset": str(dataset_dir), **main.metrics,
         "scanner_saves": None if scanner_saves is None else str(scanner_saves),
+        "provenance": {"command": command, "brightscan_version": __version__,
+                       "created_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                       "model_card": {k: card.get(k) for k in ("model_id", "model_version", "preprocessing_version",
+                                                              "provenance", "features")},
+                       "dataset_card": read_dataset_card(dataset_dir)},
     }
     if other is not None:
         result["compare"] = other.metrics
     result = to_jsonable(result)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     # the policy the search chose, ready for ``brightscan autoscan run --policy REPORT/policy.json``
     (out / "policy.json").write_text(json.dumps(result["policies"][OPTIMISED]["policy"], indent=2) + "\n",
@@ -204,7 +280,9 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     images = write_figures(main, other, out)
     from brightscan.evaluate.html import write_html
 
-    write_html(result, images, out / "index.html")
+    pictures = copy.deepcopy(result.get("galleries", {}))
+    attach_pictures(pictures, Path(dataset_dir), config.split)
+    write_html(result, images, out / "index.html", galleries=pictures)
     log.info("report written to %s", out)
     return result
 
@@ -219,15 +297,20 @@ def write_figures(main: ModelEvaluation, other: ModelEvaluation | None, out: Pat
     for i, m in enumerate(models):
         suffix = "" if i == 0 else "_compare"
         images[f"outcomes{suffix}"] = plots.plot_outcomes_by_magnitude(
-            m.figures["outcomes"], out / f"outcomes{suffix}.png", title=f"{label[id(m)]}: outcomes by magnitude")
-    shown = [(f"{label[id(m)]} {p}", m, p) for m in models for p in ("gt1", OPTIMISED) if p in m.figures["policies"]]
+            m.figures["outcomes"], out / f"outcomes{suffix}.png", title=f"{label[id(m)]}: alerts by magnitude")
+    pols = main.figures["policies"]
     images["completeness_purity"] = plots.plot_completeness_purity(
-        {k: m.figures["policies"][p]["by_peak"] for k, m, p in shown},
-        {k: m.metrics["policies"][p] for k, m, p in shown}, out / "completeness_purity.png")
-    images["delay"] = plots.plot_delay_histogram(
-        {k: m.figures["policies"][p]["delays"] for k, m, p in shown}, out / "delay.png")
-    images["reliability"] = plots.plot_reliability(
-        {label[id(m)]: m.figures["reliability"] for m in models}, out / "reliability.png")
+        {p: f["by_peak"] for p, f in pols.items()}, main.metrics["policies"], out / "completeness_purity.png")
+    images["delay"] = plots.plot_delays({p: f["delays"] for p, f in pols.items()}, out / "delay.png")
+    if other is not None:  # the two models' curves overlaid, for the policies that matter most
+        shown = [(f"{label[id(m)]} {p}", m, p) for m in models for p in ("gt1", OPTIMISED)]
+        images["compare_sources"] = plots.plot_completeness_purity(
+            {k: m.figures["policies"][p]["by_peak"] for k, m, p in shown},
+            {k: m.metrics["policies"][p] for k, m, p in shown}, out / "compare_sources.png")
+    curves = {f"{label[id(m)]} {k}": v for m in models for k, v in m.figures["reliability"].items()}
+    images["reliability"] = plots.plot_reliability(curves, out / "reliability.png")
     frontier, chosen, target = main.figures["frontier"]
-    images["frontier"] = plots.plot_frontier(frontier, chosen, target, out / "frontier.png")
+    points = {(r["completeness"], r["purity"]) for rows in frontier.values() for r in rows}
+    if len(points) > 1:  # a single point is nothing to show
+        images["frontier"] = plots.plot_frontier(frontier, chosen, target, out / "frontier.png")
     return images

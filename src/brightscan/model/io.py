@@ -155,7 +155,7 @@ def save_model(
     directory = Path(directory)
     temperature = _check_temperature(temperature)
     if (directory / CARD_NAME).exists() and not overwrite:
-        raise ModelFileError(f"{directory} already holds a model (pass overwrite=True to replace)")
+        raise ModelFileError(f"{directory} already holds a model (--overwrite, or overwrite=True in Python, replaces it)")
     config = model.config
     order = _feature_order(config.feature_set, config.n_features)
     directory.mkdir(parents=True, exist_ok=True)

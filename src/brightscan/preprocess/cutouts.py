@@ -105,7 +105,7 @@ def _raise_unnormalisable(image: np.ndarray) -> None:
     if n_sentinel:
         raise StampDecodeError(
             f"cutout holds {n_sentinel} float32 overflow sentinel(s) (|v| >= 1e38); "
-            "production would zero this channel (use overflow='production' to reproduce that)"
+            "production would zero this channel (--overflow production reproduces that)"
         )
     flat = image.astype(np.float64).ravel()
     norm = math.sqrt(float(np.dot(flat, flat)))
@@ -113,7 +113,7 @@ def _raise_unnormalisable(image: np.ndarray) -> None:
         raise StampDecodeError("cutout is all zero (or all NaN)")
     raise StampDecodeError(
         f"cutout values are too large (L2 norm {norm:.3g}): production's float32 norm overflows "
-        "and zeroes this channel (use overflow='production' to reproduce that)"
+        "and zeroes this channel (--overflow production reproduces that)"
     )
 
 

@@ -74,6 +74,14 @@ class TrainConfig:
         except TypeError as exc:
             raise ConfigError(f"invalid model override: {exc}") from None
 
+    def schedule(self, n_train: int) -> tuple[int, int]:
+        """``(maximum epochs, training alerts per epoch)`` on ``n_train`` alerts (progress totals)."""
+        recipe = self.training_recipe()
+        per_epoch = n_train
+        if self.max_steps_per_epoch:
+            per_epoch = min(n_train, self.max_steps_per_epoch * recipe.batch_size)
+        return self.epochs or recipe.max_epochs, per_epoch
+
     def to_dict(self) -> dict[str, Any]:
         """JSON/TOML-ready dict."""
         data = dataclasses.asdict(self)

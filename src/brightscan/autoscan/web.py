@@ -1,0 +1,124 @@
+"""``brightscan autoscan serve``: a small read-only live status page over the autoscan database.
+
+Starlette with server-side Jinja templates (no JavaScript build step); every page is also
+available as JSON (``/status.json``, ``/object/<objectId>.json``). The database is opened with
+:func:`~brightscan.autoscan.store.open_readonly`, so the page can run beside ``autoscan run`` on
+the same SQLite file (WAL readers never block the writer) or PostgreSQL database and can never
+write to it. It binds 127.0.0.1 by default; any other address needs a token, given as
+``Authorization: Bearer <token>`` or ``?token=<token>``. Pages reload themselves
+(``<meta http-equiv="refresh">``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import time
+from typing import Any
+
+from brightscan.autoscan.store import Store, open_readonly, sources
+from brightscan.autoscan.views import object_view, status_view
+from brightscan.errors import ConfigError
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
+               skyportal_url: str | None = None) -> Any:
+    """The Starlette application over an opened (read-only) store."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from brightscan.pages import render
+
+    def allowed(request: Any) -> bool:
+        if token is None:
+            return True
+        given = request.query_params.get("token") or ""
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            given = header[7:]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def page(request: Any, template: str, data: dict[str, Any], as_json: bool) -> Response:
+        if as_json:
+            return JSONResponse(data)
+        suffix = f"?token={request.query_params['token']}" if "token" in request.query_params else ""
+        return HTMLResponse(render(template, v=data, refresh=refresh_s, suffix=suffix,
+                                   skyportal=(skyportal_url or "").rstrip("/") or None,
+                                   href=lambda oid: f"/object/{oid}{suffix}"))
+
+    def status(request: Any) -> Response:
+        if not allowed(request):
+            return PlainTextResponse("a valid token is required", status_code=401)
+        with store.engine.connect() as conn:
+            data = status_view(conn, time.time())
+        return page(request, "status.html", data, request.url.path.endswith(".json"))
+
+    def obj(request: Any) -> Response:
+        if not allowed(request):
+            return PlainTextResponse("a valid token is required", status_code=401)
+        object_id = request.path_params["object_id"]
+        as_json = object_id.endswith(".json")
+        object_id = object_id.removesuffix(".json")
+        with store.engine.connect() as conn:
+            data = object_view(conn, object_id)
+        if data is None:
+            return PlainTextResponse(f"no source {object_id}", status_code=404)
+        return page(request, "object.html", data, as_json)
+
+    def triplet(request: Any) -> Response:
+        import numpy as np
+        import sqlalchemy as sa
+
+        from brightscan.pages import triplet_png
+
+        if not allowed(request):
+            return PlainTextResponse("a valid token is required", status_code=401)
+        with store.engine.connect() as conn:
+            blob = conn.execute(sa.select(sources.c.triplet)
+                                .where(sources.c.object_id == request.path_params["object_id"])).scalar()
+        if not blob:
+            return PlainTextResponse("no triplet", status_code=404)
+        image = np.frombuffer(blob, dtype=np.float16).reshape(63, 63, 3).astype(np.float32)
+        return Response(triplet_png(image), media_type="image/png")
+
+    routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
+              Route("/object/{object_id}", obj)]
+    return Starlette(routes=routes)
+
+
+def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+          refresh_s: int = 10, skyportal_url: str | None = None) -> None:
+    """Serve the status page until interrupted.
+
+    Raises
+    ------
+    ConfigError
+        A non-loopback ``host`` without a ``token``.
+    """
+    if not is_loopback(host) and not token:
+        raise ConfigError(f"serving on {host} (not loopback) needs --token or BRIGHTSCAN_SERVE_TOKEN")
+    import uvicorn
+
+    store = open_readonly(db_url)
+    app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url)
+    log.info("status page on http://%s:%d/", host, port)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        store.dispose()
