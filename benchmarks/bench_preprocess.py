@@ -6,7 +6,11 @@ the features from the record with numpy. Rows:
 
 (a) cutout bytes -> triplet + features, per alert (packets already decoded);
 (b) Avro container decoding, per alert, several ways;
-(c) end to end, Avro bytes -> triplet + features.
+(c) end to end, Avro bytes -> triplet + features;
+(d) the same alerts in multi-record containers written with each codec (null, deflate, snappy,
+    zstandard): brightscan's ``decode_avro`` per alert next to ``fastavro.reader`` (the path
+    snappy and zstandard used to take) and the codec's own cost (decompressing the blocks alone),
+    with ratios against deflate measured in the same run.
 
 Times are process CPU time (robust to other load on a shared machine), the best of ``--rounds``
 interleaved rounds, each ``--repeat`` passes over the real alerts in ../shared.
@@ -39,6 +43,7 @@ from astropy.io import fits  # noqa: E402
 from brightscan.alerts import decode_avro  # noqa: E402
 from brightscan.alerts.avro import _read_header  # noqa: E402
 from brightscan.alerts.avro_compiler import compile_reader  # noqa: E402
+from brightscan.alerts.codecs import decompress_block  # noqa: E402
 from brightscan.errors import AlertError  # noqa: E402
 from brightscan.preprocess import FEATURE_SETS, preprocess_alert  # noqa: E402
 
@@ -170,18 +175,85 @@ def production_end_to_end(data: bytes) -> None:
         production_features(record, names)
 
 
+# --- codecs -------------------------------------------------------------------------------------
+
+CODECS = ("null", "deflate", "snappy", "zstandard")
+
+
+def codec_containers(raw: list[bytes]) -> dict[str, list[bytes]]:
+    """The alerts re-written, one container per writer schema, with each codec."""
+    by_schema: dict[str, tuple[dict, list[dict]]] = {}
+    for data in raw:
+        reader = fastavro.reader(io.BytesIO(data))
+        text = reader.metadata["avro.schema"]
+        by_schema.setdefault(text, (json.loads(text), []))[1].extend(reader)
+    out: dict[str, list[bytes]] = {}
+    for codec in CODECS:
+        out[codec] = []
+        for schema, records in by_schema.values():
+            buffer = io.BytesIO()
+            fastavro.writer(buffer, fastavro.parse_schema(schema), records, codec=codec)
+            out[codec].append(buffer.getvalue())
+    return out
+
+
+def block_bodies(data: bytes) -> list[bytes]:
+    """The compressed block bodies of a container (for the codec-alone floor)."""
+    stream = io.BytesIO(data)
+    stream.read(4)
+    _, sync = _read_header(stream)
+    bodies = []
+    while stream.read(1):
+        stream.seek(-1, io.SEEK_CUR)
+        _long(stream)
+        size = _long(stream)
+        bodies.append(stream.read(size))
+        stream.read(len(sync))
+    return bodies
+
+
+def codec_rows(raw: list[bytes], n_alerts: int) -> list[tuple]:
+    rows = []
+    for codec, containers in codec_containers(raw).items():
+        bodies = [block_bodies(c) for c in containers]
+        rows += [
+            ("d", f"brightscan decode_avro, {codec}", lambda d: list(decode_avro(d)), containers, n_alerts),
+            ("d", f"fastavro.reader, {codec}", production_decode, containers, n_alerts),
+            ("d", f"  codec alone: decompress the blocks, {codec}",
+             lambda bs, codec=codec: [decompress_block(codec, b) for b in bs], bodies, n_alerts),
+        ]
+    return rows
+
+
+def print_codec_rows(rows: list[tuple], best: dict) -> None:
+    """Group (d): each codec's figures and their ratio to deflate's, same run."""
+    print(f"\n{'':2} {'codec':10} {'decode_avro':>12} {'vs deflate':>10} {'fastavro.reader':>16} "
+          f"{'speed-up':>9} {'codec alone':>12} {'decode - codec':>15}   (us/alert)")
+    ours = {codec: best[f"brightscan decode_avro, {codec}"] for codec in CODECS}
+    for codec in CODECS:
+        theirs = best[f"fastavro.reader, {codec}"]
+        alone = best[f"  codec alone: decompress the blocks, {codec}"]
+        print(f"(d) {codec:10} {ours[codec]:12.1f} {ours[codec] / ours['deflate']:9.2f}x {theirs:16.1f} "
+              f"{theirs / ours[codec]:8.1f}x {alone:12.1f} {ours[codec] - alone:15.1f}")
+
+
 # --- harness ------------------------------------------------------------------------------------
 
-def measure(rows: list[tuple[str, str, Callable[[object], object], list]], repeat: int, rounds: int) -> dict:
-    """Best per-item CPU time (µs) of each row over interleaved rounds."""
-    best = {label: float("inf") for _, label, _, _ in rows}
+def measure(rows: list[tuple], repeat: int, rounds: int) -> dict:
+    """Best per-alert CPU time (µs) of each row over interleaved rounds.
+
+    A row is ``(group, label, fn, items)`` (one alert an item) or ``(group, label, fn, items,
+    n_alerts)`` (items holding ``n_alerts`` alerts in all, e.g. multi-record containers).
+    """
+    best = {row[1]: float("inf") for row in rows}
     for _ in range(rounds):
-        for _, label, fn, items in rows:
+        for _, label, fn, items, *n_alerts in rows:
             start = time.process_time()
             for _ in range(repeat):
                 for item in items:
                     fn(item)
-            best[label] = min(best[label], (time.process_time() - start) / (repeat * len(items)) * 1e6)
+            per_pass = n_alerts[0] if n_alerts else len(items)
+            best[label] = min(best[label], (time.process_time() - start) / (repeat * per_pass) * 1e6)
     return best
 
 
@@ -216,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         ("b", "brightscan decode_avro (adopted: compiled, -> Alert)", lambda d: list(decode_avro(d)), raw),
         ("c", "production: fastavro.reader + astropy triplet + features", production_end_to_end, raw),
         ("c", "brightscan decode_avro + preprocess_alert", ours_end_to_end, raw),
+        *codec_rows(raw, len(records)),
     ]
     best = measure(rows, args.repeat, args.rounds)
     print(f"{len(files)} real Avro alerts ({len(stamps)} cutouts), {args.repeat} passes x {args.rounds} rounds, "
@@ -223,10 +296,11 @@ def main(argv: list[str] | None = None) -> int:
           f"torch imported: {'torch' in sys.modules}")
     print(f"{'':2} {'method':58} {'us/alert':>10} {'speed-up':>9}")
     for group in ("a", "b", "c"):
-        group_rows = [label for g, label, _, _ in rows if g == group]
+        group_rows = [row[1] for row in rows if row[0] == group]
         base = best[group_rows[0]]
         for label in group_rows:
             print(f"({group}) {label:58} {best[label]:10.1f} {base / best[label]:8.1f}x")
+    print_codec_rows(rows, best)
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import fastavro
 import numpy as np
 
-from alerts.samples import avro_bytes, load_packet, real_avro_files, stamp_bytes, with_stamp
+from alerts.samples import avro_bytes, load_packet, real_avro_files, stamp_bytes, with_stamp, zigzag
 
 
 @dataclass
@@ -113,9 +113,9 @@ def build_mixed_batch(root: Path, avro_dir: Path, parquet_dir: Path | None = Non
 
     for name, (content, reason) in record_mutants(schema, record, rng).items():
         bad(name, content, reason)
-    bad("truncated_in_block", data[: len(data) // 2], "corrupt Avro data")
+    bad("truncated_in_block", data[: len(data) // 2], "unreadable Avro block")
     bad("truncated_in_header", data[:300], "unreadable Avro header")
-    bad("huge_block_length", _with_block_length(data, 5_000_000_000), "corrupt Avro data")
+    bad("huge_block_length", _with_block_length(data, 5_000_000_000), "unreadable Avro block")
     bad("empty", b"", "file is empty")
     bad("not_avro", b"SIMPLE  =                    T" + b" " * 100, "not an Avro container")
     bad("not_parquet", b"PAR1 but not really", "not a readable Parquet file", suffix=".parquet")
@@ -140,14 +140,6 @@ def _parquet_with_bad_rows(path: Path, parquet_dir: Path, batch: Batch) -> None:
     batch.bad[f"{path}#2"] = "missing feature sgscore1"
 
 
-def _zigzag(value: int) -> bytes:
-    value, out = (value << 1) ^ (value >> 63), b""
-    while value > 0x7F:
-        out += bytes([(value & 0x7F) | 0x80])
-        value >>= 7
-    return out + bytes([value])
-
-
 def _with_block_length(data: bytes, size: int) -> bytes:
     """The container with its first block claiming ``size`` bytes (a corrupt length varint)."""
     with io.BytesIO(data) as stream:
@@ -157,7 +149,7 @@ def _with_block_length(data: bytes, size: int) -> bytes:
     size_end = start + count_len
     while data[size_end] & 0x80:
         size_end += 1
-    return data[:start + count_len] + _zigzag(size) + data[size_end + 1:]
+    return data[:start + count_len] + zigzag(size) + data[size_end + 1:]
 
 
 def _tarball_with_corrupt_member(path: Path, good: list[Path], data: bytes, batch: Batch) -> None:
@@ -171,6 +163,6 @@ def _tarball_with_corrupt_member(path: Path, good: list[Path], data: bytes, batc
     for name, _ in members:
         source = f"{path}::{name}"
         if name.endswith("corrupt.avro"):
-            batch.bad[source] = "corrupt Avro data"
+            batch.bad[source] = "unreadable Avro block"
         else:
             batch.good.append(source)

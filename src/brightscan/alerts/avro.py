@@ -1,14 +1,22 @@
-"""ZTF Avro container files: one or many packets per file, writer schema embedded and authoritative.
+"""Avro container files: one or many packets per file, any codec, writer schema authoritative.
 
 Every ZTF file repeats the same ~25 kB writer schema, and parsing it (JSON + fastavro's schema
 compilation) costs as much as a fifth of decoding the packet. We read the container framing
 ourselves (magic, metadata, sync marker, then ``count, size, body, sync`` blocks, one block in
-memory at a time) and keep, keyed by the schema's exact JSON text, fastavro's parsed schema and a
-decoder compiled from it (:mod:`brightscan.alerts.avro_compiler`, twice as fast as fastavro, same
-output). The embedded schema stays authoritative: a file with another schema text gets its own
-entry. A record the compiled decoder cannot read goes to ``fastavro.schemaless_reader``, which
-decides and words the error. Codecs other than ``null`` and ``deflate`` go through
-``fastavro.reader``. ``benchmarks/bench_preprocess.py`` measures the alternatives.
+memory at a time), decompress each block body with its codec (:mod:`brightscan.alerts.codecs`:
+null, deflate, snappy, zstandard, bzip2, xz) and keep, keyed by the schema's exact JSON text,
+fastavro's parsed schema and a decoder compiled from it (:mod:`brightscan.alerts.avro_compiler`,
+twice as fast as fastavro, same output). The embedded schema stays authoritative: a file with
+another schema text (a Spark export, a broker's own schema) gets its own entry; nothing is read
+through a reader schema. A record the compiled decoder cannot read goes to
+``fastavro.schemaless_reader``, which decides and words the error. Codecs outside the
+specification go through ``fastavro.reader``. ``benchmarks/bench_preprocess.py`` measures them.
+
+Damage is contained (docs/ingest.md lists every case): a block whose body cannot be
+decompressed, or fails its checksum, loses its own records only; a record that cannot be decoded
+loses the rest of its block (nothing says where the next record starts) but not the next blocks;
+broken framing (a bad length, a wrong sync marker, a truncated block) is skipped up to the next
+sync marker. Each lost record becomes a :class:`Rejection` naming the file and record number.
 """
 
 from __future__ import annotations
@@ -16,13 +24,14 @@ from __future__ import annotations
 import io
 import json
 import struct
-import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import fastavro
 
 from brightscan.alerts.avro_compiler import Decoder, UnsupportedSchema, compile_reader
+from brightscan.alerts.codecs import CODECS, CorruptBlock, decompress_block
 from brightscan.alerts.records import Alert, Rejection, alert_from_record
 
 #: Avro container files start with these four bytes.
@@ -33,17 +42,38 @@ _CHUNK = 1 << 20
 #: ZTF has a handful of schema versions.
 _SCHEMA_CACHE: dict[bytes, tuple[dict[str, Any], Decoder | None]] = {}
 _SCHEMA_CACHE_SIZE = 64
+#: Lost records are reported one by one up to this many per damaged block, then as one range.
+_MAX_ROWS_PER_LOSS = 10_000
 
 
 class _CorruptData(ValueError):
     """The container framing is broken (bad varint, short read, wrong sync marker)."""
 
 
+@dataclass(frozen=True)
+class _Lost:
+    """A block whose records cannot be read: how many (None when unknown) and why."""
+
+    count: int | None
+    reason: str
+
+
 def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejection]:
     """Decode every packet of one Avro container, lazily.
 
-    A file that is not Avro, or breaks mid-way, yields a :class:`Rejection` for what could not be
-    read; packets decoded before the break are still yielded.
+    Parameters
+    ----------
+    stream : binary file object
+        Positioned at the start of the container; seekable streams let a damaged block be
+        skipped to the next sync marker.
+    source : str
+        Where the container came from; record ``i > 0`` is named ``source#i``.
+
+    Yields
+    ------
+    Alert or Rejection
+        A file that is not Avro, or whose header is unreadable, yields one file-level rejection;
+        otherwise every readable record is yielded and every unreadable one rejected.
     """
     head = stream.read(4)
     if head != AVRO_MAGIC:
@@ -52,22 +82,38 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
         return
     try:
         metadata, sync = _read_header(stream)
-        codec = metadata.get("avro.codec", b"null").decode("ascii")
-        schema = _writer_schema(metadata["avro.schema"]) if codec in ("null", "deflate") else None
+        codec = metadata.get("avro.codec", b"null").decode("ascii") or "null"
+        schema = _writer_schema(metadata["avro.schema"]) if codec in CODECS else None
     except Exception as exc:  # broken framing, bad JSON, invalid schema: fastavro raises many types
         yield Rejection(None, None, source, "read", f"unreadable Avro header: {_describe(exc)}")
         return
-    if schema is None:  # a rarer codec (snappy, zstandard, ...): fastavro reads it all
-        yield from _read_with_fastavro(stream, source)
+    if schema is None:  # a codec outside the specification (lz4, ...): fastavro reads it all
+        yield from _read_with_fastavro(stream, source, codec)
         return
     index = 0
-    for block in _iter_records(stream, sync, codec, schema):
-        if isinstance(block, Exception):
-            yield Rejection(None, None, f"{source}#{index}", "read",
-                            f"corrupt Avro data after {index} record(s): {_describe(block)}")
-            return
-        yield alert_from_record(block, source if index == 0 else f"{source}#{index}")
-        index += 1
+    for block in _iter_blocks(stream, sync, codec):
+        if isinstance(block, _Lost):
+            yield from _lost_records(source, index, block)
+            index += block.count or 0
+            continue
+        count, body = block
+        pos = 0
+        for number in range(count):
+            try:
+                record, pos = _decode_record(body, pos, schema)
+            except Exception as exc:  # noqa: BLE001 - corrupt record data: fastavro raises many types
+                lost = _Lost(count - number, f"record {index} cannot be decoded ({_describe(exc)}); "
+                                             f"the rest of its block cannot be located")
+                yield from _lost_records(source, index, lost)
+                index += lost.count
+                break
+            yield alert_from_record(record, record_source(source, index))
+            index += 1
+
+
+def record_source(source: str, index: int) -> str:
+    """How record ``index`` of a container is named: the path for the first, ``path#i`` after."""
+    return source if index == 0 else f"{source}#{index}"
 
 
 def decode_avro(data: bytes, source: str = "<bytes>") -> Iterator[Alert | Rejection]:
@@ -75,15 +121,29 @@ def decode_avro(data: bytes, source: str = "<bytes>") -> Iterator[Alert | Reject
     return read_avro_stream(io.BytesIO(data), source)
 
 
-def _iter_records(
-    stream: BinaryIO, sync: bytes, codec: str, schema: tuple[dict[str, Any], Decoder | None]
-) -> Iterator[dict | Exception]:
-    # Records of every block in turn; a failure is yielded (not raised) and ends the iteration.
+def _lost_records(source: str, index: int, lost: _Lost) -> Iterator[Rejection]:
+    # One rejection per lost record, so that counts stay true; a range when there are too many.
+    if lost.count is None or lost.count > _MAX_ROWS_PER_LOSS:
+        how_many = "an unknown number of" if lost.count is None else str(lost.count)
+        yield Rejection(None, None, record_source(source, index), "read",
+                        f"{how_many} record(s) from record {index} on unreadable: {lost.reason}")
+        return
+    span = f"record {index}" if lost.count == 1 else f"records {index}-{index + lost.count - 1}"
+    for number in range(index, index + lost.count):
+        yield Rejection(None, None, record_source(source, number), "read",
+                        f"unreadable Avro block ({span}): {lost.reason}")
+
+
+def _iter_blocks(stream: BinaryIO, sync: bytes, codec: str) -> Iterator[tuple[int, bytes] | _Lost]:
+    """Each block's record count and decompressed body, or a :class:`_Lost` for a damaged one."""
+    seekable = stream.seekable()
     while True:
+        start = stream.tell() if seekable else 0
+        first = stream.read(1)
+        if not first:
+            return
+        count = None
         try:
-            first = stream.read(1)
-            if not first:
-                return
             count = _read_long(stream, first)
             size = _read_long(stream)
             if count < 0 or size < 0:
@@ -91,19 +151,38 @@ def _iter_records(
             body = _read_exact(stream, size)
             if _read_exact(stream, _SYNC_SIZE) != sync:
                 raise _CorruptData("sync marker mismatch")
-            if codec == "deflate":
-                body = zlib.decompress(body, -15)
-        except Exception as exc:  # truncated block, bad varint, bad sync marker, bad deflate data
-            yield exc
-            return
-        pos = 0
-        for _ in range(count):
-            try:
-                record, pos = _decode_record(body, pos, schema)
-            except Exception as exc:  # corrupt record data: fastavro raises many types
-                yield exc
+        except _CorruptData as exc:
+            resumed = _resync(stream, sync, start + 1) if seekable else None
+            skipped = (resumed if resumed is not None else stream.tell() if seekable else 0) - start
+            plausible = count if count is not None and 0 < count <= skipped else None
+            where = ("resumed at the next sync marker" if resumed is not None
+                     else "no later sync marker: the file ends here")
+            yield _Lost(plausible, f"damaged block framing ({exc}); {where}")
+            if resumed is None:
                 return
-            yield record
+            continue
+        try:
+            yield count, decompress_block(codec, body)
+        except CorruptBlock as exc:
+            yield _Lost(count, str(exc))
+
+
+def _resync(stream: BinaryIO, sync: bytes, start: int) -> int | None:
+    """Position the stream after the first sync marker at or after ``start``; None if none."""
+    stream.seek(start)
+    offset, tail = start, b""
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            return None
+        window = tail + chunk
+        found = window.find(sync)
+        if found >= 0:
+            end = offset - len(tail) + found + _SYNC_SIZE
+            stream.seek(end)
+            return end
+        offset += len(chunk)
+        tail = window[-(_SYNC_SIZE - 1):]
 
 
 def _decode_record(body: bytes, pos: int, schema: tuple[dict[str, Any], Decoder | None]) -> tuple[dict, int]:
@@ -208,17 +287,17 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
             left -= len(part)
         data = b"".join(parts)
     if len(data) != size:
-        raise _CorruptData(f"expected {size} bytes, read {len(data)}")
+        raise _CorruptData(f"truncated: {size} bytes expected, {len(data)} left")
     return data
 
 
-def _read_with_fastavro(stream: BinaryIO, source: str) -> Iterator[Alert | Rejection]:
-    # Rare codecs (snappy, zstandard, ...): let fastavro read the whole container.
+def _read_with_fastavro(stream: BinaryIO, source: str, codec: str) -> Iterator[Alert | Rejection]:
+    # Codecs outside the specification (lz4, ...): fastavro reads it all, or says what it lacks.
     stream.seek(0)
     try:
         reader = fastavro.reader(stream)
     except Exception as exc:  # a missing codec library, a broken header
-        yield Rejection(None, None, source, "read", f"unreadable Avro header: {_describe(exc)}")
+        yield Rejection(None, None, source, "read", f"Avro codec {codec!r} unreadable: {_describe(exc)}")
         return
     index = 0
     while True:
@@ -226,11 +305,11 @@ def _read_with_fastavro(stream: BinaryIO, source: str) -> Iterator[Alert | Rejec
             record = next(reader)
         except StopIteration:
             return
-        except Exception as exc:  # truncated block, bad sync marker, corrupt varint, ...
-            yield Rejection(None, None, f"{source}#{index}", "read",
-                            f"corrupt Avro data after {index} record(s): {_describe(exc)}")
+        except Exception as exc:  # an unknown codec, truncated block, bad sync marker, ...
+            what = f"Avro codec {codec!r} unreadable" if index == 0 else f"corrupt Avro data after {index} record(s)"
+            yield Rejection(None, None, record_source(source, index), "read", f"{what}: {_describe(exc)}")
             return
-        yield alert_from_record(record, source if index == 0 else f"{source}#{index}")
+        yield alert_from_record(record, record_source(source, index))
         index += 1
 
 

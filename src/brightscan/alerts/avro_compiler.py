@@ -8,9 +8,13 @@ is built as one dict display. The output equals ``fastavro.schemaless_reader``'s
 keys in the same order, same Python types and values); the tests check it on every real packet and
 on generated records.
 
-Only the types ZTF uses are compiled: records, arrays, unions, null, int, long, float, double,
-string, bytes and named references. :func:`compile_reader` raises :class:`UnsupportedSchema` for
-anything else (logical types, enums, maps, fixed, booleans), and the caller keeps fastavro. A
+Every Avro type is compiled: records, arrays, maps, unions, enums, fixed, named references and all
+primitives, so the exports of Spark and brokers (nullable unions, maps of broker columns,
+booleans, timestamps) stay on the fast path too. Logical types (``timestamp-micros``, ``decimal``,
+``uuid``, ...) are converted by fastavro's own logical readers, called from the generated code, so
+values match exactly; a logical type fastavro ignores is read as its base type, as fastavro does.
+:func:`compile_reader` raises :class:`UnsupportedSchema` for a schema it cannot compile (an
+undefined name, nesting deeper than Python's parser allows), and the caller keeps fastavro. A
 decoding function raises on malformed data (``IndexError``, ``ValueError``, ``struct.error``,
 ``UnicodeDecodeError``); the caller then lets fastavro decide, so errors read exactly as before.
 """
@@ -21,10 +25,12 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from fastavro.read import LOGICAL_READERS
+
 #: ``decode(buf, pos) -> (record, new_pos)`` over a bytes-like buffer.
 Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
 
-_PRIMITIVES = ("null", "int", "long", "float", "double", "string", "bytes")
+_PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
 
 
 class UnsupportedSchema(ValueError):
@@ -49,6 +55,7 @@ def compile_reader(schema: dict[str, Any]) -> Decoder:
     }
     try:
         top = builder.record(schema, schema.get("namespace", ""))
+        env.update(builder.constants)
         # Field names enter the code only through repr(): the schema cannot inject code.
         exec(compile("\n\n".join(builder.functions), "<avro-compiled>", "exec"), env)  # noqa: S102
     except (KeyError, TypeError, RecursionError, SyntaxError) as exc:  # malformed or too deeply nested
@@ -77,7 +84,14 @@ class _Builder:
     def __init__(self) -> None:
         self.functions: list[str] = []
         self.names: dict[str, str] = {}  # full name -> function name
+        self.constants: dict[str, Any] = {}  # enum symbols, logical readers and their schemas
         self.counter = 0
+
+    def constant(self, value: Any) -> str:
+        """A name the generated code uses for ``value``."""
+        name = f"_c{len(self.constants)}"
+        self.constants[name] = value
+        return name
 
     def record(self, schema: dict[str, Any], namespace: str) -> str:
         name = _full_name(schema["name"], schema.get("namespace", namespace))
@@ -96,9 +110,10 @@ class _Builder:
     def value(self, kind: Any, target: str, namespace: str, depth: int, lines: list[str]) -> None:
         """Append code reading one value of type ``kind`` into ``target``, advancing ``pos``."""
         pad = "    " * depth
-        if isinstance(kind, dict) and ("logicalType" in kind or kind.get("type") in _PRIMITIVES):
-            if "logicalType" in kind:
-                raise UnsupportedSchema(f"logical type {kind['logicalType']!r}")
+        if isinstance(kind, dict) and "logicalType" in kind and kind.get("type") not in ("fixed", "enum"):
+            self._logical(kind, target, namespace, depth, lines)
+            return
+        if isinstance(kind, dict) and kind.get("type") in _PRIMITIVES:
             kind = kind["type"]
         if isinstance(kind, str):
             if kind in _PRIMITIVES:
@@ -109,10 +124,44 @@ class _Builder:
             self._union(kind, target, namespace, depth, lines)
         elif isinstance(kind, dict) and kind.get("type") == "record":
             lines.append(f"{pad}{target}, pos = {self.record(kind, namespace)}(buf, pos)")
-        elif isinstance(kind, dict) and kind.get("type") == "array":
-            self._array(kind, target, namespace, depth, lines)
+        elif isinstance(kind, dict) and kind.get("type") in ("array", "map"):
+            self._repeated(kind, target, namespace, depth, lines)
+        elif isinstance(kind, dict) and kind.get("type") in ("enum", "fixed"):
+            lines.append(f"{pad}{target}, pos = {self._enum_or_fixed(kind, namespace)}(buf, pos)")
         else:
             raise UnsupportedSchema(f"type {kind!r}")
+
+    def _logical(self, kind: dict[str, Any], target: str, namespace: str, depth: int, lines: list[str]) -> None:
+        # fastavro converts after reading the base type, with the writer schema; unknown: base type
+        base = {key: value for key, value in kind.items() if key != "logicalType"}
+        convert = LOGICAL_READERS.get(f"{base.get('type')}-{kind['logicalType']}")
+        self.value(base, target, namespace, depth, lines)
+        if convert is not None:
+            lines.append(f"{'    ' * depth}{target} = {self.constant(convert)}({target}, {self.constant(kind)}, None)")
+
+    def _enum_or_fixed(self, schema: dict[str, Any], namespace: str) -> str:
+        name = _full_name(schema["name"], schema.get("namespace", namespace))
+        function = f"_named_{len(self.names)}"
+        self.names[name] = function
+        lines = [f"def {function}(buf, pos):"]
+        if schema["type"] == "enum":
+            lines += [f"    {line}" for line in _primitive("int", "index")]
+            lines += ["    if index < 0:",  # fastavro would index from the end: let it decide
+                      "        raise ValueError('negative enum index')",
+                      f"    value = {self.constant(tuple(schema['symbols']))}[index]"]
+        else:
+            size = int(schema["size"])
+            lines += [f"    end = pos + {size}",
+                      "    if end > len(buf):",
+                      "        raise ValueError('fixed runs past the buffer')",
+                      "    value = bytes(buf[pos:end])",
+                      "    pos = end"]
+        convert = LOGICAL_READERS.get(f"{schema['type']}-{schema.get('logicalType')}")
+        if convert is not None:
+            lines.append(f"    value = {self.constant(convert)}(value, {self.constant(schema)}, None)")
+        lines.append("    return value, pos")
+        self.functions.append("\n".join(lines))
+        return function
 
     def _union(self, branches: list, target: str, namespace: str, depth: int, lines: list[str]) -> None:
         pad = "    " * depth
@@ -124,12 +173,14 @@ class _Builder:
         lines.append(f"{pad}else:")
         lines.append(f"{pad}    raise ValueError('union index out of range')")
 
-    def _array(self, schema: dict[str, Any], target: str, namespace: str, depth: int, lines: list[str]) -> None:
+    def _repeated(self, schema: dict[str, Any], target: str, namespace: str, depth: int, lines: list[str]) -> None:
+        # arrays and maps: blocks of items until a zero count; a map item is a string key, then the value
         pad = "    " * depth
-        item, count = f"item{self.counter}", f"count{self.counter}"
+        item, count, key = f"item{self.counter}", f"count{self.counter}", f"key{self.counter}"
         self.counter += 1
+        is_map = schema["type"] == "map"
         lines += [
-            f"{pad}{target} = []",
+            f"{pad}{target} = {{}}" if is_map else f"{pad}{target} = []",
             f"{pad}while True:",
             f"{pad}    {count}, pos = _long(buf, pos)",
             f"{pad}    if {count} == 0:",
@@ -139,8 +190,13 @@ class _Builder:
             f"{pad}        _, pos = _long(buf, pos)",
             f"{pad}    for _ in range({count}):",
         ]
-        self.value(schema["items"], item, namespace, depth + 2, lines)
-        lines.append(f"{pad}        {target}.append({item})")
+        if is_map:
+            lines.extend(f"{pad}        {line}" for line in _primitive("string", key))
+            self.value(schema["values"], item, namespace, depth + 2, lines)
+            lines.append(f"{pad}        {target}[{key}] = {item}")
+        else:
+            self.value(schema["items"], item, namespace, depth + 2, lines)
+            lines.append(f"{pad}        {target}.append({item})")
 
     def _named(self, name: str, namespace: str) -> str:
         for candidate in (name, _full_name(name, namespace)):
@@ -156,6 +212,8 @@ def _full_name(name: str, namespace: str | None) -> str:
 def _primitive(kind: str, target: str) -> list[str]:
     if kind == "null":
         return [f"{target} = None"]
+    if kind == "boolean":  # fastavro reads any non-zero byte as True
+        return [f"{target} = buf[pos] != 0", "pos += 1"]
     if kind == "float":
         return [f"{target} = _float(buf, pos)[0]", "pos += 4"]
     if kind == "double":

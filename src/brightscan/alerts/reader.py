@@ -1,74 +1,137 @@
-"""One entry point for every container: files, archives and directories, in a stable order."""
+"""One entry point for every container, wherever it is: files, archives, directories, globs, URLs."""
 
 from __future__ import annotations
 
-import os
+import io
+import logging
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import BinaryIO
 
 from brightscan.alerts.avro import count_avro_records, read_avro_stream
+from brightscan.alerts.locations import SUFFIXES, InputFile, PathLike, is_url, resolve_inputs, walk_inputs
 from brightscan.alerts.parquet import read_parquet_file
 from brightscan.alerts.records import Alert, Rejection
 from brightscan.alerts.tarball import read_tarball
 from brightscan.errors import InputError
 
-#: Suffixes we read; anything else found inside a directory is skipped.
-SUFFIXES = (".avro", ".parquet", ".tar", ".tar.gz", ".tgz")
+__all__ = ["SUFFIXES", "count_alerts", "iter_input_files", "read_alerts", "read_file"]
 
-PathLike = str | os.PathLike
+log = logging.getLogger(__name__)
 
 
 def read_alerts(inputs: PathLike | Iterable[PathLike]) -> Iterator[Alert | Rejection]:
-    """Yield every alert (or rejection) found in files, archives and directories.
+    """Yield every alert (or rejection) found in files, archives, directories, globs and URLs.
 
     Parameters
     ----------
-    inputs : path or iterable of paths
-        ``.avro`` (one or many packets), ``.parquet`` (broker layout), ``.tar``/``.tar.gz``
-        nightly archives, or directories searched recursively in sorted order.
+    inputs : path, URL, pattern, or an iterable of them
+        ``.avro`` (one or many packets, any codec), ``.parquet`` (broker layouts),
+        ``.tar``/``.tar.gz`` nightly archives; directories (searched recursively, in sorted
+        order, skipping ``.``/``_``-prefixed names); glob patterns (``night/*.avro``,
+        ``**`` recursive); fsspec URLs (``memory://``, ``file://``, and ``s3://``, ``gs://``,
+        ``https://`` with the ``remote`` extra) of any of these.
 
     Raises
     ------
     InputError
-        When an input path does not exist or has a suffix we cannot read (a usage error);
-        problems *inside* readable inputs become :class:`Rejection` records instead.
+        When an input does not exist, a pattern matches nothing, or a file has a suffix we
+        cannot read (a usage error, raised before anything is read); problems *inside*
+        readable inputs become :class:`Rejection` records instead.
     """
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
-    for path in paths:
-        if not path.exists():
-            raise InputError(f"input {path} does not exist")
-        if not path.is_dir() and not _readable_suffix(path):
-            raise InputError(f"input {path}: cannot read this kind of file (expected one of {', '.join(SUFFIXES)})")
-    for path in paths:
-        for file in _expand(path):
-            yield from read_file(file)
+    for file in walk_inputs(resolve_inputs(inputs)):
+        yield from read_file(file)
 
 
-def read_file(path: Path) -> Iterator[Alert | Rejection]:
-    """Read one file by its suffix."""
-    name = path.name.lower()
+def iter_input_files(inputs: PathLike | Iterable[PathLike]) -> Iterator[InputFile]:
+    """The files :func:`read_alerts` would read, in order: local ones as :class:`Path`, URLs as str."""
+    return walk_inputs(resolve_inputs(inputs))
+
+
+def read_file(path: InputFile) -> Iterator[Alert | Rejection]:
+    """Read one file (a local path, or a URL opened through fsspec) by its suffix.
+
+    A file that cannot be opened, or whose reading fails part-way (a disk or network error),
+    yields one rejection saying so after whatever was read before.
+    """
+    if isinstance(path, str) and is_url(path):
+        yield from _read_remote(path)
+        return
+    source = str(path)
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed below, after a lazy read
+    except OSError as exc:
+        yield Rejection(None, None, source, "read", f"cannot open file: {exc}")
+        return
+    with stream:
+        yield from _guarded(_read_stream(stream, source), source, (OSError, EOFError))
+
+
+def _read_remote(url: str) -> Iterator[Alert | Rejection]:
+    import fsspec
+
+    try:
+        opened = fsspec.open(url, "rb").open()
+    except Exception as exc:  # noqa: BLE001 - each protocol's client raises its own errors; a rejection, logged
+        log.warning("cannot open %s", url, exc_info=True)
+        yield Rejection(None, None, url, "read", f"cannot open file: {type(exc).__name__}: {exc}")
+        return
+    with opened:
+        stream = _random_access(opened, url) if url.lower().endswith(".parquet") else opened
+        yield from _guarded(_read_stream(stream, url), url, (Exception,))
+
+
+def _random_access(opened: BinaryIO, url: str) -> BinaryIO:
+    """Parquet is read from its footer: a web server that ignores range requests gets the whole
+    file read into memory instead (object stores and common web servers honour ranges)."""
+    import fsspec
+
+    try:
+        opened.seek(-8, io.SEEK_END)
+        opened.read(8)
+        opened.seek(0)
+        return opened
+    except ValueError:  # fsspec: "doesn't appear to support range requests", or a streaming file
+        log.info("%s: no random access, reading the whole file", url)
+        with fsspec.open(url, "rb", block_size=0) as whole:
+            return io.BytesIO(whole.read())
+
+
+def _read_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejection]:
+    name = source.lower()
     if name.endswith(".parquet"):
-        yield from read_parquet_file(path)
+        yield from read_parquet_file(stream, source)
     elif name.endswith((".tar", ".tar.gz", ".tgz")):
-        yield from read_tarball(path)
+        yield from read_tarball(stream, source)
     else:
-        try:
-            with open(path, "rb") as stream:
-                yield from read_avro_stream(stream, str(path))
-        except OSError as exc:
-            yield Rejection(None, None, str(path), "read", f"cannot open file: {exc}")
+        yield from read_avro_stream(stream, source)
+
+
+def _guarded(items: Iterator[Alert | Rejection], source: str,
+             errors: tuple[type[BaseException], ...]) -> Iterator[Alert | Rejection]:
+    # A read error part-way through a file ends that file with a rejection, never the batch.
+    count = 0
+    try:
+        for item in items:
+            count += 1
+            yield item
+    except errors as exc:
+        log.warning("reading %s failed after %d item(s)", source, count, exc_info=True)
+        yield Rejection(None, None, source, "read", f"reading failed after {count} item(s): "
+                                                    f"{type(exc).__name__}: {exc}")
 
 
 def count_alerts(inputs: PathLike | Iterable[PathLike]) -> int | None:
     """How many items :func:`read_alerts` will yield, when that is cheap to know (progress totals).
 
-    Avro files are counted from their block headers and Parquet files from their metadata, without
-    decoding anything; ``None`` when an input is a compressed archive (counting it would cost as
-    much as reading it) or does not exist.
+    Local Avro files are counted from their block headers and Parquet files from their metadata,
+    without decoding anything; ``None`` when an input is a compressed archive (counting it would
+    cost as much as reading it), is behind a URL (counting would cost requests), or does not exist.
     """
     total = 0
     try:
         for file in iter_input_files(inputs):
+            if isinstance(file, str):
+                return None
             name = file.name.lower()
             if name.endswith(".parquet"):
                 import pyarrow.parquet as pq
@@ -79,29 +142,6 @@ def count_alerts(inputs: PathLike | Iterable[PathLike]) -> int | None:
             else:
                 with open(file, "rb") as stream:
                     total += count_avro_records(stream)
-    except (OSError, ValueError):  # a count is a hint: the reader itself reports unreadable inputs
+    except (InputError, OSError, ValueError):  # a count is a hint: reading reports unreadable inputs
         return None
     return total
-
-
-def iter_input_files(inputs: PathLike | Iterable[PathLike]) -> Iterator[Path]:
-    """The files :func:`read_alerts` would read, in order (directories expanded)."""
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
-    for path in paths:
-        yield from _expand(path)
-
-
-def _expand(path: Path) -> Iterator[Path]:
-    if path.is_dir():
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                candidate = Path(root) / name
-                if _readable_suffix(candidate):
-                    yield candidate
-    else:
-        yield path
-
-
-def _readable_suffix(path: Path) -> bool:
-    return path.name.lower().endswith(SUFFIXES)

@@ -56,12 +56,13 @@ def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejecti
     """Validate a decoded packet (Avro record or Parquet row) and build an :class:`Alert`.
 
     Only the identity and the structure are checked here; missing features and bad cutouts are
-    the preprocessing stage's business, so they are reported with that stage.
+    the preprocessing stage's business, so they are reported with that stage. Exports that drop
+    the top-level ``candid`` (Spark's, some brokers') are read through ``candidate.candid``; a
+    missing ``prv_candidates`` field means no earlier detections, as a null one does in ZTF's
+    packets.
     """
     candidate = record.get("candidate")
-    candid = _as_int(record.get("candid"))
-    if candid is None and isinstance(candidate, Mapping):
-        candid = _as_int(candidate.get("candid"))
+    candid, candid_problem = _candid(record, candidate)
     object_id = record.get("objectId")
     object_id = object_id if isinstance(object_id, str) and object_id else None
 
@@ -73,7 +74,7 @@ def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejecti
     if object_id is None:
         return reject("packet has no objectId")
     if candid is None:
-        return reject("packet has no integer candid")
+        return reject(candid_problem)
     jd = candidate.get("jd")
     if not isinstance(jd, (int, float)) or isinstance(jd, bool) or jd != jd:
         return reject("candidate has no numeric jd")
@@ -93,6 +94,21 @@ def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejecti
     )
 
 
+def _candid(record: Mapping[str, Any], candidate: Any) -> tuple[int | None, str]:
+    """The packet's candid (top level, else ``candidate.candid``), or None and why."""
+    values = [("candid", record.get("candid"))]
+    if isinstance(candidate, Mapping):
+        values.append(("candidate.candid", candidate.get("candid")))
+    for _, value in values:
+        number = _as_int(value)
+        if number is not None:
+            return number, ""
+    for name, value in values:
+        if value is not None:
+            return None, f"{name} {value!r} is not an integer"
+    return None, "packet has no integer candid (neither candid nor candidate.candid)"
+
+
 def _stamp_bytes(cutout: Any) -> bytes | None:
     if isinstance(cutout, Mapping):
         data = cutout.get("stampData")
@@ -102,8 +118,12 @@ def _stamp_bytes(cutout: Any) -> bytes | None:
 
 
 def _as_int(value: Any) -> int | None:
+    # An integer, or its decimal digits (exports through JSON or CSV carry candid as text); never
+    # a float: a double cannot hold a 19-digit candid exactly.
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
     return None

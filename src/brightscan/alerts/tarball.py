@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path
+from typing import BinaryIO
 
 from brightscan.alerts.avro import decode_avro
 from brightscan.alerts.records import Alert, Rejection
 
 
-def read_tarball(path: Path) -> Iterator[Alert | Rejection]:
+def read_tarball(stream: BinaryIO, source: str) -> Iterator[Alert | Rejection]:
     """Read every ``.avro`` member of an archive in stream mode, never extracting to disk.
 
-    Stream mode (``r|*``) reads members in order with constant memory; a corrupt member is
-    rejected and the next one read; a broken archive stream ends the archive with a rejection.
+    Stream mode (``r|*``) reads members in order with constant memory, from a local file or a
+    remote one alike; a corrupt member is rejected and the next one read; a broken archive
+    stream ends the archive with a rejection after the members read before.
     """
-    source = str(path)
     try:
-        archive = tarfile.open(path, mode="r|*")
+        archive = tarfile.open(fileobj=stream, mode="r|*")
     except (tarfile.TarError, OSError, EOFError) as exc:
         yield Rejection(None, None, source, "read", f"not a readable tar archive: {exc}")
         return

@@ -51,8 +51,9 @@ def _print_card(card: dict, show: Output | None = None) -> None:
 
 @app.command("build")
 def build(
-    inputs: list[Path] = typer.Argument(..., exists=True,
-                                        help="Alert files (.avro, .parquet, .tar[.gz]) or directories."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
+    ),
     labels: Path = typer.Option(..., "--labels", exists=True, dir_okay=False,
                                 help="CSV with objectId, label (0/1) and optional class."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write."),

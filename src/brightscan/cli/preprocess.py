@@ -20,8 +20,9 @@ from brightscan.errors import BrightscanError
 
 
 def preprocess(
-    inputs: list[Path] = typer.Argument(..., exists=True,
-                                        help="Alert files (.avro, .parquet, .tar, .tar.gz) or directories."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     features: FeatureSetName = typer.Option("v1", "--features", help="Feature set: v1 (25) or icml2023 (14)."),
     causal: bool = typer.Option(

@@ -26,8 +26,9 @@ _PRECISION = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def score(
-    inputs: list[Path] = typer.Argument(..., exists=True,
-                                        help="Alert files (.avro, .parquet, .tar, .tar.gz) or directories."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
+    ),
     model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     out: Path = typer.Option(Path("scores.parquet"), "--out", "-o", help="Scores file (Parquet)."),
     backend: Backend = typer.Option("torch", "--backend", help="Model runtime; onnx needs `brightscan model export-onnx` first."),
