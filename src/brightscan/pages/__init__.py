@@ -15,7 +15,10 @@ import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["COLUMN_NAMES", "data_uri", "human", "jd_to_utc", "metric", "render", "triplet_png"]
 
