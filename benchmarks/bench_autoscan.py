@@ -164,14 +164,15 @@ def _enqueue_night(db: str, night: Path, n_sources: int) -> int:
 def _deliver_all(work: Path, night: Path, n_sources: int, client_rate: float, server_rate: float,
                  label: str) -> dict:
     from brightscan.autoscan import outbox
-    from brightscan.autoscan.config import SinkConfig, make_sink
+    from brightscan.autoscan.build import build_sink
+    from brightscan.autoscan.config import SinkConfig
     from brightscan.autoscan.store import open_store
 
     db = f"sqlite:///{work / f'throughput-{label}.db'}"
     n_actions = _enqueue_night(db, night, n_sources)
     store = open_store(db)
     with FakeSkyPortal(TOKEN, rate=server_rate, burst=10) as portal:
-        sink = make_sink(SinkConfig(kind="skyportal", url=portal.url, token=TOKEN, group_ids=[1], filter_ids=[1],
+        sink = build_sink(SinkConfig(kind="skyportal", url=portal.url, token=TOKEN, group_ids=[1], filter_ids=[1],
                                     allocation_id=1, facility="SEDM", priority=5, observation_type="IFU",
                                     rate_limit=client_rate, rate_burst=10))
         t0 = time.perf_counter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from brightscan.autoscan.config import load_config, make_policy_from, make_sink
+from brightscan.autoscan.build import build_policy, build_sink
+from brightscan.autoscan.config import load_config
 from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
 from brightscan.errors import ConfigError
 
@@ -41,9 +42,9 @@ def test_load_config_sections_env_and_overrides(tmp_path, monkeypatch):
     assert (cfg.db_url, cfg.sink.group_ids, cfg.sink.allocation_id) == ("sqlite:///x.db", [4, 5], 9)
     assert cfg.sink.payload == {"priority": 3} and cfg.service.max_attempts == 4
     assert (cfg.sink.url, cfg.sink.token) == ("http://127.0.0.1:1", "tok")
-    policy = make_policy_from(cfg.policy)
+    policy = build_policy(cfg.policy)
     assert policy.get_params()["n"] == 2 and policy.get_params()["threshold"] == 0.7
-    sink = make_sink(cfg.sink)
+    sink = build_sink(cfg.sink)
     assert isinstance(sink, SkyPortalSink) and sink.filter_ids == [11]
     plan = sink.followup  # defaults: 7 days, our groups as target and source groups
     assert (plan.validity_days, plan.target_group_ids, plan.source_group_ids) == (7.0, (4, 5), (4, 5))
@@ -51,14 +52,14 @@ def test_load_config_sections_env_and_overrides(tmp_path, monkeypatch):
     assert sink.annotation_origin == "brightscan:{model_id}:{model_version}"
     cfg = load_config(path, db_url="sqlite:///y.db", policy="gt1", sink="log", speedup=50.0)
     assert cfg.db_url == "sqlite:///y.db" and cfg.service.speedup == 50.0
-    assert make_policy_from(cfg.policy).get_params()["threshold"] == 0.7  # params kept
-    assert isinstance(make_sink(cfg.sink), LogSink)
+    assert build_policy(cfg.policy).get_params()["threshold"] == 0.7  # params kept
+    assert isinstance(build_sink(cfg.sink), LogSink)
 
 
 def test_stored_policy_wins(tmp_path):
     path = tmp_path / "a.toml"
     path.write_text('[policy]\nstored = { policy = "GtN", params = { n = 3, threshold = 0.4 } }\n')
-    assert make_policy_from(load_config(path).policy).get_params()["n"] == 3
+    assert build_policy(load_config(path).policy).get_params()["n"] == 3
 
 
 @pytest.mark.parametrize("text, message", [
@@ -79,21 +80,21 @@ def test_sink_requirements(monkeypatch):
     monkeypatch.delenv("BRIGHTSCAN_SKYPORTAL_TOKEN", raising=False)
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_URL", "http://127.0.0.1:1")
     with pytest.raises(ConfigError, match="token"):
-        make_sink(load_config(None, sink="skyportal").sink)
+        build_sink(load_config(None, sink="skyportal").sink)
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "t")
     with pytest.raises(ConfigError, match="group_ids"):
-        make_sink(load_config(None, sink="skyportal").sink)
+        build_sink(load_config(None, sink="skyportal").sink)
     cfg = load_config(None, sink="skyportal")
     cfg.sink.group_ids = [1]
     with pytest.raises(ConfigError, match="filter_ids"):
-        make_sink(cfg.sink)
+        build_sink(cfg.sink)
     with pytest.raises(ConfigError, match="URL"):
-        make_sink(load_config(None, sink="webhook").sink)
+        build_sink(load_config(None, sink="webhook").sink)
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/autoscan.toml")
     cfg = load_config(None, sink="webhook")
     cfg.sink.url = "http://127.0.0.1:1/hook"
-    assert isinstance(make_sink(cfg.sink), WebhookSink)
+    assert isinstance(build_sink(cfg.sink), WebhookSink)
 
 
 def test_a_policy_file_that_is_missing_or_not_a_policy_is_named(tmp_path):
@@ -121,7 +122,7 @@ def test_skyportal_settings_are_checked_when_the_sink_is_built(tmp_path, monkeyp
     path = tmp_path / "a.toml"
     path.write_text("[sink]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
     with pytest.raises(ConfigError, match=message):
-        make_sink(load_config(path).sink)
+        build_sink(load_config(path).sink)
 
 
 def test_the_documented_fritz_sedm_config_builds_a_sink(monkeypatch, tmp_path):
@@ -132,7 +133,7 @@ def test_the_documented_fritz_sedm_config_builds_a_sink(monkeypatch, tmp_path):
     path = tmp_path / "fritz.toml"
     path.write_text(block)
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
-    sink = make_sink(load_config(path).sink)
+    sink = build_sink(load_config(path).sink)
     plan = sink.followup
     assert (plan.facility, plan.priority, plan.observation_type, plan.validity_days) == ("SEDM", 5, "IFU", 7)
     assert plan.constraints == {"not_if_duplicates": True, "not_if_classified": True, "not_if_spectra_exist": True}

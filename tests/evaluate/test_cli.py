@@ -34,7 +34,8 @@ def test_evaluate_command_usage_errors(tmp_path, tiny_model):
 def test_evaluate_says_what_it_writes_and_autoscan_takes_the_chosen_policy(tmp_path, tiny_model, tiny_dataset):
     import shutil
 
-    from brightscan.autoscan.config import load_config, make_policy_from
+    from brightscan.autoscan.build import build_policy
+    from brightscan.autoscan.config import load_config
     from brightscan.policy import policy_from_dict
 
     model = shutil.copytree(tiny_model, tmp_path / "calibrated-model")  # --calibrate rewrites the model directory
@@ -47,5 +48,5 @@ def test_evaluate_says_what_it_writes_and_autoscan_takes_the_chosen_policy(tmp_p
     assert f"autoscan: --policy {out / 'policy.json'}" in text
     stored = json.loads((out / "policy.json").read_text())
     assert stored == json.loads((out / "metrics.json").read_text())["policies"]["optimised"]["policy"]
-    policy = make_policy_from(load_config(None, policy=str(out / "policy.json")).policy)
+    policy = build_policy(load_config(None, policy=str(out / "policy.json")).policy)
     assert policy.to_dict() == policy_from_dict(stored).to_dict() and policy.best_ is not None

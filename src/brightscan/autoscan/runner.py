@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brightscan.autoscan.config import AutoscanConfig, make_policy_from, make_sink
+from brightscan.autoscan.build import build_policy, build_sink
+from brightscan.autoscan.config import AutoscanConfig
 from brightscan.autoscan.service import AutoscanService, load_scorer
 from brightscan.autoscan.feeds import Feed, DirectoryFeed, ReplayFeed, parse_feed
 from brightscan.autoscan.store import open_store
@@ -37,7 +38,7 @@ def build_service(config: AutoscanConfig, model_dir: str | Path) -> AutoscanServ
     """Open the database, load the model, build the policy and the sink."""
     store = open_store(config.db_url)
     scorer = load_scorer(model_dir, overflow=config.service.overflow)
-    return AutoscanService(store, scorer, make_policy_from(config.policy), make_sink(config.sink),
+    return AutoscanService(store, scorer, build_policy(config.policy), build_sink(config.sink),
                            config.service)
 
 
@@ -129,7 +130,7 @@ def replay_actions(config: AutoscanConfig, action_ids: list[int], *, show_only: 
         stats = None
         if deliver:
             c = config.service
-            stats = outbox.dispatch(store, make_sink(config.sink), max_attempts=c.max_attempts,
+            stats = outbox.dispatch(store, build_sink(config.sink), max_attempts=c.max_attempts,
                                     retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s)
         return histories, stats
     finally:
