@@ -118,3 +118,19 @@ def test_a_version_1_database_gains_the_429_column(tmp_path):
     assert store.schema_version() == 3
     assert _rows(store, action_attempts)[0]["rate_limited"] == 0
     store.dispose()
+
+
+def test_saves_go_first_and_each_objects_order_holds(tmp_path):
+    """Under a rate limit, a newly passing object's save does not wait behind earlier objects'
+    follow-ups and annotations; an object's own actions keep their order."""
+    store = _store(tmp_path, kinds=("save", "followup", "annotation"))
+    other = "ZTF25aaaaaac"
+    with store.transaction() as conn:
+        for kind in ("save", "followup", "annotation"):
+            outbox.enqueue(conn, kind, other, {"score": 0.8}, arrived_at=1.0, now=1.0)
+    sink = _Scripted(*["ok"] * 6)
+    _dispatch(store, sink)
+    assert [key for key, _ in sink.seen] == [
+        f"save:{OBJ}", f"save:{other}", f"followup:{OBJ}", f"annotation:{OBJ}",
+        f"followup:{other}", f"annotation:{other}"]
+    store.dispose()

@@ -75,7 +75,7 @@ class DispatchStats:
 def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: float = 2.0,
              retry_max_s: float = 300.0, budget_s: float | None = None,
              clock: Callable[[], float] = time.time) -> DispatchStats:
-    """Deliver the due pending actions, in creation order.
+    """Deliver the due pending actions: every save first, then the other actions, in creation order.
 
     The pass ends early after a retryable failure (the sink is probably down: trying every
     other action now would only stall ingestion behind timeouts) and, with ``budget_s``, once
@@ -88,8 +88,13 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
     """
     stats = DispatchStats()
     with store.engine.connect() as conn:
+        # saves first, then the rest, each in creation order: under SkyPortal's rate limit a
+        # newly passing object's save does not queue behind earlier objects' follow-ups and
+        # annotations. An object's save is created before its other actions, so the order within
+        # one object is unchanged.
         rows = conn.execute(sa.select(actions).where(actions.c.state.in_(OPEN_STATES))
-                            .order_by(actions.c.id)).mappings().all()
+                            .order_by(sa.case((actions.c.kind == "save", 0), else_=1), actions.c.id)
+                            ).mappings().all()
         # object -> its earliest failed action: a later action of that object is not sent
         failed_objects = dict(conn.execute(
             sa.select(actions.c.object_id, sa.func.min(actions.c.id)).where(
