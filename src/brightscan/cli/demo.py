@@ -12,7 +12,7 @@ from rich.progress import Progress, TaskID
 from brightscan.cli.common import JSON_OPTION, QUIET_OPTION, Output, handle_errors
 
 #: Measured on the 2-core development machine (see README); keep in step with DEMO_SIZES.
-DEMO_TIMES = {"tiny": "about 1 minute", "small": "about 8 minutes", "paper": "hours"}
+DEMO_TIMES = {"tiny": "about 1 minute", "small": "about 7 minutes", "paper": "hours"}
 
 
 class _RichTracker:
