@@ -84,8 +84,9 @@ def test_report_carries_intervals(tmp_path, tiny_model, tiny_dataset):
     evaluate(tiny_model, tiny_dataset, out=tmp_path / "report", scanner_saves=tmp_path / "saves.csv",
              config=EvaluateConfig(search_grid=grid))
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    lo, hi = metrics["alert"]["auc_ci"]
-    assert lo <= metrics["alert"]["auc"] <= hi
+    for key in ("auc", "val_auc"):
+        lo, hi = metrics["alert"][f"{key}_ci"]
+        assert lo <= metrics["alert"][key] <= hi
     for name, pol in metrics["policies"].items():
         for key in ("completeness", "purity", "median_delay_days"):
             value, (lo, hi) = pol[key], pol[f"{key}_ci"]

@@ -131,6 +131,9 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
 
     alert = M.alert_metrics(y_test, test_scores)
     alert["auc_ci"] = M.bootstrap_auc_interval(y_test, test_scores, test_table["objectId"].to_numpy(), seed=0)
+    y_val = val_table["label"].to_numpy(int)  # the same figure on val, to tell a val/test gap from noise
+    alert["val_auc"] = M.roc_auc(y_val, val_scores)
+    alert["val_auc_ci"] = M.bootstrap_auc_interval(y_val, val_scores, val_table["objectId"].to_numpy(), seed=0)
     calibration.update(ece=M.expected_calibration_error(y_test, test_scores, config.n_reliability_bins),
                        temperature=float(temperature), fitted=config.calibrate)
     figs: dict[str, Any] = {

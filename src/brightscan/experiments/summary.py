@@ -22,6 +22,7 @@ def summarise_model(metrics: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": f"{metrics['model']['model_id']}/{metrics['model']['model_version']}",
         "auc": alert["auc"], "auc_ci": alert.get("auc_ci"),
+        "val_auc": alert.get("val_auc"), "val_auc_ci": alert.get("val_auc_ci"),
         "outcomes_m_lt_18_5": metrics.get("outcomes_m_lt_18_5"),
         "policies": {},
     }
