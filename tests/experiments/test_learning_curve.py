@@ -53,6 +53,9 @@ def test_a_row_has_every_figure(curve):
     assert json.loads((out / "curve.json").read_text())["rows"] == json.loads(json.dumps(rows, default=str))
     assert any("simulating" in s for s in hook.stages) and any("epoch" in s for s in hook.stages)
     assert hook.units > 0
+    table = (out / "curve.md").read_text()
+    assert "| 160 | mi_cnn.icml2023/" in table and "gt1" in table and "optimised" in table
+    assert (out / "curve-mi_cnn.icml2023.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_second_run_reuses_every_stage(curve):

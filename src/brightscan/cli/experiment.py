@@ -25,6 +25,7 @@ def learning_curve(
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Training batch (default: recipe's 16)."),
     precision: str = typer.Option("fp32", "--precision", help="Training arithmetic: fp32 or bf16."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Simulator worker processes."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (1 on a shared machine)."),
     published: str = typer.Option(DEFAULT_PUBLISHED, "--published",
                                   help="Published Keras model scored beside ours ('' to skip)."),
 ) -> None:
@@ -37,7 +38,7 @@ def learning_curve(
         if published and not Path(published).exists():
             console.print(f"[yellow]note:[/] {published} is absent: the published model is not compared")
         config = CurveConfig(sizes=parse_sizes(sizes), presets=split_names(presets), nights=nights, seed=seed,
-                             epochs=epochs, batch_size=batch_size, precision=precision, workers=workers,
+                             epochs=epochs, batch_size=batch_size, precision=precision, workers=workers, threads=threads,
                              published=published or None)
         with make_progress() as progress:
             task = progress.add_task("starting", total=None)

@@ -26,7 +26,7 @@ from brightscan.experiments.stages import StageRunner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CurveConfig", "ProgressHook", "run_learning_curve", "curve_rows"]
+__all__ = ["CurveConfig", "ProgressHook", "curve_rows", "run_learning_curve", "write_curve"]
 
 #: Name of the published model's folder under ``OUT``.
 PUBLISHED_DIR = "published"
@@ -46,6 +46,7 @@ class CurveConfig:
     nmax: int = 60  # N_max thinning of the training split (the paper's 60)
     fractions: tuple[float, float, float] = (0.81, 0.09, 0.10)  # source fractions train/val/test
     workers: int = 2  # simulator worker processes
+    threads: int | None = None  # torch threads for training and scoring (None: torch's default)
     published: str | None = None  # Keras SavedModel of the published model (None: not compared)
 
     def __post_init__(self) -> None:
@@ -157,6 +158,12 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
     """
     out, hook = Path(out_dir), hook or ProgressHook()
     out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        # On a shared machine, one thread per process avoids OpenMP threads spinning while
+        # waiting for a sibling that is descheduled (measured: 10x more alerts per CPU-second).
+        import torch
+
+        torch.set_num_threads(config.threads)
     published = _import_published(out, config, hook)
     for size in sorted(int(n) for n in config.sizes):
         row = out / f"n{size}"
@@ -174,10 +181,23 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
                        lambda p=preset: _train(row, size, p, config, hook, n_train))
             stages.run(f"evaluate-{preset}", {**train_settings, "published": config.published},
                        lambda p=preset: _evaluate(row, size, p, published, hook))
-        rows = curve_rows(out, config)
-        (out / "curve.json").write_text(json.dumps({"config": dataclasses.asdict(config), "rows": rows},
-                                                   indent=2, default=str) + "\n", encoding="utf-8")
+        write_curve(out, config)
     return curve_rows(out, config)
+
+
+def write_curve(out_dir: str | Path, config: CurveConfig) -> list[dict[str, Any]]:
+    """Write ``curve.json``, ``curve.md`` (tables) and ``curve.png`` from the finished rows."""
+    from brightscan.experiments.figures import cost_table, curve_table, plot_curve
+
+    out, rows = Path(out_dir), curve_rows(out_dir, config)
+    (out / "curve.json").write_text(json.dumps({"config": dataclasses.asdict(config), "rows": rows},
+                                               indent=2, default=str) + "\n", encoding="utf-8")
+    if rows:
+        (out / "curve.md").write_text(curve_table(rows) + "\n" + cost_table(rows), encoding="utf-8")
+        for preset in config.presets:
+            if any(r["preset"] == preset for r in rows):
+                plot_curve(rows, out / f"curve-{preset}.png", preset=preset)
+    return rows
 
 
 def curve_rows(out_dir: str | Path, config: CurveConfig) -> list[dict[str, Any]]:
