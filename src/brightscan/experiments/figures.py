@@ -99,15 +99,16 @@ def curve_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def cost_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of what each row cost: data, training, wall time and peak memory per stage."""
-    lines = ["| sources | preset | alerts (train/val/test) | epochs (best) | best val AUC "
+    lines = ["| sources | preset | alerts (train/val/test) | epochs (best) | best val AUC | s per epoch (median) "
              "| wall s: simulate / dataset / train / evaluate / total | peak RSS MiB: simulate / dataset / train / evaluate |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["size"], r["preset"])):
         sp, t, sec, mem = r["splits"], r["training"], r["seconds"], r["peak_rss_mib"]
         stages = ("simulate", "dataset", "train", "evaluate")
         lines.append(
             f"| {r['size']} | {r['preset']} | {sp['train']['alerts']}/{sp['val']['alerts']}/{sp['test']['alerts']} "
             f"| {t['epochs_run']} ({t['best_epoch']}) | {t['best_val_auc']:.3f} "
+            f"| {np.median(t.get('epoch_seconds') or [np.nan]):.0f} "
             f"| {' / '.join(f'{sec[k]:.0f}' for k in (*stages, 'total'))} "
             f"| {' / '.join(f'{mem[k]:.0f}' for k in stages)} |")
     return "\n".join(lines) + "\n"

@@ -60,4 +60,15 @@ def summarise_row(stages: StageRunner, size: int, preset: str) -> dict[str, Any]
         "published": summarise_model(metrics["compare"]) if "compare" in metrics else None,
     }
     row["seconds"]["total"] = round(sum(row["seconds"].values()), 1)
+    row["training"]["epoch_seconds"] = _epoch_seconds(Path(train["model_dir"]))
     return row
+
+
+def _epoch_seconds(model_dir: Path) -> list[float]:
+    """Wall seconds of each epoch from the trainer's ``metrics.csv`` (all sessions of a resumed run)."""
+    import pandas as pd
+
+    path = model_dir / "metrics.csv"
+    if not path.exists():
+        return []
+    return [round(float(v), 1) for v in pd.read_csv(path)["seconds"]]
