@@ -182,34 +182,34 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
             stages.run(f"evaluate-{preset}", {**train_settings, "published": config.published},
                        lambda p=preset: _evaluate(row, size, p, published, hook))
         write_curve(out, config)
-    return curve_rows(out, config)
+    return [r for r in curve_rows(out) if r["size"] in config.sizes and r["preset"] in config.presets]
 
 
 def write_curve(out_dir: str | Path, config: CurveConfig) -> list[dict[str, Any]]:
     """Write ``curve.json``, ``curve.md`` (tables) and ``curve.png`` from the finished rows."""
     from brightscan.experiments.figures import cost_table, curve_table, plot_curve
 
-    out, rows = Path(out_dir), curve_rows(out_dir, config)
+    out, rows = Path(out_dir), curve_rows(out_dir)
     (out / "curve.json").write_text(json.dumps({"config": dataclasses.asdict(config), "rows": rows},
                                                indent=2, default=str) + "\n", encoding="utf-8")
     if rows:
         (out / "curve.md").write_text(curve_table(rows) + "\n" + cost_table(rows), encoding="utf-8")
-        for preset in config.presets:
-            if any(r["preset"] == preset for r in rows):
-                plot_curve(rows, out / f"curve-{preset}.png", preset=preset)
+        for preset in sorted({r["preset"] for r in rows}):
+            plot_curve(rows, out / f"curve-{preset}.png", preset=preset)
     return rows
 
 
-def curve_rows(out_dir: str | Path, config: CurveConfig) -> list[dict[str, Any]]:
-    """The finished rows of a curve folder: size, data, timings, memory and the headline metrics."""
+def curve_rows(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every finished row under ``out_dir`` (any size, any preset, whichever run made it):
+    size, data, timings, memory and the headline metrics, sorted by size then preset."""
     from brightscan.experiments.summary import summarise_row
 
     out, rows = Path(out_dir), []
-    for size in sorted(int(n) for n in config.sizes):
+    sizes = sorted(int(p.name[1:]) for p in out.glob("n*") if p.is_dir() and p.name[1:].isdigit())
+    for size in sizes:
         stages = StageRunner(out / f"n{size}")
-        for preset in config.presets:
-            if stages.done(f"evaluate-{preset}") is not None:
-                rows.append(summarise_row(stages, size, preset))
+        for marker in sorted(stages.marker_dir.glob("evaluate-*.json")):
+            rows.append(summarise_row(stages, size, marker.stem.removeprefix("evaluate-")))
     return rows
 
 
