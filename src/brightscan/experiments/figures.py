@@ -75,11 +75,14 @@ def curve_table(rows: Sequence[dict[str, Any]]) -> str:
     head = ("| sources | model | test alerts | test AUC | val AUC | m<18.5 TP/FN/FP/TN | policy | completeness "
             "| purity | median delay (d) |")
     lines = [head, "|" + "---|" * 10]
+    shown: set[tuple[int, str]] = set()  # the published model once per size, whatever the presets
     for r in sorted(rows, key=lambda r: (r["size"], r["preset"])):
         for who in ("ours", "published"):
             m = r[who]
-            if m is None:
+            if m is None or (who == "published" and (r["size"], m["model"]) in shown):
                 continue
+            if who == "published":
+                shown.add((r["size"], m["model"]))
             o = m.get("outcomes_m_lt_18_5") or {}
             outcomes = "/".join(str(o.get(k, "?")) for k in ("tp", "fn", "fp", "tn"))
             for pol in ("gt1", "gt3", "bts_prod", "optimised"):
