@@ -83,12 +83,33 @@ def test_unfitted_search_and_bad_inputs():
         PolicySearch(target_completeness=0.0).fit(separable_val())
 
 
-def test_unreachable_target_warns_and_takes_most_complete():
-    val = [source("b0", 1, [0.9]), source("b1", 1, [0.1]), source("f", 0, [0.2])]
-    with pytest.warns(BrightscanWarning, match="no policy reached"):
-        search = PolicySearch(grid={"n": [1], "threshold": [0.5, 0.95], "max_magpsf": [None],
-                                    "min_age": [None], "min_detections": [None]}).fit(val)
-    assert not search.target_met_ and search.best_.threshold == 0.5
+def test_unreachable_target_falls_back_to_gt1_level():
+    """b1 is never found, so 99% is out of reach. The old rule (most complete) takes threshold
+    0.1, which finds b2 but passes every impostor; the gt1 fallback keeps gt1's level and purity."""
+    val = [source("b0", 1, [0.9]), source("b1", 1, [0.03]), source("b2", 1, [0.15])]
+    val += [source(f"f{i}", 0, [0.2]) for i in range(5)]
+    grid = {"n": [1], "threshold": [0.1, 0.5, 0.95], "max_magpsf": [None], "min_age": [None],
+            "min_detections": [None]}
+    with pytest.warns(BrightscanWarning, match="no policy reached.*'gt1'"):
+        search = PolicySearch(grid=grid).fit(val)
+    assert not search.target_met_ and search.rule_ == "gt1"
+    assert search.best_ == GtN(1, 0.5) and search.best_score_["purity"] == 1.0
+    with pytest.warns(BrightscanWarning, match="most_complete"):
+        old = PolicySearch(grid=grid, fallback="most_complete").fit(val)
+    assert old.best_.threshold == 0.1 and old.rule_ == "most_complete"
+    assert old.best_score_["purity"] < search.best_score_["purity"]
+    restored = policy_from_dict(json.loads(json.dumps(search.to_dict())))
+    assert restored.rule_ == "gt1" and restored.fallback == "gt1"
+    with pytest.raises(ConfigError, match="fallback"):
+        PolicySearch(fallback="coin").fit(val)
+
+
+def test_gt1_is_a_candidate_even_outside_the_grid():
+    val = [source("b0", 1, [0.9]), source("b1", 1, [0.05]), source("f", 0, [0.3])]
+    grid = {"n": [1], "threshold": [0.2], "max_magpsf": [None], "min_age": [None], "min_detections": [None]}
+    with pytest.warns(BrightscanWarning):
+        search = PolicySearch(grid=grid).fit(val)
+    assert search.n_candidates_ == 2 and search.best_ == GtN(1, 0.5)  # as complete as 0.2, purer
 
 
 sources_strategy = st.lists(
@@ -115,3 +136,28 @@ def test_vectorised_evaluation_matches_per_source_policy(raw, n, threshold, max_
     a = source_metrics(flat.labels, passed_v, jd_v, flat.save_jd)
     b = source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     assert json.dumps(a) == json.dumps(b)
+
+
+@settings(max_examples=80, deadline=None)
+@given(raw=sources_strategy, target=st.floats(0.3, 1.0),
+       thresholds=st.lists(st.sampled_from([0.05, 0.3, 0.5, 0.7, 0.9]), min_size=1, max_size=4, unique=True),
+       ns=st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True))
+def test_search_is_never_worse_than_gt1_on_validation(raw, target, thresholds, ns):
+    """Whatever the grid and target: at least gt1's purity, and at least min(target, gt1's) completeness."""
+    import warnings
+
+    srcs = [source(f"s{i}", lab, [a[0] for a in al], [a[1] for a in al], jd0=10.0 * i, save_jd=sv)
+            for i, (lab, al, sv) in enumerate(raw)]
+    if not any(s.label == 1 for s in srcs):
+        return
+    grid = {"n": ns, "threshold": thresholds, "max_magpsf": [None, 19.0], "min_age": [None],
+            "min_detections": [None]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BrightscanWarning)
+        search = PolicySearch(target_completeness=target, grid=grid).fit(srcs)
+    arr = object_arrays(srcs)
+    gt1 = source_metrics(arr["label"], *apply_policy(GtN(1, 0.5), srcs)[:1])
+    chosen = source_metrics(arr["label"], *apply_policy(search, srcs)[:1])
+    assert chosen["completeness"] >= min(target, gt1["completeness"]) - 1e-12
+    if gt1["completeness"] >= target or not search.target_met_:
+        assert np.nan_to_num(chosen["purity"]) >= np.nan_to_num(gt1["purity"]) - 1e-12

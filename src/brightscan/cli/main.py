@@ -9,6 +9,7 @@ from brightscan.cli import autoscan as autoscan_cmd
 from brightscan.cli import dataset as dataset_cmd
 from brightscan.cli import demo as demo_cmd
 from brightscan.cli import evaluate as evaluate_cmd
+from brightscan.cli import experiment as experiment_cmd
 from brightscan.cli import model as model_cmd
 from brightscan.cli import preprocess as preprocess_cmd
 from brightscan.cli import score as score_cmd
@@ -49,6 +50,7 @@ app.command("simulate")(simulate_cmd.simulate)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(autoscan_cmd.app, name="autoscan")
 app.add_typer(dataset_cmd.app, name="dataset")
+app.add_typer(experiment_cmd.app, name="experiment")
 app.command("train")(train_cmd.train)
 app.command("tune")(train_cmd.tune)
 

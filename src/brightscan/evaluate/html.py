@@ -39,7 +39,7 @@ GALLERY_TITLES = (
     ("low_positives", "Lowest-scoring alerts of bright sources"),
 )
 
-ALERT_KEYS = ("auc", "accuracy", "precision", "recall", "n_alerts")
+ALERT_KEYS = ("auc", "val_auc", "accuracy", "precision", "recall", "n_alerts")
 POLICY_KEYS = ("completeness", "purity", "n_sources", "n_passed", "median_delay_days", "n_delays")
 
 

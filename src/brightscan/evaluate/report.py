@@ -112,6 +112,8 @@ def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
     arr = object_arrays(sources)
     passed, pass_jd = apply_policy(policy, sources)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
+    # 95% intervals from a seeded bootstrap over sources: completeness_ci, purity_ci, median_delay_days_ci
+    summary.update(M.bootstrap_source_intervals(arr["label"], passed, pass_jd, arr["save_jd"], seed=0))
     summary["policy"] = policy.to_dict()
     by_peak = M.metrics_by_peak(arr["label"], passed, arr["peak_mag"], bins=bins)
     by_peak["n_sources"] = np.histogram(arr["peak_mag"], bins=bins)[0]
@@ -178,6 +180,10 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
     test_scores, val_scores = M.sigmoid(test_logits / temperature), M.sigmoid(val_logits / temperature)
 
     alert = M.alert_metrics(y_test, test_scores)
+    alert["auc_ci"] = M.bootstrap_auc_interval(y_test, test_scores, test_table["objectId"].to_numpy(), seed=0)
+    y_val = val_table["label"].to_numpy(int)  # the same figure on val, to tell a val/test gap from noise
+    alert["val_auc"] = M.roc_auc(y_val, val_scores)
+    alert["val_auc_ci"] = M.bootstrap_auc_interval(y_val, val_scores, val_table["objectId"].to_numpy(), seed=0)
     calibration = {k: v for k, v in cal.items() if not k.startswith("reliability")}
     calibration.update(ece=cal["ece_after"] if config.calibrate else cal["ece_before"],
                        temperature=float(temperature), fitted=config.calibrate)
@@ -197,13 +203,16 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
         policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_sources, bins)
     search = PolicySearch(config.target_completeness, config.search_grid).fit(val_sources)
     policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_sources, bins)
+    on_val = _policy_metrics(search, val_sources, bins)[0]  # the chosen policy on val, with its intervals
     policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,
-                                         "n_candidates": search.n_candidates_}
+                                         "rule": search.rule_, "n_candidates": search.n_candidates_,
+                                         **{k: v for k, v in on_val.items() if k.endswith("_ci")}}
     curves = threshold_curves(search, val_sources, config.search_grid)
     figs["frontier"] = (curves, search.best_score_, config.target_completeness)
     metrics = {
         "model": {"dir": str(model_dir), "model_id": scorer.model_id, "model_version": scorer.model_version},
         "alert": alert, "policies": policies, "calibration": calibration,
+        "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
         "sources": {"n_selected": len(test_sources), "n_selected_val": len(val_sources)},

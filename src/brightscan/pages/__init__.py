@@ -24,7 +24,7 @@ __all__ = ["COLUMN_NAMES", "data_uri", "human", "jd_to_utc", "metric", "render",
 
 #: Human names of the metric keys that reach a page.
 COLUMN_NAMES = {
-    "auc": "AUC", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
+    "auc": "AUC", "val_auc": "AUC on val", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
     "n_alerts": "alerts", "ece": "ECE", "ece_before": "ECE before", "ece_after": "ECE after",
     "temperature": "temperature", "completeness": "completeness", "purity": "purity",
     "n_sources": "sources", "n_bright": "bright sources", "n_passed": "sources passed",

@@ -28,6 +28,12 @@ from brightscan.serial import to_jsonable
 
 log = logging.getLogger(__name__)
 
+#: What :meth:`PolicySearch.fit` does when no candidate reaches the target (see its Notes).
+FALLBACKS: tuple[str, ...] = ("gt1", "most_complete")
+#: The paper's gt1 as grid parameters (one alert scoring >= 0.5, no cuts).
+GT1_PARAMS: Mapping[str, Any] = MappingProxyType(
+    {"n": 1, "threshold": 0.5, "max_magpsf": None, "min_age": None, "min_detections": None})
+
 #: Default search grid (keys are :class:`GtN` parameters; None = cut not applied).
 DEFAULT_GRID: Mapping[str, tuple[Any, ...]] = MappingProxyType({
     "n": (1, 2, 3),
@@ -83,14 +89,28 @@ class PolicySearch(BasePolicy):
         Pareto frontier of the candidates (no other candidate is at least as complete and as pure
         and better in one), sorted by completeness: params, completeness, purity, median delay.
     target_met_ : bool
-        False when no candidate reached the target; ``best_`` is then the most complete one.
+        False when no candidate reached the target; ``best_`` then follows ``fallback``.
+    rule_ : str
+        How ``best_`` was chosen: ``"target"``, ``"gt1"`` or ``"most_complete"``.
     n_candidates_ : int
-        Number of policies evaluated.
+        Number of policies evaluated (the paper's gt1 is always one of them).
+
+    Notes
+    -----
+    When no candidate reaches the target on validation (a small split, or a weak model), the
+    default ``fallback="gt1"`` lowers the target to the completeness the paper's gt1 reaches
+    there and takes the purest candidate at least that complete. gt1 is itself a candidate, so
+    the chosen policy is never less complete nor less pure than gt1 on validation; when the
+    target is reached, a gt1 that reaches it competes on purity, so again the choice is at least
+    as pure. ``fallback="most_complete"`` keeps the most complete candidate instead, which can be
+    far less pure than gt1 for a gain of one source.
     """
 
-    def __init__(self, target_completeness: float = 0.99, grid: dict[str, list[Any]] | None = None):
+    def __init__(self, target_completeness: float = 0.99, grid: dict[str, list[Any]] | None = None,
+                 fallback: str = "gt1"):
         self.target_completeness = target_completeness
         self.grid = grid
+        self.fallback = fallback
 
     def _full_grid(self) -> dict[str, list[Any]]:
         grid = {**DEFAULT_GRID, **(self.grid or {})}
@@ -103,6 +123,8 @@ class PolicySearch(BasePolicy):
         """Evaluate every grid candidate on ``val_sources`` and keep the best. Returns ``self``."""
         if not 0.0 < self.target_completeness <= 1.0:
             raise ConfigError(f"target_completeness must lie in (0, 1], got {self.target_completeness}")
+        if self.fallback not in FALLBACKS:
+            raise ConfigError(f"fallback must be one of {FALLBACKS}, not {self.fallback!r}")
         flat = _Flat(val_sources)
         if flat.labels.size == 0 or not np.any(flat.labels == 1):
             raise ConfigError("PolicySearch.fit needs validation sources with at least one bright (label 1) source")
@@ -112,14 +134,18 @@ class PolicySearch(BasePolicy):
         reached = [r for r in rows if r["completeness"] >= self.target_completeness]
         self.target_met_ = bool(reached)
         if reached:
-            best = max(reached, key=lambda r: (_nz(r["purity"]), -_nz(r["median_delay_days"], np.inf),
-                                               r["completeness"], -r["order"]))
+            best, self.rule_ = _purest(reached), "target"
+        elif self.fallback == "gt1":
+            floor = next(r for r in rows if r["params"] == GT1_PARAMS)["completeness"]
+            best, self.rule_ = _purest([r for r in rows if r["completeness"] >= floor]), "gt1"
         else:
             best = max(rows, key=lambda r: (r["completeness"], _nz(r["purity"]), -r["order"]))
+            self.rule_ = "most_complete"
+        if not reached:
             warnings.warn(
                 f"no policy reached completeness {self.target_completeness:.3f} on the validation "
-                f"sources; using the most complete one ({best['completeness']:.3f})", BrightscanWarning,
-                stacklevel=2,
+                f"sources; fallback {self.fallback!r} chose one with completeness {best['completeness']:.3f} "
+                f"and purity {_nz(best['purity']):.3f}", BrightscanWarning, stacklevel=2,
             )
         self.best_ = GtN.from_dict({"params": best["params"]})
         self.best_score_ = {k: best[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}
@@ -138,6 +164,11 @@ class PolicySearch(BasePolicy):
                 m = source_metrics(flat.labels, passed, pass_jd, flat.save_jd)
                 rows.append({"params": {"n": int(n), **params}, "order": len(rows),
                              **{k: m[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}})
+        if not any(r["params"] == GT1_PARAMS for r in rows):  # gt1 is always a candidate
+            passed, pass_jd = flat.first_pass(GtN(**GT1_PARAMS).qualifying(flat.cols), 1)
+            m = source_metrics(flat.labels, passed, pass_jd, flat.save_jd)
+            rows.append({"params": dict(GT1_PARAMS), "order": len(rows),
+                         **{k: m[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}})
         return rows
 
     def _fitted(self) -> GtN:
@@ -168,6 +199,7 @@ class PolicySearch(BasePolicy):
             search.best_ = best
             search.best_score_ = dict(data.get("best_score") or {})
             search.target_met_ = bool(data.get("target_met", True))
+            search.rule_ = str(data.get("rule", "target" if search.target_met_ else "most_complete"))
         return search
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +209,14 @@ class PolicySearch(BasePolicy):
             out["best"] = self.best_.to_dict()
             out["best_score"] = to_jsonable(self.best_score_)
             out["target_met"] = self.target_met_
+            out["rule"] = self.rule_
         return out
+
+
+def _purest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Highest purity; ties to the earlier median identification, the higher completeness, grid order."""
+    return max(rows, key=lambda r: (_nz(r["purity"]), -_nz(r["median_delay_days"], np.inf),
+                                    r["completeness"], -r["order"]))
 
 
 def _nz(x: float, default: float = 0.0) -> float:

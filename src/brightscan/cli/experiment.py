@@ -1,0 +1,59 @@
+"""``brightscan experiment``: experiments that chain the pipeline (the learning curve)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from brightscan.cli.common import console, handle_errors, make_progress
+
+app = typer.Typer(help="Run experiments over the whole pipeline (resumable).", no_args_is_help=True)
+
+#: Where the published model lives beside a checkout (skipped with a note when absent).
+DEFAULT_PUBLISHED = "../shared/models/btsbot-published/v1.0.1"
+
+
+@app.command("learning-curve")
+def learning_curve(
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment folder; run again to resume."),
+    sizes: str = typer.Option("900,2000,4000", "--sizes", help="Simulated sources per row, comma-separated."),
+    presets: str = typer.Option("mi_cnn.icml2023", "--presets", help="Model presets, comma-separated."),
+    nights: int = typer.Option(365, "--nights", min=1, help="Survey length in nights."),
+    seed: int = typer.Option(0, "--seed", help="Seeds simulator, split and training."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Cap on epochs (default: recipe, early stopping)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Training batch (default: recipe's 16)."),
+    precision: str = typer.Option("fp32", "--precision", help="Training arithmetic: fp32 or bf16."),
+    workers: int = typer.Option(2, "--workers", "-j", min=1, help="Simulator worker processes."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (1 on a shared machine)."),
+    published: str = typer.Option(DEFAULT_PUBLISHED, "--published",
+                                  help="Published Keras model scored beside ours ('' to skip)."),
+) -> None:
+    """Simulate, build, train and evaluate at each size; the published model on the same test
+    alerts; bootstrap intervals over sources. Writes OUT/curve.json; a re-run resumes."""
+    from brightscan.experiments import CurveConfig, ProgressHook, run_learning_curve
+    from brightscan.experiments.learning_curve import parse_sizes, split_names
+
+    with handle_errors():
+        if published and not Path(published).exists():
+            console.print(f"[yellow]note:[/] {published} is absent: the published model is not compared")
+        config = CurveConfig(sizes=parse_sizes(sizes), presets=split_names(presets), nights=nights, seed=seed,
+                             epochs=epochs, batch_size=batch_size, precision=precision, workers=workers, threads=threads,
+                             published=published or None)
+        with make_progress() as progress:
+            task = progress.add_task("starting", total=None)
+
+            class Bars(ProgressHook):
+                def stage(self, text: str, total: int | None = None) -> None:
+                    progress.reset(task, total=total, description=text)
+
+                def advance(self, n: int = 1) -> None:
+                    progress.advance(task, n)
+
+            rows = run_learning_curve(out, config, Bars())
+    for row in rows:
+        ours, pol = row["ours"], row["ours"]["policies"].get("gt1", {})
+        typer.echo(f"n={row['size']} {row['preset']}: test AUC {ours['auc']:.3f}, gt1 completeness "
+                   f"{pol.get('completeness', float('nan')):.3f} purity {pol.get('purity', float('nan')):.3f}, "
+                   f"{row['seconds']['total']:.0f} s")
+    typer.echo(str(out / "curve.json"))
