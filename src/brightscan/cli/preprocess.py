@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from brightscan.cli.cluster import (
+    cluster_config_option, cluster_option, echo_summary, resume_option, run_with_cluster,
+)
 from brightscan.cli.common import console, handle_errors, make_progress
 
 
@@ -21,6 +24,9 @@ def preprocess(
     overflow: str = typer.Option(
         "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject, or 'production' (zero the channel)."
     ),
+    cluster: str = cluster_option,
+    cluster_config: Path = cluster_config_option,
+    resume: bool = resume_option,
 ) -> None:
     """Turn alerts into 63x63x3 triplets and features exactly as the ZTF broker does."""
     from brightscan.preprocess import FEATURE_SETS, OVERFLOW_MODES
@@ -30,6 +36,16 @@ def preprocess(
         raise typer.BadParameter(f"unknown feature set {features!r}; choose from {', '.join(FEATURE_SETS)}")
     if overflow not in OVERFLOW_MODES:
         raise typer.BadParameter(f"--overflow must be one of {', '.join(OVERFLOW_MODES)}")
+    if cluster is not None or resume:
+        if causal:
+            raise typer.BadParameter("--causal is not available with --cluster (each partition uses its "
+                                     "packets' own history)")
+        from brightscan.distributed import PreprocessJob
+
+        with handle_errors():
+            run = run_with_cluster(PreprocessJob(features, overflow), inputs, out, cluster, cluster_config, resume)
+        echo_summary(run, "prepared")
+        return
     with handle_errors(), make_progress() as progress:
         task = progress.add_task("preprocessing", total=None)
         summary = preprocess_to_dir(
