@@ -22,11 +22,22 @@ resume_option = typer.Option(
     "rerun skips them too, --resume also fails when there is nothing to resume).")
 
 
-def run_with_cluster(job: Any, inputs: list[Path], out: Path, cluster: str | None,
-                     config: Path | None, resume: bool) -> Any:
+def run_job(job: Any, inputs: list[Path], out: Path, cluster: str | None, config: Path | None,
+            resume: bool) -> Any:
     """Run ``job`` over the partitions of ``inputs`` into ``out``: on ``cluster``, or in this
     process when it is None; returns the :class:`~brightscan.distributed.RunSummary`."""
-    from brightscan.distributed import open_client, parse_cluster, run_partitioned
+    from brightscan.distributed import run_partitioned
+
+    def run(client: Any, threads: int | None, **progress: Any) -> Any:
+        return run_partitioned(job, inputs, out, client=client, model_threads=threads, resume=resume, **progress)
+
+    return run_with_cluster(run, cluster, config)
+
+
+def run_with_cluster(run: Any, cluster: str | None, config: Path | None) -> Any:
+    """Call ``run(client, model_threads, on_start=..., on_done=...)`` with a Rich progress bar over
+    partitions, on ``cluster`` (printing its dashboard), or in this process when it is None."""
+    from brightscan.distributed import open_client, parse_cluster
     from brightscan.distributed.cluster import read_config
 
     with make_progress() as progress:
@@ -35,19 +46,16 @@ def run_with_cluster(job: Any, inputs: list[Path], out: Path, cluster: str | Non
         def on_start(todo: int, skipped: int) -> None:
             progress.update(task, total=todo)
             if skipped:
-                console.print(f"{skipped} partition(s) already finished in {out}: skipped")
+                console.print(f"{skipped} partition(s) already finished: skipped")
 
-        def run(client: Any, threads: int | None) -> Any:
-            return run_partitioned(job, inputs, out, client=client, model_threads=threads, resume=resume,
-                                   on_start=on_start, on_done=lambda row: progress.advance(task))
-
+        hooks = {"on_start": on_start, "on_done": lambda row: progress.advance(task)}
         if cluster is None:
-            return run(None, None)
+            return run(None, None, **hooks)
         spec = parse_cluster(cluster)
         with open_client(spec, read_config(config)) as (client, threads):
             console.print(f"dask dashboard: {client.dashboard_link} ({spec.kind}; "
                           f"{threads} model thread(s) per worker)")
-            return run(client, threads)
+            return run(client, threads, **hooks)
 
 
 def echo_summary(summary: Any, what: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from brightscan.cli.cluster import cluster_config_option, cluster_option, resume_option
 from brightscan.cli.common import console, handle_errors, make_progress
 
 app = typer.Typer(help="Build, import and inspect training datasets.", no_args_is_help=True)
@@ -46,6 +47,9 @@ def build(
     seed: int = typer.Option(0, "--seed", help="Seed of the source split."),
     features: str = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023)."),
     overflow: str = typer.Option("reject", "--overflow", help="Overflowing cutouts: reject or production."),
+    cluster: str = cluster_option,
+    cluster_config: Path = cluster_config_option,
+    resume: bool = resume_option,
 ) -> None:
     """Build DS/{train,val,test}/{triplets.npy,alerts.parquet} and DS/dataset.json."""
     from brightscan.dataset import BuildConfig, build_dataset
@@ -54,11 +58,27 @@ def build(
     with handle_errors():
         config = BuildConfig(nmax=nmax or None, fractions=fractions, seed=seed, feature_set=features,
                              overflow=overflow)
+        if cluster is not None or resume:
+            card = _build_partitioned(inputs, labels, out, config, cluster, cluster_config, resume)
+            _print_card(card)
+            typer.echo(str(out))
+            return
         with make_progress() as progress:
             task = progress.add_task("building", total=None)
             card = build_dataset(inputs, labels, out, config, on_item=lambda: progress.advance(task))
     _print_card(card)
     typer.echo(str(out))
+
+
+def _build_partitioned(inputs: list[Path], labels: Path, out: Path, config: object, cluster: str | None,
+                       cluster_config: Path | None, resume: bool) -> dict:
+    from brightscan.cli.cluster import run_with_cluster
+    from brightscan.distributed.dataset import build_dataset_partitioned
+
+    def build(client: object, threads: int | None, **progress: object) -> dict:
+        return build_dataset_partitioned(inputs, labels, out, config, client=client, resume=resume, **progress)
+
+    return run_with_cluster(build, cluster, cluster_config)
 
 
 @app.command("import-btsbot")

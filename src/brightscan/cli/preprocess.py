@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from brightscan.cli.cluster import (
-    cluster_config_option, cluster_option, echo_summary, resume_option, run_with_cluster,
+    cluster_config_option, cluster_option, echo_summary, resume_option, run_job,
 )
 from brightscan.cli.common import console, handle_errors, make_progress
 
@@ -43,7 +43,7 @@ def preprocess(
         from brightscan.distributed import PreprocessJob
 
         with handle_errors():
-            run = run_with_cluster(PreprocessJob(features, overflow), inputs, out, cluster, cluster_config, resume)
+            run = run_job(PreprocessJob(features, overflow), inputs, out, cluster, cluster_config, resume)
         echo_summary(run, "prepared")
         return
     with handle_errors(), make_progress() as progress:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from brightscan.cli.cluster import (
-    cluster_config_option, cluster_option, echo_summary, resume_option, run_with_cluster,
+    cluster_config_option, cluster_option, echo_summary, resume_option, run_job,
 )
 from brightscan.cli.common import handle_errors
 
@@ -59,5 +59,5 @@ def _score_partitioned(inputs: list[Path], model: Path, out: Path, backend: str,
                                  "with --cluster (each partition is scored with its packets' own history)")
     with handle_errors():
         job = ScoreJob(str(model), backend=backend, precision=precision, batch_size=batch_size, device=device)
-        summary = run_with_cluster(job, inputs, out, cluster, cluster_config, resume)
+        summary = run_job(job, inputs, out, cluster, cluster_config, resume)
     echo_summary(summary, "scored")

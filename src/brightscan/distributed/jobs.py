@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ def _rejection_table(rejections: list[Any]) -> pa.Table:
 class _Counts:
     rows: int = 0
     rejections: int = 0
+    skipped: Counter = field(default_factory=Counter)  # alerts left out on purpose, by reason
 
 
 class _Job:
@@ -74,6 +76,7 @@ class _Job:
             "output": str(layout.output(partition).relative_to(layout.root)),
             "rejected": str(layout.rejected(partition).relative_to(layout.root)),
             "seconds": round(time.perf_counter() - t0, 3), "host": socket.gethostname(), "pid": os.getpid(),
+            "skipped": dict(sorted(counts.skipped.items())),
         }
         write_json_atomic(row, layout.manifest_entry(partition))
         return row
@@ -160,20 +163,35 @@ class PreprocessJob(_Job):
 
     def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
         pipeline = Pipeline(self.feature_set, overflow=self.overflow, chunk_size=self.chunk_size)
-        schema = self.schema
-        for chunk in pipeline.chunks(read_alerts(partition.paths)):
-            if chunk.rows:
-                columns = {name: [r[name] for r in chunk.rows] for name, _ in (*IDENTITY_COLUMNS, ("source", None))}
-                features = chunk.feature_array()
-                for i, name in enumerate(pipeline.names):
-                    columns.setdefault(name, features[:, i])
-                flat = pa.array(chunk.triplet_array().reshape(-1), pa.float32())
-                columns["triplet"] = pa.FixedSizeListArray.from_arrays(flat, TRIPLET_LENGTH)
-                data.write_table(pa.table([columns[f.name] for f in schema], schema=schema))
-            if chunk.rejections:
-                rejected.write_table(_rejection_table(chunk.rejections))
-            counts.rows += len(chunk.rows)
-            counts.rejections += len(chunk.rejections)
+        write_chunks(pipeline, read_alerts(partition.paths), self.schema, data, rejected, counts)
+
+
+def chunk_columns(chunk: Any, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """A prepared chunk as columns: identity, ``source``, the named features, the flat ``triplet``."""
+    columns: dict[str, Any] = {name: [r[name] for r in chunk.rows] for name, _ in IDENTITY_COLUMNS}
+    columns["source"] = [r["source"] for r in chunk.rows]
+    features = chunk.feature_array()
+    for i, name in enumerate(names):
+        columns.setdefault(name, features[:, i])  # an identity column (magpsf) keeps its own value
+    flat = pa.array(chunk.triplet_array().reshape(-1), pa.float32())
+    columns["triplet"] = pa.FixedSizeListArray.from_arrays(flat, TRIPLET_LENGTH)
+    return columns
+
+
+def write_chunks(pipeline: Pipeline, items: Any, schema: pa.Schema, data: Any, rejected: Any,
+                 counts: _Counts, extra: Any = None) -> None:
+    """Prepare ``items`` chunk by chunk and write each chunk's rows (``schema``'s columns, with
+    ``extra(rows) -> columns`` added) and rejections: one row group per chunk."""
+    for chunk in pipeline.chunks(items):
+        if chunk.rows:
+            columns = chunk_columns(chunk, pipeline.names)
+            if extra is not None:
+                columns.update(extra(chunk.rows))
+            data.write_table(pa.table([columns[f.name] for f in schema], schema=schema))
+        if chunk.rejections:
+            rejected.write_table(_rejection_table(chunk.rejections))
+        counts.rows += len(chunk.rows)
+        counts.rejections += len(chunk.rejections)
 
 
 def read_triplets(table: pa.Table) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 from brightscan.distributed.partitions import Partition, RunLayout, plan_partitions
 from brightscan.errors import BrightscanError
 
-__all__ = ["RunSummary", "run_partitioned"]
+__all__ = ["RunSummary", "map_partitions", "run_partitioned"]
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +137,14 @@ def _run_on(client: Any, job: Any, todo: list[Partition], layout: RunLayout, mod
         summary.done.append(row)
         done(row)
     return failed
+
+
+def map_partitions(func: Callable[[Partition], Any], partitions: list[Partition], client: Any = None) -> list[Any]:
+    """``[func(p) for p in partitions]``, as dask tasks when a client is given; results in order.
+
+    For small results only (they travel back to the client), e.g. a partition's detection records.
+    """
+    if client is None:
+        return [func(p) for p in partitions]
+    futures = client.map(func, partitions, key=[f"{func.__name__}-{p.name}" for p in partitions], pure=False)
+    return client.gather(futures)
