@@ -17,9 +17,13 @@ def score(
     model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
     out: Path = typer.Option(Path("scores.parquet"), "--out", "-o",
                              help="Scores file (Parquet); with --cluster, the run folder."),
-    backend: str = typer.Option("torch", "--backend", help="torch or onnx (needs `model export-onnx`)."),
+    backend: str = typer.Option(None, "--backend",
+                                help="torch or onnx (needs `model export-onnx`); default: the precision's."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Alerts per model call."),
-    precision: str = typer.Option("float32", "--precision", help="float32, or bfloat16 (torch only)."),
+    precision: str = typer.Option(
+        "auto", "--precision",
+        help="auto (a reduced precision only where `model judge-precision` measured it faster and "
+             "decision-neutral on this CPU), float32, bfloat16 (torch) or int8 (onnx, `model quantize`)."),
     threads: int = typer.Option(None, "--threads", min=1, help="Model threads (default: runtime's choice)."),
     device: str = typer.Option(None, "--device", help="Torch device: cpu, cuda, cuda:1 (default: cuda if present)."),
     causal: bool = typer.Option(

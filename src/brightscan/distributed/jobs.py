@@ -64,6 +64,10 @@ class _Job:
         """What the run computes; a rerun into the same folder must compute the same."""
         raise NotImplementedError
 
+    def stamp(self) -> dict[str, Any]:
+        """What the worker resolved for itself (e.g. the precision ``auto`` chose on its CPU)."""
+        return {}
+
     def __call__(self, partition: Partition, layout: RunLayout) -> dict[str, Any]:
         """Process one partition; its outputs are in place when this returns its manifest row."""
         t0 = time.perf_counter()
@@ -76,7 +80,7 @@ class _Job:
             "output": str(layout.output(partition).relative_to(layout.root)),
             "rejected": str(layout.rejected(partition).relative_to(layout.root)),
             "seconds": round(time.perf_counter() - t0, 3), "host": socket.gethostname(), "pid": os.getpid(),
-            "skipped": dict(sorted(counts.skipped.items())),
+            "skipped": dict(sorted(counts.skipped.items())), **self.stamp(),
         }
         write_json_atomic(row, layout.manifest_entry(partition))
         return row
@@ -90,8 +94,8 @@ class ScoreJob(_Job):
     """Score each alert of a partition with a model (``brightscan score --cluster``)."""
 
     model_dir: str  # model directory, readable by every worker
-    backend: str = "torch"  # torch or onnx
-    precision: str = "float32"  # see brightscan.score.Scorer
+    backend: str | None = None  # torch or onnx (None: the precision's)
+    precision: str = "auto"  # see brightscan.score.Scorer (auto: chosen on each worker's CPU)
     batch_size: int = 32  # alerts per model call (and per chunk written)
     device: str | None = None  # torch device; default cpu (cuda when asked)
     overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
@@ -123,6 +127,9 @@ class ScoreJob(_Job):
         return {"command": "score", "model_id": card["model_id"], "model_version": card["model_version"],
                 "weights_sha256": card["weights"].get("sha256"),
                 "precision": self.precision, "backend": self.backend, "overflow": self.overflow}
+
+    def stamp(self) -> dict[str, Any]:
+        return {"precision": self.scorer.precision, "backend": self.scorer.backend} if self.scorer else {}
 
     def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
         from brightscan.score.results import ScoreResults
