@@ -20,6 +20,7 @@ def train(
     seed: int = typer.Option(None, "--seed", help="Seed of weights, shuffling, augmentation, dropout."),
     precision: str = typer.Option(None, "--precision", help="fp32 or bf16 (autocast)."),
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
 ) -> None:
     """Train a model preset with its recipe; early stopping keeps the best model."""
@@ -27,7 +28,7 @@ def train(
 
     with handle_errors():
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
-                                compile=compile_model)
+                                compile=compile_model, device=device)
         from brightscan.dataset.card import read_dataset_card
 
         # One bar per epoch over the training alerts (a step cap may end an epoch sooner).
