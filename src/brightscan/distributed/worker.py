@@ -14,7 +14,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from brightscan.distributed.jobs import PLUGIN_NAME
 from brightscan.distributed.partitions import Partition, RunLayout
 
-__all__ = ["JobPlugin", "peak_memory", "run_partition"]
+__all__ = ["JobPlugin", "cpu_seconds", "peak_memory", "run_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,19 @@ def run_partition(partition: Partition, root: str, data: str) -> dict[str, Any]:
 
 
 def peak_memory() -> int:
-    """Peak resident memory of this worker process, in bytes (Linux ``ru_maxrss`` is in KiB)."""
+    """Peak resident memory of this worker process in bytes: ``VmHWM`` of ``/proc/self/status``
+    (``ru_maxrss`` would not do: Linux carries it over ``exec`` from the process that started us)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used, in seconds: load-independent accounting
+    of what a worker costs, for benchmarks on shared machines."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
