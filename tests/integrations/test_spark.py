@@ -55,30 +55,44 @@ def test_columns_scored_as_brightscan_score_does(fink_file: Path, model_dir: Pat
     assert {r.source for r in rejections} <= {f"{fink_file}#{i}" for i in range(len(frame))}
 
 
-def test_udf_in_a_local_spark_session(fink_file: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+#: Run in a fresh interpreter: starting Spark's JVM forks the calling process, which can deadlock in
+#: a pytest process that already holds other threads (dask event loops, torch pools).
+SPARK_SCRIPT = """
+import json, sys
+from pyspark.sql import SparkSession
+from brightscan.integrations.spark import FINK_COLUMNS, score_udf
+spark = (SparkSession.builder.master("local[1]").appName("brightscan-test")
+         .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate())
+try:
+    df = spark.read.parquet(sys.argv[1])
+    scored = df.withColumn("btsbot", score_udf(sys.argv[2])(*FINK_COLUMNS))
+    rows = scored.select("candid", "btsbot.score", "btsbot.model_id", "btsbot.model_version",
+                         "btsbot.rejection").collect()
+finally:
+    spark.stop()
+print(json.dumps([r.asDict() for r in rows]))
+"""
+
+
+def test_udf_in_a_local_spark_session(fink_file: Path, model_dir: Path) -> None:
     if shutil.which("java") is None:
         pytest.skip("Java is not installed (CI: apt-get install openjdk-17-jre-headless)")
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'brightscan[spark]')")
-    from pyspark.sql import SparkSession
+    import json
+    import os
+    import subprocess
 
-    from brightscan.integrations.spark import score_udf
-
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # executors run this interpreter (with brightscan)
-    spark = (SparkSession.builder.master("local[1]").appName("brightscan-test")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate())
-    try:
-        df = spark.read.parquet(str(fink_file))
-        scored = df.withColumn("btsbot", score_udf(str(model_dir))(*FINK_COLUMNS))
-        rows = scored.select("candid", "btsbot.score", "btsbot.model_id", "btsbot.model_version",
-                             "btsbot.rejection").collect()
-    finally:
-        spark.stop()
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # executors run this interpreter (with brightscan)
+    done = subprocess.run([sys.executable, "-c", SPARK_SCRIPT, str(fink_file), str(model_dir)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
     expected, _ = _reference(model_dir, fink_file)
+    candids = pq.read_table(fink_file, columns=["candid"]).column("candid").to_pylist()
     by_candid = {}
     for source, value in expected.items():
-        by_candid.setdefault(int(pq.read_table(fink_file, columns=["candid"]).column("candid")[
-            int(source.rsplit("#", 1)[1])].as_py()), value)
-    assert len(rows) == pq.ParquetFile(fink_file).metadata.num_rows
+        by_candid.setdefault(candids[int(source.rsplit("#", 1)[1])], value)
+    assert len(rows) == len(candids)
     scored_rows = [r for r in rows if r["score"] is not None]
     assert len(scored_rows) == len(expected)
     for row in scored_rows:
