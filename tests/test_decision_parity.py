@@ -4,7 +4,7 @@ pass the same objects at the same alerts.
 The night comes from the built-in simulator (real Avro packets). Autoscan replays it into an empty
 database; the evaluation path prepares the same files as ``brightscan preprocess --causal`` does,
 scores them with the model package, and replays each object through
-:func:`brightscan.evaluate.sources.apply_policy`.
+:func:`brightscan.evaluate.objects.apply_policy`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.service import AutoscanService, load_scorer
 from brightscan.autoscan.sinks import LogSink
-from brightscan.autoscan.sources import ReplaySource
+from brightscan.autoscan.feeds import ReplayFeed
 from brightscan.autoscan.store import alerts, open_store, sources
-from brightscan.evaluate.sources import apply_policy, build_sources
+from brightscan.evaluate.objects import apply_policy, build_objects
 from brightscan.policy import create_policy
 from brightscan.preprocess import feature_names
 from brightscan.preprocess.batch import preprocess_to_dir
@@ -65,14 +65,14 @@ def test_autoscan_and_evaluation_decide_the_same(busiest_night, model, tmp_path,
     table = _evaluation_scores(busiest_night, model, tmp_path)
     # a threshold inside the score range, so some objects pass and some do not
     policy = create_policy(policy_name, threshold=float(np.quantile(table["score"], 0.7)), **overrides)
-    objects = build_sources(table, table["score"].to_numpy())
+    objects = build_objects(table, table["score"].to_numpy())
     passed, pass_jd = apply_policy(policy, objects)
     offline = {o.object_id: jd for o, ok, jd in zip(objects, passed, pass_jd) if ok}
 
     store = open_store(f"sqlite:///{tmp_path / 'autoscan.db'}")
     service = AutoscanService(store, load_scorer(model), policy, LogSink(tmp_path / "actions.jsonl"),
                               ServiceConfig(retry_base_s=0.0))
-    service.run(ReplaySource(busiest_night, speedup=float("inf")))
+    service.run(ReplayFeed(busiest_night, speedup=float("inf")))
     with store.engine.connect() as conn:
         stored = pd.DataFrame(conn.execute(sa.select(alerts.c.candid, alerts.c.score)).mappings().all())
         live = {r["object_id"]: r["identified_jd"] for r in conn.execute(

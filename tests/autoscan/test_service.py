@@ -13,7 +13,7 @@ from brightscan.autoscan.config import ServiceConfig
 from tests.autoscan.fakeportal import FakeSkyPortal
 from brightscan.autoscan.service import AutoscanService, load_scorer
 from brightscan.autoscan.sinks import LogSink, SinkError, SkyPortalSink
-from brightscan.autoscan.sources import Batch, DirectorySource, ReplaySource
+from brightscan.autoscan.feeds import Delivery, DirectoryFeed, ReplayFeed
 from brightscan.autoscan.store import action_attempts, actions, alerts, consumed_inputs, open_store, sources
 from brightscan.policy import create_policy
 from brightscan.preprocess import compute_features, feature_names
@@ -34,7 +34,7 @@ def _rows(store, table, *cols):
 def test_night_scored_stored_and_acted_on(db_url, tiny_model, night, tmp_path):
     night_dir, truth = night
     service = _service(db_url, tiny_model, LogSink(tmp_path / "actions.jsonl"))
-    assert service.run(ReplaySource(night_dir, speedup=float("inf"))) == 0
+    assert service.run(ReplayFeed(night_dir, speedup=float("inf"))) == 0
     stored = _rows(service.store, alerts)
     assert sorted(r["candid"] for r in stored) == sorted(r["candid"] for r in truth)
     assert {r["model_id"] for r in stored} == {"mi_cnn.tiny"}
@@ -55,7 +55,7 @@ def test_night_scored_stored_and_acted_on(db_url, tiny_model, night, tmp_path):
 def test_history_features_are_recomputed_causally_from_stored_alerts(tiny_model, night, tmp_path):
     night_dir, truth = night
     service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, LogSink(tmp_path / "a.jsonl"))
-    service.run(ReplaySource(night_dir, speedup=float("inf")))
+    service.run(ReplayFeed(night_dir, speedup=float("inf")))
     by_candid = {r["candid"]: r for r in _rows(service.store, alerts)}
     names = feature_names("icml2023")
     packets = {a.candid: a for p in night_dir.glob("*.avro") for a in read_file(p) if isinstance(a, Alert)}
@@ -92,11 +92,11 @@ def test_a_failing_batch_leaves_nothing_behind(tiny_model, night, tmp_path):
     service = _service(url, tiny_model, LogSink(tmp_path / "a.jsonl"))
     service.scorer = _ExplodingScorer(service.scorer, fail_on_call=4)
     with pytest.raises(RuntimeError):
-        service.run(DirectorySource(night_dir, once=True))
+        service.run(DirectoryFeed(night_dir, once=True))
     assert len(_rows(service.store, alerts)) == 3 == len(_rows(service.store, consumed_inputs))
     assert len(_rows(service.store, actions)) <= 3 * 3  # only the committed batches' actions
     service.scorer = service.scorer.inner  # "restart": the failed file is read again
-    service.run(DirectorySource(night_dir, once=True))
+    service.run(DirectoryFeed(night_dir, once=True))
     assert len(_rows(service.store, alerts)) == len(truth)
     service.store.dispose()
 
@@ -105,8 +105,8 @@ def test_redelivered_alerts_are_stored_once(tiny_model, night, tmp_path):
     night_dir, truth = night
     service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, LogSink(tmp_path / "a.jsonl"))
     items = [a for p in sorted(night_dir.glob("*.avro")) for a in read_file(p)]
-    first = service.process_batch(Batch(items=items[:20], arrived_at=0.0, key=None, origin="kafka"))
-    again = service.process_batch(Batch(items=items[:25], arrived_at=0.0, key=None, origin="kafka"))
+    first = service.process_delivery(Delivery(items=items[:20], arrived_at=0.0, key=None, origin="kafka"))
+    again = service.process_delivery(Delivery(items=items[:25], arrived_at=0.0, key=None, origin="kafka"))
     assert (first.stored, again.stored, again.duplicates) == (20, 5, 20)
     assert not set(first.passed) & set(again.passed)
     keys = [r["idempotency_key"] for r in _rows(service.store, actions)]
@@ -118,7 +118,7 @@ def test_no_actions_when_the_policy_does_not_pass(tiny_model, night, tmp_path):
     night_dir, _ = night
     service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, LogSink(tmp_path / "a.jsonl"),
                        threshold=1.0)
-    service.run(ReplaySource(night_dir, speedup=float("inf")))
+    service.run(ReplayFeed(night_dir, speedup=float("inf")))
     assert _rows(service.store, actions) == []
     assert {r["policy_state"] for r in _rows(service.store, sources)} == {"watching"}
     service.store.dispose()
@@ -142,12 +142,12 @@ def test_crash_between_ack_and_done_does_not_repeat_the_action(tiny_model, night
         sink = SkyPortalSink(portal.url, "tok", group_ids=[1], allocation_id=2, timeout=2)
         service = _service(url, tiny_model, _CrashAfterAck(sink), actions=["save", "followup"])
         with pytest.raises(KeyboardInterrupt):
-            service.run(ReplaySource(night_dir, speedup=float("inf")))
+            service.run(ReplayFeed(night_dir, speedup=float("inf")))
         pending = [r for r in _rows(service.store, actions) if r["state"] == "pending"]
         assert pending and portal.effective_saves() == {pending[0]["object_id"]: 1}
         service.store.dispose()
         restarted = _service(url, tiny_model, sink, actions=["save", "followup"])
-        assert restarted.run(ReplaySource(night_dir, speedup=float("inf"))) == 0
+        assert restarted.run(ReplayFeed(night_dir, speedup=float("inf"))) == 0
         saves, followups = portal.effective_saves(), portal.effective_followups()
         assert set(saves.values()) == {1} and set(followups.values()) == {1}
         assert len(saves) == len(_rows(restarted.store, sources))
@@ -173,7 +173,7 @@ def test_retries_keep_per_source_order_and_give_up_after_max_attempts(tiny_model
     files = sorted(night_dir.glob("*.avro"))[:1]
     flaky = _Flaky(fail_times=2)
     service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, flaky, max_attempts=5)
-    service.run(ReplaySource(files, speedup=float("inf")))
+    service.run(ReplayFeed(files, speedup=float("inf")))
     obj = flaky.seen[0].split(":")[1]
     assert flaky.seen == [f"save:{obj}"] * 3 + [f"followup:{obj}", f"annotation:{obj}"]
     hist = _rows(service.store, action_attempts)
@@ -182,7 +182,7 @@ def test_retries_keep_per_source_order_and_give_up_after_max_attempts(tiny_model
 
     hopeless = _Flaky(fail_times=10**6, retryable=False)
     service = _service(f"sqlite:///{tmp_path / 'db2'}", tiny_model, hopeless, max_attempts=5)
-    assert service.run(ReplaySource(files, speedup=float("inf"))) == 0
+    assert service.run(ReplayFeed(files, speedup=float("inf"))) == 0
     assert [r["state"] for r in _rows(service.store, actions)] == ["failed"] * 3
     assert hopeless.seen == [f"save:{obj}"]  # non-retryable: one attempt; nothing follows a failed save
     assert "earlier action" in _rows(service.store, actions)[1]["last_error"]
@@ -202,7 +202,7 @@ def test_a_non_finite_score_is_a_rejection_not_a_made_up_score(tiny_model, night
     service.scorer = _NaNScorer(service.scorer, fail_on_call=-1)
     files = sorted(night_dir.glob("*.avro"))[:4]
     for f in files:
-        service.process_batch(Batch(items=list(read_file(f)), arrived_at=0.0, key=str(f), origin=str(f)))
+        service.process_delivery(Delivery(items=list(read_file(f)), arrived_at=0.0, key=str(f), origin=str(f)))
     from brightscan.autoscan.store import rejections
 
     assert len(_rows(service.store, alerts)) == 0
@@ -228,10 +228,10 @@ def test_a_tarball_killed_between_chunks_is_finished_without_repeats(tiny_model,
     service = _service(url, tiny_model, LogSink(tmp_path / "a.jsonl"), chunk_size=10)
     service.scorer = _ExplodingScorer(service.scorer, fail_on_call=3)
     with pytest.raises(RuntimeError):
-        service.run(DirectorySource(tarball.parent, once=True))
+        service.run(DirectoryFeed(tarball.parent, once=True))
     assert len(_rows(service.store, alerts)) == 20 and _rows(service.store, consumed_inputs) == []
     service.scorer = service.scorer.inner
-    service.run(DirectorySource(tarball.parent, once=True))
+    service.run(DirectoryFeed(tarball.parent, once=True))
     assert sorted(r["candid"] for r in _rows(service.store, alerts)) == sorted(r["candid"] for r in truth)
     assert len(_rows(service.store, consumed_inputs)) == 1
     assert len(_rows(service.store, rejections)) == 1  # the junk member, recorded once
@@ -245,7 +245,7 @@ def test_a_sink_outage_does_not_stall_ingestion(tiny_model, night, tmp_path):
     night_dir, truth = night
     down = _Flaky(fail_times=10**6)
     service = _service(f"sqlite:///{tmp_path / 'db'}", tiny_model, down, retry_base_s=3600.0)
-    assert service.run(ReplaySource(night_dir, speedup=float("inf")), drain=False) > 0
+    assert service.run(ReplayFeed(night_dir, speedup=float("inf")), drain=False) > 0
     assert len(_rows(service.store, alerts)) == len(truth)
     n_sources = len({r["objectId"] for r in truth})
     # each source's save was tried once (its own pass or a later one); nothing else while down

@@ -8,7 +8,7 @@ import pytest
 
 from brightscan.errors import InputError
 from brightscan.metrics import metrics_by_peak, source_metrics
-from brightscan.evaluate.sources import apply_policy, build_sources, read_scanner_saves, select_sources, source_arrays
+from brightscan.evaluate.objects import apply_policy, build_objects, read_scanner_saves, select_objects, object_arrays
 from brightscan.policy import create_policy
 
 # objectId, label, scanner save jd, [(jd, score, magpsf), ...]
@@ -39,7 +39,7 @@ EXPECTED = {
 def alert_table() -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
     rows, scores, candid = [], [], 0
     for oid, label, _, alerts in SOURCES:
-        for jd, score, mag in reversed(alerts):  # unsorted on purpose: build_sources sorts by jd
+        for jd, score, mag in reversed(alerts):  # unsorted on purpose: build_objects sorts by jd
             candid += 1
             rows.append({"candid": candid, "objectId": oid, "jd": jd, "magpsf": mag, "label": label})
             scores.append(score)
@@ -50,8 +50,8 @@ def alert_table() -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_named_policy_completeness_purity_delay(name):
     table, scores, saves = alert_table()
-    sources = build_sources(table, scores, saves)
-    arr = source_arrays(sources)
+    sources = build_objects(table, scores, saves)
+    arr = object_arrays(sources)
     passed, pass_jd = apply_policy(create_policy(name), sources)
     m = source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     completeness, purity, delay = EXPECTED[name]
@@ -63,7 +63,7 @@ def test_named_policy_completeness_purity_delay(name):
 
 def test_gt1_identification_times():
     table, scores, saves = alert_table()
-    sources = build_sources(table, scores, saves)
+    sources = build_objects(table, scores, saves)
     passed, pass_jd = apply_policy(create_policy("gt1"), sources)
     assert [s.object_id for s in sources] == ["A", "B", "C", "D", "E", "F"]
     assert passed.tolist() == [True, True, False, True, True, True]
@@ -72,8 +72,8 @@ def test_gt1_identification_times():
 
 def test_by_peak_magnitude():
     table, scores, saves = alert_table()
-    sources = build_sources(table, scores, saves)
-    arr = source_arrays(sources)
+    sources = build_objects(table, scores, saves)
+    arr = object_arrays(sources)
     passed, _ = apply_policy(create_policy("gt1"), sources)
     # peaks: A 17.2, B 18.4, C 18.0, D 19.2, E 18.0, F 18.9
     r = metrics_by_peak(arr["label"], passed, arr["peak_mag"], bins=np.array([17.0, 18.0, 18.5, 19.5]))
@@ -91,30 +91,30 @@ def test_selection_drops_single_alert_and_faint_peaked_bright_sources():
         {"candid": 103, "objectId": "I", "jd": 1.0, "magpsf": 20.0, "label": 0},  # faint label 0: kept
         {"candid": 104, "objectId": "I", "jd": 2.0, "magpsf": 20.1, "label": 0},
     ])
-    sources = build_sources(pd.concat([table, extra]), np.r_[scores, [0.9] * 5], saves)
-    kept = [s.object_id for s in select_sources(sources)]
+    sources = build_objects(pd.concat([table, extra]), np.r_[scores, [0.9] * 5], saves)
+    kept = [s.object_id for s in select_objects(sources)]
     assert kept == ["A", "B", "C", "D", "E", "F", "I"]
 
 
 def test_peakmag_feature_counts_toward_observed_peak():
     table = pd.DataFrame({"candid": [1, 2], "objectId": ["H", "H"], "jd": [1.0, 2.0],
                           "magpsf": [18.7, 18.6], "label": [1, 1], "peakmag_so_far": [18.3, 18.3]})
-    sources = build_sources(table, [0.1, 0.2])
+    sources = build_objects(table, [0.1, 0.2])
     assert sources[0].observed_peak == pytest.approx(18.3)
     assert sources[0].alerts[0].peakmag_so_far == pytest.approx(18.3)
-    assert [s.object_id for s in select_sources(sources)] == ["H"]
+    assert [s.object_id for s in select_objects(sources)] == ["H"]
 
 
 def test_bad_tables_raise_input_error(tmp_path):
     table, scores, _ = alert_table()
     with pytest.raises(InputError, match="lacks column"):
-        build_sources(table.drop(columns="label"), scores)
+        build_objects(table.drop(columns="label"), scores)
     with pytest.raises(InputError, match="scores for"):
-        build_sources(table, scores[:-1])
+        build_objects(table, scores[:-1])
     mixed = table.copy()
     mixed.loc[0, "label"] = 1 - mixed.loc[0, "label"]
     with pytest.raises(InputError, match="different labels"):
-        build_sources(mixed, scores)
+        build_objects(mixed, scores)
     with pytest.raises(InputError, match="not found"):
         read_scanner_saves(tmp_path / "none.csv")
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from brightscan.errors import BrightscanWarning, ConfigError
 from brightscan.metrics import source_metrics
-from brightscan.evaluate.sources import apply_policy, source_arrays
+from brightscan.evaluate.objects import apply_policy, object_arrays
 from brightscan.policy import GtN, PolicySearch, ScoredAlert, ObjectHistory, policy_from_dict
 from brightscan.policy.search import _Flat
 
@@ -111,7 +111,7 @@ def test_vectorised_evaluation_matches_per_source_policy(raw, n, threshold, max_
     passed, pass_jd = apply_policy(policy, srcs)
     assert passed_v.tolist() == passed.tolist()
     np.testing.assert_array_equal(jd_v, pass_jd)
-    arr = source_arrays(srcs)
+    arr = object_arrays(srcs)
     a = source_metrics(flat.labels, passed_v, jd_v, flat.save_jd)
     b = source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     assert json.dumps(a) == json.dumps(b)

@@ -1,6 +1,6 @@
 """Real-time autoscan: consume alerts, score, decide with a policy, and act exactly once.
 
-Pieces (one idea per module): :mod:`~brightscan.autoscan.sources` (where alerts come from),
+Pieces (one idea per module): :mod:`~brightscan.autoscan.feeds` (where alerts come from),
 :mod:`~brightscan.autoscan.store` (the database), :mod:`~brightscan.autoscan.service` (the loop),
 :mod:`~brightscan.autoscan.outbox` (delivering actions), :mod:`~brightscan.autoscan.sinks`
 (SkyPortal, webhook, log), :mod:`~brightscan.autoscan.config` (TOML settings) and
@@ -8,21 +8,21 @@ Pieces (one idea per module): :mod:`~brightscan.autoscan.sources` (where alerts 
 """
 
 from brightscan.autoscan.config import AutoscanConfig, load_config
-from brightscan.autoscan.service import AutoscanService, BatchResult, load_scorer
+from brightscan.autoscan.service import AutoscanService, DeliveryResult, load_scorer
 from brightscan.autoscan.sinks import ActionRequest, LogSink, SinkError, SkyPortalSink, WebhookSink
-from brightscan.autoscan.sources import Batch, DirectorySource, KafkaSource, ReplaySource, parse_source
+from brightscan.autoscan.feeds import Delivery, DirectoryFeed, KafkaFeed, ReplayFeed, parse_feed
 from brightscan.autoscan.store import Store, open_store
 
 __all__ = [
     "ActionRequest",
     "AutoscanConfig",
     "AutoscanService",
-    "Batch",
-    "BatchResult",
-    "DirectorySource",
-    "KafkaSource",
+    "Delivery",
+    "DeliveryResult",
+    "DirectoryFeed",
+    "KafkaFeed",
     "LogSink",
-    "ReplaySource",
+    "ReplayFeed",
     "SinkError",
     "SkyPortalSink",
     "Store",
@@ -30,5 +30,5 @@ __all__ = [
     "load_config",
     "load_scorer",
     "open_store",
-    "parse_source",
+    "parse_feed",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from brightscan.autoscan.config import AutoscanConfig, make_policy_from, make_sink
 from brightscan.autoscan.service import AutoscanService, load_scorer
-from brightscan.autoscan.sources import AlertSource, DirectorySource, ReplaySource, parse_source
+from brightscan.autoscan.feeds import Feed, DirectoryFeed, ReplayFeed, parse_feed
 from brightscan.autoscan.store import open_store
 from brightscan.errors import InputError
 
@@ -69,7 +69,7 @@ def _stop_on_sigterm() -> None:
 def run_autoscan(config: AutoscanConfig, source_spec: str, model_dir: str | Path) -> RunReport:
     """Run the service on ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC`` until the source ends
     (replay) or the process is stopped (SIGTERM / Ctrl-C)."""
-    source: AlertSource = parse_source(source_spec, speedup=config.service.speedup,
+    source: Feed = parse_feed(source_spec, speedup=config.service.speedup,
                                        poll_interval=config.service.poll_interval_s,
                                        kafka_config=config.kafka)
     service = build_service(config, model_dir)
@@ -91,9 +91,9 @@ def scan_once(config: AutoscanConfig, source_spec: str, model_dir: str | Path, *
     (including leftovers of earlier passes), and return. Cron-friendly."""
     kind, _, arg = source_spec.partition(":")
     if kind == "dir" and arg:
-        source: AlertSource = DirectorySource(arg, once=True, since=since, until=until)
+        source: Feed = DirectoryFeed(arg, once=True, since=since, until=until)
     elif kind == "replay" and arg:
-        source = ReplaySource(arg, speedup=float("inf"))
+        source = ReplayFeed(arg, speedup=float("inf"))
     else:
         raise InputError(f"scan reads dir:PATH or replay:PATH, got {source_spec!r}")
     service = build_service(config, model_dir)

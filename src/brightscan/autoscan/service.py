@@ -25,14 +25,14 @@ from brightscan.alerts import Alert, Rejection
 from brightscan.autoscan import outbox
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.sinks import Sink
-from brightscan.autoscan.sources import AlertSource, Batch
+from brightscan.autoscan.feeds import Feed, Delivery
 from brightscan.autoscan.store import Store, alerts, consumed_inputs, rejections, sources
 from brightscan.policy import ObjectState, ScoredAlert, decide, replay
 from brightscan.preprocess.history import History
 from brightscan.preprocess.pipeline import Pipeline
 from brightscan.score.scorer import score_chunk
 
-__all__ = ["AutoscanService", "BatchResult", "load_scorer"]
+__all__ = ["AutoscanService", "DeliveryResult", "load_scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def load_scorer(model_dir: str | Path, *, backend: str = "torch", overflow: str 
 
 
 @dataclass
-class BatchResult:
+class DeliveryResult:
     """What one batch did."""
 
     stored: int = 0  # new alerts stored
@@ -105,7 +105,7 @@ class AutoscanService:
             query = sa.select(consumed_inputs.c.key).where(consumed_inputs.c.key == key)
             return conn.execute(query).first() is not None
 
-    def process_batch(self, batch: Batch) -> BatchResult:
+    def process_delivery(self, batch: Delivery) -> DeliveryResult:
         """Score, store and decide one batch: one transaction per chunk of ``chunk_size`` items.
 
         A small input (one Avro file, a Kafka poll) is one chunk. A big one (a nightly tarball)
@@ -113,7 +113,7 @@ class AutoscanService:
         in between, the file is read again and the chunks already stored are skipped by
         ``candid``, so the result is the same.
         """
-        result = BatchResult()
+        result = DeliveryResult()
         if batch.key is not None and self.is_consumed(batch.key):
             result.skipped = True
             return result
@@ -134,8 +134,8 @@ class AutoscanService:
                  result.duplicates, result.rejected, len(result.passed))
         return result
 
-    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], batch: Batch,
-                       result: BatchResult) -> None:
+    def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], batch: Delivery,
+                       result: DeliveryResult) -> None:
         new, duplicates = self._new_alerts(conn, items)
         history = History(self._load_detections(conn, {a.object_id for a in new}), grow=True)
         chunk = Pipeline(self.scorer.feature_set, overflow=self.config.overflow, history=history).prepare(new)
@@ -193,7 +193,7 @@ class AutoscanService:
                 history[row["object_id"]].append(dict(row))
         return history
 
-    def _store_alerts(self, conn: Connection, scored: list[_Scored], batch: Batch, now: float) -> None:
+    def _store_alerts(self, conn: Connection, scored: list[_Scored], batch: Delivery, now: float) -> None:
         rows = [{"candid": s.alert.candid, "object_id": s.alert.object_id, "jd": s.alert.jd,
                  "magpsf": float(s.alert.candidate["magpsf"]), "fid": s.alert.candidate.get("fid"),
                  "score": s.score, "model_id": self.scorer.model_id, "model_version": self.scorer.model_version,
@@ -203,7 +203,7 @@ class AutoscanService:
         if rows:
             conn.execute(alerts.insert(), rows)
 
-    def _decide(self, conn: Connection, object_id: str, mine: list[_Scored], batch: Batch, now: float) -> bool:
+    def _decide(self, conn: Connection, object_id: str, mine: list[_Scored], batch: Delivery, now: float) -> bool:
         """Run the object's new alerts through the decision core; on its first pass enqueue the
         configured actions. True if it passed in this chunk."""
         row = conn.execute(sa.select(sources).where(sources.c.object_id == object_id)).mappings().first()
@@ -241,7 +241,7 @@ class AutoscanService:
         earlier.sort(key=lambda r: (r["jd"], r["candid"]))
         return replay(self.policy, [_scored_alert_from_row(r) for r in earlier])
 
-    def _identify(self, conn: Connection, object_id: str, item: _Scored, batch: Batch, now: float) -> None:
+    def _identify(self, conn: Connection, object_id: str, item: _Scored, batch: Delivery, now: float) -> None:
         alert = item.alert
         conn.execute(sources.update().where(sources.c.object_id == object_id).values(
             policy_state="passed", policy=self.policy.to_dict(), identified_candid=alert.candid,
@@ -277,15 +277,15 @@ class AutoscanService:
             self.dispatch()
         return outbox.pending_count(self.store)
 
-    def run(self, source: AlertSource, *, drain: bool = True) -> int:
+    def run(self, source: Feed, *, drain: bool = True) -> int:
         """Consume ``source`` until it ends (forever for directories/Kafka); return pending count.
 
         Actions left over from a previous (crashed) run are delivered first.
         """
         self.dispatch()
-        for batch in source.batches(self.is_consumed):
+        for batch in source.deliveries(self.is_consumed):
             if batch is not None:
-                self.process_batch(batch)
+                self.process_delivery(batch)
                 source.commit(batch)
             self.dispatch()
         return self.drain() if drain else outbox.pending_count(self.store)

@@ -2,7 +2,7 @@
 
 For each reduced precision (bf16 through torch, int8 through ONNX Runtime, calibrated on training
 alerts), score a simulated test split and real alerts, replay every object through the decision
-core (:func:`brightscan.evaluate.sources.apply_policy`) for ``gt1`` and ``bts_prod`` at their
+core (:func:`brightscan.evaluate.objects.apply_policy`) for ``gt1`` and ``bts_prod`` at their
 thresholds, and count the objects whose decision — passed or not, and when — differs from float32.
 The count stands next to the score deviation and the measured speed-up in ``MODEL/precision.json``,
 under this CPU's signature; ``precision="auto"`` reads it (:mod:`brightscan.score.precision`).
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brightscan.evaluate.sources import apply_policy, build_sources
+from brightscan.evaluate.objects import apply_policy, build_objects
 from brightscan.policy import create_policy
 from brightscan.score import Scorer
 from brightscan.score.precision import RECORD_NAME, cpu_flags, cpu_signature, read_record
@@ -72,7 +72,7 @@ def load_real(inputs: Sequence[str | Path], feature_order: Sequence[str]) -> Eva
 
 def _decisions(table: pd.DataFrame, scores: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
     labelled = table if "label" in table else table.assign(label=0)
-    sources = build_sources(labelled, scores)
+    sources = build_objects(labelled, scores)
     ids = [s.object_id for s in sources]
     return {name: (*apply_policy(create_policy(name), sources), ids) for name in POLICIES}
 

@@ -30,12 +30,12 @@ import numpy as np
 from brightscan import metrics as M
 from brightscan.errors import InputError
 from brightscan.evaluate import plots
-from brightscan.evaluate.sources import (
+from brightscan.evaluate.objects import (
     apply_policy,
-    build_sources,
+    build_objects,
     read_scanner_saves,
-    select_sources,
-    source_arrays,
+    select_objects,
+    object_arrays,
 )
 from brightscan.policy import PolicySearch, ObjectHistory, create_policy
 from brightscan.serial import to_jsonable
@@ -89,13 +89,13 @@ def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int) ->
     return data.table, logits
 
 
-def _selected_sources(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
+def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
                       config: EvaluateConfig) -> list[ObjectHistory]:
-    return select_sources(build_sources(table, scores, saves), config.min_alerts, config.bright_peak_limit)
+    return select_objects(build_objects(table, scores, saves), config.min_alerts, config.bright_peak_limit)
 
 
 def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory]) -> tuple[dict[str, Any], dict[str, Any]]:
-    arr = source_arrays(sources)
+    arr = object_arrays(sources)
     passed, pass_jd = apply_policy(policy, sources)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
     summary["policy"] = policy.to_dict()
@@ -136,8 +136,8 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
         "reliability": M.reliability_bins(y_test, test_scores, config.n_reliability_bins),
         "policies": {},
     }
-    test_sources = _selected_sources(test_table, test_scores, saves, config)
-    val_sources = _selected_sources(val_table, val_scores, saves, config)
+    test_sources = _selected_objects(test_table, test_scores, saves, config)
+    val_sources = _selected_objects(val_table, val_scores, saves, config)
     policies: dict[str, Any] = {}
     for pname in config.policies:
         policies[pname], figs["policies"][pname] = _policy_metrics(create_policy(pname), test_sources)

@@ -1,16 +1,16 @@
 """Where alerts come from: one interface, three implementations.
 
-An :class:`AlertSource` yields :class:`Batch` es (the alerts of one input file, or one Kafka poll)
+An :class:`Feed` yields :class:`Delivery` es (the alerts of one input file, or one Kafka poll)
 or ``None`` when nothing new arrived during a poll interval, so the service can retry pending
 actions while it waits. After the service has committed a batch's database transaction it calls
-:meth:`AlertSource.commit` (Kafka commits its offsets there; files need nothing, because a file's
+:meth:`Feed.commit` (Kafka commits its offsets there; files need nothing, because a file's
 ``key`` is recorded as consumed *inside* that transaction).
 
-- :class:`DirectorySource` watches a directory for new ``.avro`` / ``.parquet`` / ``.tar(.gz)``
+- :class:`DirectoryFeed` watches a directory for new ``.avro`` / ``.parquet`` / ``.tar(.gz)``
   files (producers should write to a dot-file or ``*.part`` and rename, which is atomic);
-- :class:`ReplaySource` replays archived or simulated files at a speed-up, each file appearing
+- :class:`ReplayFeed` replays archived or simulated files at a speed-up, each file appearing
   when its last alert's ``jd`` comes round;
-- :class:`KafkaSource` consumes ZTF's public stream with ``confluent-kafka`` (optional extra).
+- :class:`KafkaFeed` consumes ZTF's public stream with ``confluent-kafka`` (optional extra).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from brightscan.alerts import Alert, Rejection, decode_avro, iter_input_files, r
 from brightscan.errors import InputError
 
 __all__ = [
-    "AlertSource",
-    "Batch",
-    "DirectorySource",
-    "KafkaSource",
-    "ReplaySource",
-    "batch_from_messages",
-    "parse_source",
+    "Feed",
+    "Delivery",
+    "DirectoryFeed",
+    "KafkaFeed",
+    "ReplayFeed",
+    "delivery_from_messages",
+    "parse_feed",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ _PARTIAL_SUFFIXES = (".part", ".tmp", ".partial")
 
 
 @dataclass
-class Batch:
+class Delivery:
     """The alerts of one input, processed in one database transaction."""
 
     items: Iterable[Alert | Rejection]  # alerts and per-alert rejections, input order (may be lazy)
@@ -52,13 +52,13 @@ class Batch:
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # Kafka (topic, part, off)
 
 
-class AlertSource(Protocol):
+class Feed(Protocol):
     """The interface every source implements."""
 
-    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+    def deliveries(self, is_consumed: Callable[[str], bool]) -> Iterator[Delivery | None]:
         """Yield batches as they arrive, ``None`` after an idle poll; end when exhausted."""
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: Delivery) -> None:
         """Called once the batch's database transaction has committed."""
 
 
@@ -68,12 +68,12 @@ def _input_files(directory: Path) -> list[Path]:
     return files
 
 
-def _file_batch(path: Path, arrived_at: float, key: str) -> Batch:
+def _file_delivery(path: Path, arrived_at: float, key: str) -> Delivery:
     # lazy: a nightly tarball is read chunk by chunk by the service, never held whole in memory
-    return Batch(items=read_file(path), arrived_at=arrived_at, key=key, origin=str(path))
+    return Delivery(items=read_file(path), arrived_at=arrived_at, key=key, origin=str(path))
 
 
-class DirectorySource:
+class DirectoryFeed:
     """Watch a directory for new alert files; each file is one batch.
 
     Parameters
@@ -115,24 +115,24 @@ class DirectorySource:
                 found.append((mtime, path))
         return sorted(found)
 
-    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+    def deliveries(self, is_consumed: Callable[[str], bool]) -> Iterator[Delivery | None]:
         if not self.directory.is_dir():
             raise InputError(f"{self.directory} is not a directory")
         while True:
             new = self._new_files(is_consumed)
             for mtime, path in new:
-                yield _file_batch(path, mtime, self.key_for(path))
+                yield _file_delivery(path, mtime, self.key_for(path))
             if self.once:
                 return
             if not new:
                 yield None
                 time.sleep(self.poll_interval)
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: Delivery) -> None:
         """Nothing to do: the file was marked consumed inside the batch's transaction."""
 
 
-class ReplaySource:
+class ReplayFeed:
     """Replay archived or simulated alert files at ``speedup`` times real time.
 
     Each file appears when the last alert it holds was observed (``jd``), relative to the first
@@ -169,7 +169,7 @@ class ReplaySource:
             plan.append((max(jds) if jds else float("-inf"), path))
         return sorted(plan)
 
-    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+    def deliveries(self, is_consumed: Callable[[str], bool]) -> Iterator[Delivery | None]:
         plan = [(jd, p) for jd, p in self.schedule() if not is_consumed(f"replay:{p.resolve()}")]
         if not plan:
             return
@@ -181,13 +181,13 @@ class ReplaySource:
                 self.sleep(min(wait, 1.0))
                 if due - self.clock() > 0:
                     yield None  # let the service retry pending actions while we wait
-            yield _file_batch(path, due, f"replay:{path.resolve()}")
+            yield _file_delivery(path, due, f"replay:{path.resolve()}")
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: Delivery) -> None:
         """Nothing to do: the file was marked consumed inside the batch's transaction."""
 
 
-def batch_from_messages(messages: Iterable[Any], arrived_at: float | None = None) -> Batch:
+def delivery_from_messages(messages: Iterable[Any], arrived_at: float | None = None) -> Delivery:
     """Turn ``confluent_kafka.Message`` objects into one batch (no broker needed).
 
     Each message value is an Avro container holding one alert (ZTF's format); it is decoded by
@@ -211,7 +211,7 @@ def batch_from_messages(messages: Iterable[Any], arrived_at: float | None = None
             continue
         items.extend(decode_avro(bytes(value), where))
     origin = ", ".join(f"{t}[{p}]@{o}" for t, p, o in offsets[:3]) + (" ..." if len(offsets) > 3 else "")
-    return Batch(items=items, arrived_at=time.time() if arrived_at is None else arrived_at,
+    return Delivery(items=items, arrived_at=time.time() if arrived_at is None else arrived_at,
                  key=None, origin=origin or "kafka", offsets=offsets)
 
 
@@ -223,7 +223,7 @@ def _is_partition_eof(err: Any) -> bool:
     return getattr(err, "code", lambda: None)() == KafkaError._PARTITION_EOF
 
 
-class KafkaSource:
+class KafkaFeed:
     """Consume a ZTF alert topic; offsets are committed only after the batch's transaction.
 
     Kafka delivers at least once: a batch redelivered after a crash between the database commit
@@ -263,13 +263,13 @@ class KafkaSource:
             self.consumer.subscribe([self.topic])
         return self.consumer
 
-    def batches(self, is_consumed: Callable[[str], bool]) -> Iterator[Batch | None]:
+    def deliveries(self, is_consumed: Callable[[str], bool]) -> Iterator[Delivery | None]:
         consumer = self._consumer()
         while True:
             messages = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
-            yield batch_from_messages(messages) if messages else None
+            yield delivery_from_messages(messages) if messages else None
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: Delivery) -> None:
         """Commit the batch's offsets synchronously (after the database commit)."""
         if batch.offsets:
             from confluent_kafka import TopicPartition
@@ -281,16 +281,16 @@ class KafkaSource:
                 offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
 
 
-def parse_source(spec: str, *, speedup: float = 10.0, poll_interval: float = 1.0,
-                 kafka_config: dict[str, Any] | None = None) -> AlertSource:
+def parse_feed(spec: str, *, speedup: float = 10.0, poll_interval: float = 1.0,
+                 kafka_config: dict[str, Any] | None = None) -> Feed:
     """Build a source from ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC``."""
     kind, _, arg = spec.partition(":")
     if not arg:
         raise InputError(f"source must look like dir:PATH, replay:PATH or kafka:TOPIC, got {spec!r}")
     if kind == "dir":
-        return DirectorySource(arg, poll_interval=poll_interval)
+        return DirectoryFeed(arg, poll_interval=poll_interval)
     if kind == "replay":
-        return ReplaySource(arg, speedup=speedup)
+        return ReplayFeed(arg, speedup=speedup)
     if kind == "kafka":
-        return KafkaSource(arg, kafka_config)
+        return KafkaFeed(arg, kafka_config)
     raise InputError(f"unknown source kind {kind!r} in {spec!r} (dir, replay or kafka)")

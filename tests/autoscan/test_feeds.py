@@ -8,12 +8,12 @@ import shutil
 import pytest
 
 from brightscan.alerts import Alert, Rejection
-from brightscan.autoscan.sources import (
-    DirectorySource,
-    KafkaSource,
-    ReplaySource,
-    batch_from_messages,
-    parse_source,
+from brightscan.autoscan.feeds import (
+    DirectoryFeed,
+    KafkaFeed,
+    ReplayFeed,
+    delivery_from_messages,
+    parse_feed,
 )
 from brightscan.errors import InputError
 
@@ -46,7 +46,7 @@ def test_kafka_messages_decode_to_alerts(real_avro_dir):
     msgs = [FakeMessage(p.read_bytes(), partition=i % 2, offset=100 + i) for i, p in enumerate(paths)]
     msgs.append(FakeMessage(b"not avro", offset=200))
     msgs.append(FakeMessage(None, offset=201, error="broker went away"))
-    batch = batch_from_messages(msgs, arrived_at=5.0)
+    batch = delivery_from_messages(msgs, arrived_at=5.0)
     alerts = [i for i in batch.items if isinstance(i, Alert)]
     rejected = [i for i in batch.items if isinstance(i, Rejection)]
     assert len(alerts) == 5 and all(a.candid and a.object_id.startswith("ZTF") for a in alerts)
@@ -66,12 +66,12 @@ def test_directory_source_consumes_new_files_only(night, tmp_path):
     shutil.copy(files[3], watch / (files[3].name + ".part"))  # still being written
     shutil.copy(files[4], watch / ("." + files[4].name))
     consumed: set[str] = set()
-    source = DirectorySource(watch, once=True)
-    batches = list(source.batches(consumed.__contains__))
+    source = DirectoryFeed(watch, once=True)
+    batches = list(source.deliveries(consumed.__contains__))
     assert [len(list(b.items)) for b in batches] == [1, 1, 1]
     consumed.update(b.key for b in batches)
     shutil.copy(files[5], watch)
-    again = list(DirectorySource(watch, once=True).batches(consumed.__contains__))
+    again = list(DirectoryFeed(watch, once=True).deliveries(consumed.__contains__))
     assert [b.origin for b in again] == [str(watch / files[5].name)]
 
 
@@ -82,13 +82,13 @@ def test_directory_source_since_until_filter_on_arrival(night, tmp_path):
     for i, f in enumerate(sorted(src_dir.glob("*.avro"))[:4]):
         shutil.copy(f, watch)
         os.utime(watch / f.name, (1000.0 + i * 100, 1000.0 + i * 100))
-    got = list(DirectorySource(watch, once=True, since=1100.0, until=1300.0).batches(lambda k: False))
+    got = list(DirectoryFeed(watch, once=True, since=1100.0, until=1300.0).deliveries(lambda k: False))
     assert [b.arrived_at for b in got] == [1100.0, 1200.0]
 
 
 def test_directory_source_rejects_missing_dir(tmp_path):
     with pytest.raises(InputError):
-        next(DirectorySource(tmp_path / "nope").batches(lambda k: False))
+        next(DirectoryFeed(tmp_path / "nope").deliveries(lambda k: False))
 
 
 def test_replay_times_files_by_jd(night):
@@ -101,8 +101,8 @@ def test_replay_times_files_by_jd(night):
         now[0] += s
 
     speedup = 3600.0
-    source = ReplaySource(src_dir, speedup=speedup, clock=lambda: now[0], sleep=sleep)
-    batches = [b for b in source.batches(lambda k: False) if b is not None]
+    source = ReplayFeed(src_dir, speedup=speedup, clock=lambda: now[0], sleep=sleep)
+    batches = [b for b in source.deliveries(lambda k: False) if b is not None]
     jds = sorted(r["jd"] for r in rows)
     assert len(batches) == len(rows)
     expected = [1000.0 + (jd - jds[0]) * 86400 / speedup for jd in jds]
@@ -113,23 +113,23 @@ def test_replay_times_files_by_jd(night):
 
 def test_replay_skips_consumed_files_and_rebases_time(night):
     src_dir, rows = night
-    first = ReplaySource(src_dir, speedup=float("inf"))
-    keys = [b.key for b in first.batches(lambda k: False) if b is not None]
+    first = ReplayFeed(src_dir, speedup=float("inf"))
+    keys = [b.key for b in first.deliveries(lambda k: False) if b is not None]
     done = set(keys[:30])
-    rest = [b for b in ReplaySource(src_dir, speedup=1e6).batches(done.__contains__) if b is not None]
+    rest = [b for b in ReplayFeed(src_dir, speedup=1e6).deliveries(done.__contains__) if b is not None]
     assert [b.key for b in rest] == keys[30:]
 
 
 def test_parse_source():
-    assert isinstance(parse_source("dir:/x"), DirectorySource)
-    assert isinstance(parse_source("replay:/x", speedup=20).speedup and parse_source("replay:/x"), ReplaySource)
+    assert isinstance(parse_feed("dir:/x"), DirectoryFeed)
+    assert isinstance(parse_feed("replay:/x", speedup=20).speedup and parse_feed("replay:/x"), ReplayFeed)
     for bad in ("/x", "ftp:/x", "dir:"):
         with pytest.raises(InputError):
-            parse_source(bad)
+            parse_feed(bad)
 
 
 class FakeConsumer:
-    """The part of confluent_kafka.Consumer that KafkaSource uses."""
+    """The part of confluent_kafka.Consumer that KafkaFeed uses."""
 
     def __init__(self, polls):
         self.polls, self.commits = list(polls), []
@@ -144,8 +144,8 @@ class FakeConsumer:
 def test_kafka_source_batches_polls_and_idles(real_avro_dir):
     paths = sorted(real_avro_dir.glob("*.avro"))[:3]
     msgs = [FakeMessage(p.read_bytes(), offset=i) for i, p in enumerate(paths)]
-    source = KafkaSource("ztf_test", consumer=FakeConsumer([msgs[:2], [], msgs[2:]]), batch_size=2)
-    stream = source.batches(lambda k: False)
+    source = KafkaFeed("ztf_test", consumer=FakeConsumer([msgs[:2], [], msgs[2:]]), batch_size=2)
+    stream = source.deliveries(lambda k: False)
     first, idle, last = next(stream), next(stream), next(stream)
     assert len(first.items) == 2 and idle is None and len(last.items) == 1
     assert first.key is None  # deduplicated by candid in the database, not by input key
@@ -154,8 +154,8 @@ def test_kafka_source_batches_polls_and_idles(real_avro_dir):
 def test_kafka_commit_after_transaction_commits_next_offsets(real_avro_dir):
     pytest.importorskip("confluent_kafka", reason="confluent-kafka (the kafka extra) is not installed")
     consumer = FakeConsumer([])
-    source = KafkaSource("ztf_test", consumer=consumer)
-    batch = batch_from_messages([FakeMessage(p.read_bytes(), partition=1, offset=7 + i)
+    source = KafkaFeed("ztf_test", consumer=consumer)
+    batch = delivery_from_messages([FakeMessage(p.read_bytes(), partition=1, offset=7 + i)
                                  for i, p in enumerate(sorted(real_avro_dir.glob("*.avro"))[:2])])
     source.commit(batch)
     ((offsets, asynchronous),) = consumer.commits
@@ -166,5 +166,5 @@ def test_kafka_end_of_partition_is_not_a_rejection():
     kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka (the kafka extra) is not installed")
     eof = FakeMessage(None, offset=5, error=kafka.KafkaError(kafka.KafkaError._PARTITION_EOF))
     bad = FakeMessage(None, offset=6, error=kafka.KafkaError(kafka.KafkaError._TRANSPORT))
-    batch = batch_from_messages([eof, bad])
+    batch = delivery_from_messages([eof, bad])
     assert len(batch.items) == 1 and batch.items[0].stage == "read"

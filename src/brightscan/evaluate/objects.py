@@ -33,7 +33,7 @@ def _opt(value: object) -> float | None:
     return None if math.isnan(v) else v
 
 
-def build_sources(
+def build_objects(
     table: pd.DataFrame, scores: Sequence[float], save_jd: Mapping[str, float] | None = None,
 ) -> list[ObjectHistory]:
     """Group alerts by ``objectId`` into jd-sorted :class:`ObjectHistory` records.
@@ -85,7 +85,7 @@ def build_sources(
     return out
 
 
-def select_sources(
+def select_objects(
     sources: Sequence[ObjectHistory], min_alerts: int = 2, bright_peak_limit: float = BRIGHT_PEAK_LIMIT,
 ) -> list[ObjectHistory]:
     """The paper's selection: >= ``min_alerts`` alerts; label-1 sources must peak <= the limit."""
@@ -116,7 +116,7 @@ def apply_policy(policy: BasePolicy, sources: Sequence[ObjectHistory]) -> tuple[
     return passed, pass_jd
 
 
-def source_arrays(sources: Sequence[ObjectHistory]) -> dict[str, np.ndarray]:
+def object_arrays(sources: Sequence[ObjectHistory]) -> dict[str, np.ndarray]:
     """Per-source ``label``, ``peak_mag`` and ``save_jd`` (NaN: not saved) as arrays."""
     return {
         "label": np.array([s.label for s in sources], dtype=int),
