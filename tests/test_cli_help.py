@@ -49,7 +49,7 @@ def test_help_renders_whole(command):
 
 
 @pytest.mark.parametrize("command, option, values", [
-    (("score",), "--precision", "fp32|bf16"),
+    (("score",), "--precision", "auto|fp32|bf16|int8"),
     (("train",), "--precision", "fp32|bf16"),
     (("score",), "--backend", "torch|onnx"),
     (("preprocess",), "--features", "v1|icml2023"),

@@ -203,4 +203,5 @@ def setup_logging(verbose: bool) -> None:
 FeatureSetName = Literal["v1", "icml2023"]
 OverflowMode = Literal["reject", "production"]
 Precision = Literal["fp32", "bf16"]
+ScorePrecision = Literal["auto", "fp32", "bf16", "int8"]
 Backend = Literal["torch", "onnx"]

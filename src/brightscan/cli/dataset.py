@@ -21,6 +21,7 @@ from brightscan.cli.common import (
     handle_errors,
 )
 from brightscan.errors import BrightscanError
+from brightscan.cli.cluster import cluster_config_option, cluster_option, resume_option
 
 app = typer.Typer(help="Build, import and inspect training datasets.", **TYPER_SETTINGS)
 
@@ -65,6 +66,9 @@ def build(
         "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
+    cluster: str = cluster_option,
+    cluster_config: Path = cluster_config_option,
+    resume: bool = resume_option,
 ) -> None:
     """Build DS/{train,val,test}/{triplets.npy,alerts.parquet} and DS/dataset.json."""
     from brightscan.alerts import count_alerts
@@ -76,6 +80,11 @@ def build(
     with handle_errors(cleanup=guard.remove_new):
         config = BuildConfig(nmax=nmax or None, fractions=fractions, seed=seed, feature_set=features,
                              overflow=overflow)
+        if cluster is not None or resume:
+            card = _build_partitioned(inputs, labels, out, config, cluster, cluster_config, resume)
+            _print_card(card, show)
+            show.result(str(out), {"out": str(out), "card": card})
+            return
         with show.progress() as progress:
             # the first pass (each source's history) is not counted; the second is, alert by alert
             task = progress.add_task("building the dataset", total=count_alerts(inputs))
@@ -85,6 +94,17 @@ def build(
                              f" (skipped: {card.get('skipped') or 'none'}); nothing written")
     _print_card(card, show)
     show.result(str(out), {"out": str(out), "card": card})
+
+
+def _build_partitioned(inputs: list[Path], labels: Path, out: Path, config: object, cluster: str | None,
+                       cluster_config: Path | None, resume: bool) -> dict:
+    from brightscan.cli.cluster import run_with_cluster
+    from brightscan.distributed.dataset import build_dataset_partitioned
+
+    def build(client: object, threads: int | None, **progress: object) -> dict:
+        return build_dataset_partitioned(inputs, labels, out, config, client=client, resume=resume, **progress)
+
+    return run_with_cluster(build, cluster, cluster_config)
 
 
 @app.command("import-btsbot")

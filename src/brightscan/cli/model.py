@@ -41,6 +41,55 @@ def export_onnx(
     typer.echo(f"wrote {path}")
 
 
+def _model_order(model_dir: Path) -> list[str]:
+    from brightscan.model import read_card
+
+    return list(read_card(model_dir)["features"]["order"])
+
+
+@app.command("quantize")
+def quantize(
+    model_dir: Path = typer.Argument(..., help="Model directory."),
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset whose train split calibrates the int8 ranges."),
+    alerts: int = typer.Option(256, "--alerts", min=8, help="Calibration alerts (spread over the train split)."),
+) -> None:
+    """Write MODEL_DIR/model.int8.onnx: int8 convolutions calibrated on training alerts."""
+    from brightscan.evaluate.precision import load_split
+    from brightscan.model.quantize import quantize_int8
+
+    with handle_errors():
+        train = load_split(dataset, "train", _model_order(model_dir), name=f"{dataset} train", limit=alerts)
+        path = quantize_int8(model_dir, train.triplets, train.features, description=train.name)
+    typer.echo(f"wrote {path} (calibrated on {len(train.triplets)} training alerts)")
+
+
+@app.command("judge-precision")
+def judge_precision(
+    model_dir: Path = typer.Argument(..., help="Model directory."),
+    dataset: Path = typer.Option(..., "--dataset", help="Simulated dataset: decisions on its test split; "
+                                 "its train split calibrates int8."),
+    real: list[Path] = typer.Option(..., "--real", help="Real alert files or folders (repeat the option)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Model threads while timing (1: per-core figure)."),
+    precisions: str = typer.Option("bfloat16,int8", "--precisions", help="Reduced precisions to judge."),
+) -> None:
+    """Count the gt1/bts_prod decisions each reduced precision changes against float32 (simulated test
+    split and real alerts), time it on this CPU, and record both in MODEL_DIR/precision.json, which
+    `--precision auto` reads."""
+    from brightscan.evaluate.precision import judge_precisions, load_real, load_split
+
+    order = _model_order(model_dir)
+    with handle_errors():
+        sets = [load_split(dataset, "test", order, name="sim"), load_real(real, order)]
+        train = load_split(dataset, "train", order, name=f"{dataset} train", limit=256)
+        entry = judge_precisions(model_dir, sets, calibration=train, threads=threads,
+                                 precisions=[p.strip() for p in precisions.split(",") if p.strip()])
+    typer.echo(f"{entry['cpu']} [{' '.join(entry['flags'])}], {threads} thread(s): "
+               f"float32 {entry['float32']['alerts_per_s']} alerts/s")
+    for name, r in entry["precisions"].items():
+        typer.echo(f"{name:9} {r['alerts_per_s']} alerts/s ({r['speedup']}x); decisions changed "
+                   f"{r['decisions_differ']}; max |score - fp32| {r['score_dev_max']}")
+
+
 @app.command("info")
 def info(
     model_dir: Path = typer.Argument(..., help="Model directory."),

@@ -17,6 +17,7 @@ from brightscan.cli.common import (
     rejection_table,
 )
 from brightscan.errors import BrightscanError
+from brightscan.cli.cluster import cluster_config_option, cluster_option, echo_summary, resume_option, run_job
 
 
 def preprocess(
@@ -34,11 +35,24 @@ def preprocess(
     ),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
+    cluster: str = cluster_option,
+    cluster_config: Path = cluster_config_option,
+    resume: bool = resume_option,
 ) -> None:
     """Turn alerts into 63x63x3 triplets and features exactly as the ZTF broker does."""
     from brightscan.alerts import count_alerts
     from brightscan.preprocess.batch import preprocess_to_dir
 
+    if cluster is not None or resume:
+        if causal:
+            raise typer.BadParameter("--causal is not available with --cluster (each partition uses its "
+                                     "packets' own history)")
+        from brightscan.distributed import PreprocessJob
+
+        with handle_errors():
+            run = run_job(PreprocessJob(features, overflow), inputs, out, cluster, cluster_config, resume)
+        echo_summary(run, "prepared")
+        return
     show = Output(quiet, as_json)
     guard = OutputGuard(out)
     with handle_errors(cleanup=guard.remove_new), show.progress() as progress:

@@ -11,18 +11,19 @@ from brightscan.cli.common import (
     JSON_OPTION,
     QUIET_OPTION,
     Backend,
+    ScorePrecision,
     Output,
     OutputGuard,
     OverflowMode,
-    Precision,
     counted,
     handle_errors,
     rejection_table,
 )
 from brightscan.errors import BrightscanError
+from brightscan.cli.cluster import cluster_config_option, cluster_option, echo_summary, resume_option, run_job
 
 #: CLI spelling -> the Scorer's (one spelling across commands: train uses fp32/bf16 too).
-_PRECISION = {"fp32": "float32", "bf16": "bfloat16"}
+_PRECISION = {"auto": "auto", "fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
 
 
 def score(
@@ -30,11 +31,16 @@ def score(
         ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
     ),
     model: Path = typer.Option(..., "--model", "-m", help="Model directory."),
-    out: Path = typer.Option(Path("scores.parquet"), "--out", "-o", help="Scores file (Parquet)."),
-    backend: Backend = typer.Option("torch", "--backend", help="Model runtime; onnx needs `brightscan model export-onnx` first."),
+    out: Path = typer.Option(Path("scores.parquet"), "--out", "-o",
+                             help="Scores file (Parquet); with --cluster, the run folder."),
+    backend: Backend = typer.Option(None, "--backend", help="Model runtime (default: the precision's); onnx needs `brightscan model export-onnx` first."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Alerts per model call."),
-    precision: Precision = typer.Option("fp32", "--precision", help="Convolution precision (bf16: torch only)."),
+    precision: ScorePrecision = typer.Option(
+        "auto", "--precision",
+        help="auto: a reduced precision only where `model judge-precision` measured it faster and decision-neutral "
+             "on this CPU; fp32; bf16 (torch); int8 (onnx, after `model quantize`)."),
     threads: int = typer.Option(None, "--threads", min=1, help="Model threads (default: runtime's choice)."),
+    device: str = typer.Option(None, "--device", help="Torch device: cpu, cuda, cuda:1 (default: cuda if present)."),
     causal: bool = typer.Option(
         False, "--causal/--production-history",
         help="Merge the source's earlier alerts in the input into the history (as `preprocess`).",
@@ -44,6 +50,9 @@ def score(
     ),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
+    cluster: str = cluster_option,
+    cluster_config: Path = cluster_config_option,
+    resume: bool = resume_option,
 ) -> None:
     """Score alerts with a model; rejected alerts go to <out>.rejected.parquet with reasons."""
     from brightscan.alerts import count_alerts, read_alerts
@@ -52,11 +61,15 @@ def score(
     from brightscan.score.results import rejected_path, write_scores
     from brightscan.score.scorer import Scorer
 
+    if cluster is not None or resume:
+        _score_partitioned(inputs, model, out, backend, batch_size, _PRECISION[precision], device, causal,
+                           cluster, cluster_config, resume)
+        return
     show = Output(quiet, as_json)
     guard = OutputGuard(out, rejected_path(out))
     with handle_errors(cleanup=guard.remove_new):
         scorer = Scorer(model, backend=backend, batch_size=batch_size, precision=_PRECISION[precision],
-                        num_threads=threads, overflow=overflow)
+                        num_threads=threads, device=device, overflow=overflow)
         earlier = History.collect(inputs) if causal else None
         with show.progress() as progress:
             task = progress.add_task("scoring alerts", total=count_alerts(inputs))
@@ -76,3 +89,17 @@ def score(
          "model_version": results.model_version, "scores": str(scores_path), "rejections": str(rejected),
          "rejection_reasons": [{"stage": s, "reason": r, "alerts": n} for (s, r), n in reasons.most_common()]},
     )
+
+
+def _score_partitioned(inputs: list[Path], model: Path, out: Path, backend: str, batch_size: int,
+                       precision: str, device: str | None, causal: bool, cluster: str | None,
+                       cluster_config: Path | None, resume: bool) -> None:
+    from brightscan.distributed import ScoreJob
+
+    if causal:
+        raise typer.BadParameter("--causal needs every file's alerts at once; it is not available "
+                                 "with --cluster (each partition is scored with its packets' own history)")
+    with handle_errors():
+        job = ScoreJob(str(model), backend=backend, precision=precision, batch_size=batch_size, device=device)
+        summary = run_job(job, inputs, out, cluster, cluster_config, resume)
+    echo_summary(summary, "scored")

@@ -21,6 +21,7 @@ def train(
     seed: int = typer.Option(None, "--seed", help="Seed of weights, shuffling, augmentation, dropout."),
     precision: Precision = typer.Option(None, "--precision", help="Training precision (bf16: autocast)."),
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
@@ -32,7 +33,7 @@ def train(
     show = Output(quiet, as_json)
     with handle_errors():
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
-                                compile=compile_model)
+                                compile=compile_model, device=device)
         n_train = int(read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts") or 0)
         max_epochs, per_epoch = cfg.schedule(n_train)
         # one bar over every epoch's training alerts, so the ETA covers the whole run

@@ -97,8 +97,9 @@ def onnx_metadata(card: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def open_onnx_session(model_dir: str | Path, *, num_threads: int | None = None) -> Any:
-    """An ONNX Runtime session for ``model_dir/model.onnx``, checked against ``model.json``.
+def open_onnx_session(model_dir: str | Path, *, num_threads: int | None = None, name: str = ONNX_NAME) -> Any:
+    """An ONNX Runtime session for ``model_dir/model.onnx`` (or ``name``, e.g. the int8 model),
+    checked against ``model.json``.
 
     Raises
     ------
@@ -108,10 +109,11 @@ def open_onnx_session(model_dir: str | Path, *, num_threads: int | None = None) 
     import onnxruntime as ort
 
     model_dir = Path(model_dir)
-    path = model_dir / ONNX_NAME
+    path = model_dir / name
     if not path.is_file():
+        how = "export-onnx" if name == ONNX_NAME else "quantize"
         raise ModelFileError(
-            f"{path} not found; run `brightscan model export-onnx {model_dir}` first"
+            f"{path} not found; run `brightscan model {how} {model_dir}` first"
         )
     options = ort.SessionOptions()
     if num_threads:
@@ -128,6 +130,6 @@ def open_onnx_session(model_dir: str | Path, *, num_threads: int | None = None) 
     if stale:
         raise ModelFileError(
             f"{path} does not match {model_dir / 'model.json'} ({', '.join(stale)} differ); "
-            "re-export it with `brightscan model export-onnx`"
+            f"re-export it with `brightscan model {'export-onnx' if name == ONNX_NAME else 'quantize'}`"
         )
     return session

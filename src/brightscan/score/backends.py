@@ -17,9 +17,15 @@ import torch
 from brightscan.errors import ConfigError
 from brightscan.model.io import LoadedModel
 
-__all__ = ["BACKENDS", "PRECISIONS", "Backend", "OnnxBackend", "TorchBackend"]
+__all__ = ["BACKENDS", "PRECISIONS", "TORCH_PRECISIONS", "Backend", "OnnxBackend", "TorchBackend"]
 
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: Precisions of the torch backend (the dtype of the convolutions).
+TORCH_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: Precisions of the onnx backend (the model file it runs).
+ONNX_PRECISIONS = {"float32": "model.onnx", "int8": "model.int8.onnx"}
+#: Every precision, and the backend that runs its reduced form (``auto`` chooses one per CPU,
+#: see :mod:`brightscan.score.precision`).
+PRECISIONS = {"float32": None, "bfloat16": "torch", "int8": "onnx"}
 
 
 class Backend(Protocol):
@@ -40,9 +46,11 @@ class TorchBackend:
     cpu_chunk = 32
 
     def __init__(self, loaded: LoadedModel, precision: str, num_threads: int | None = None) -> None:
+        if precision not in TORCH_PRECISIONS:
+            raise ConfigError(f"the torch backend runs {', '.join(TORCH_PRECISIONS)}; {precision} runs on onnx")
         self.model = loaded.model
         self.device = next(self.model.parameters()).device
-        self.model.convs.to(PRECISIONS[precision])
+        self.model.convs.to(TORCH_PRECISIONS[precision])
         self.chunk = self.cpu_chunk if self.device.type == "cpu" else None
 
     def __call__(self, triplets: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
@@ -61,14 +69,15 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """``model.onnx`` through ONNX Runtime (float32 only)."""
+    """``model.onnx`` (float32) or ``model.int8.onnx`` (int8, from ``brightscan model quantize``)
+    through ONNX Runtime."""
 
     def __init__(self, loaded: LoadedModel, precision: str, num_threads: int | None = None) -> None:
         from brightscan.model.onnx_export import open_onnx_session
 
-        if precision != "float32":
-            raise ConfigError("the onnx backend runs float32 only; use --backend torch for bf16")
-        self.session = open_onnx_session(loaded.path, num_threads=num_threads)
+        if precision not in ONNX_PRECISIONS:
+            raise ConfigError(f"the onnx backend runs {', '.join(ONNX_PRECISIONS)}; use --backend torch for bf16")
+        self.session = open_onnx_session(loaded.path, num_threads=num_threads, name=ONNX_PRECISIONS[precision])
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, triplets: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:

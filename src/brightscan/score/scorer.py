@@ -27,6 +27,7 @@ from brightscan.preprocess.history import History
 from brightscan.preprocess.pipeline import Pipeline, PreparedChunk, reject
 from brightscan.score.backends import BACKENDS, PRECISIONS
 from brightscan.score.batching import prefetch
+from brightscan.score.precision import choose_precision
 from brightscan.score.results import ScoreResults
 
 __all__ = ["Scorer", "score_chunk"]
@@ -43,11 +44,15 @@ class Scorer:
     model_dir : str or Path
         A model directory (``model.json`` + ``weights.safetensors``, plus ``model.onnx`` for
         the onnx backend).
-    backend : {"torch", "onnx"}
-        Inference engine.
-    precision : {"float32", "bfloat16"}
-        ``bfloat16`` (torch only) runs the image branch in bf16 — several times faster on CPUs
-        with AMX/AVX-512-BF16; check its scores against float32 before trusting it.
+    backend : {"torch", "onnx"}, optional
+        Inference engine; default: the one that runs ``precision`` (torch for float32).
+    precision : {"float32", "bfloat16", "int8", "auto"}
+        ``bfloat16`` (torch) runs the image branch in bf16 — several times faster on CPUs with
+        AMX/AVX-512-BF16, slower elsewhere; ``int8`` (onnx, ``model.int8.onnx`` from
+        ``brightscan model quantize``) runs its convolutions in int8 (VNNI/AMX-INT8 CPUs). A
+        reduced precision selects its backend. ``auto``: the one measured faster than float32 on
+        this kind of CPU and harmless to decisions (:func:`brightscan.score.precision.choose_precision`),
+        else float32.
     batch_size : int
         Alerts per model call (small batches are fastest on CPU: they stay in cache).
     num_threads : int, optional
@@ -59,14 +64,17 @@ class Scorer:
         Passed to preprocessing (how to treat overflowing cutout pixels).
     """
 
-    def __init__(self, model_dir: str | Path, *, backend: str = "torch",
+    def __init__(self, model_dir: str | Path, *, backend: str | None = None,
                  precision: str = "float32", batch_size: int = 32,
                  num_threads: int | None = None, device: str | torch.device | None = None,
                  overflow: str = "reject") -> None:
-        if backend not in BACKENDS:
+        if backend is not None and backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if precision == "auto":
+            precision = _auto_precision(model_dir, backend, device)
         if precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+            raise ConfigError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+        backend = backend or PRECISIONS[precision] or "torch"
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
         if num_threads and backend == "torch":
@@ -174,6 +182,14 @@ class Scorer:
         inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         earlier = History.collect(inputs) if causal else None
         return self.score_alerts(read_alerts(inputs), earlier=earlier, overlap=overlap)
+
+
+def _auto_precision(model_dir: str | Path, backend: str | None, device: Any) -> str:
+    """What ``auto`` means here: measured per CPU among what ``backend`` runs; float32 on a GPU."""
+    if str(device).startswith("cuda") or (device is None and backend != "onnx" and torch.cuda.is_available()):
+        return "float32"
+    available = {None: ("bfloat16", "int8"), "torch": ("bfloat16",), "onnx": ("int8",)}[backend]
+    return choose_precision(model_dir, available=available)
 
 
 def _as_input(array: np.ndarray | None, name: str, used: bool,

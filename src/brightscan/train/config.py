@@ -38,6 +38,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (slow first epoch, faster after)
     max_steps_per_epoch: int | None = None  # cap on optimisation steps per epoch (smoke runs)
     num_threads: int | None = None  # torch intra-op threads (None: torch's default)
+    device: str | None = None  # torch device: "cpu", "cuda", "cuda:1" (None: cuda when present, else cpu)
     recipe: Mapping[str, Any] = field(default_factory=dict)  # TrainingRecipe overrides
     model: Mapping[str, Any] = field(default_factory=dict)  # ModelConfig overrides
 
@@ -48,6 +49,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError("max_steps_per_epoch must be at least 1")
+        if self.device is not None and not (self.device == "cpu" or self.device.split(":")[0] == "cuda"):
+            raise ConfigError(f"device must be cpu, cuda or cuda:N, not {self.device!r}")
 
     def training_recipe(self) -> TrainingRecipe:
         """The preset's recipe (:func:`~brightscan.train.recipe.recipe_for`) with the overrides applied."""

@@ -148,7 +148,9 @@ class _Run:
             raise InputError(f"{dataset_dir}: the validation split is empty")
         labels = self.train.labels[self.train_idx]
         self.weights = class_weights(labels) if self.recipe.class_weighting else (1.0, 1.0)
-        self.device = default_device()
+        self.device = torch.device(config.device) if config.device else default_device()
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {config.device} asked for, but torch sees no CUDA device")
         with torch.random.fork_rng(devices=[]):  # nn.Linear/Conv2d draw a throwaway init globally
             self.model = create_model(self.model_config, seed=config.seed, device=self.device)
         self.forward = torch.compile(self.model) if config.compile else self.model
@@ -164,6 +166,7 @@ class _Run:
         data = self.config.to_dict()
         data.pop("epochs")  # a resumed run may extend the epoch limit
         data.pop("num_threads")
+        data.pop("device")  # a run may resume on another device
         return data
 
     def start(self, resume: bool) -> None:

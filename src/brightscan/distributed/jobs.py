@@ -1,0 +1,207 @@
+"""What a worker does with one partition: read its files, prepare (and score) its alerts, write
+its outputs atomically, and return its manifest row.
+
+A *job* holds the settings of a run and, once :meth:`setup` has run in a worker, the heavy objects
+(the model): :class:`JobPlugin` runs ``setup`` once per worker when the client registers it, so the
+model is loaded once per worker and never pickled into a task. A task is
+:func:`run_partition` ``(partition, root)``: a partition's paths in, a small manifest row out.
+Workers read and write the data themselves; the client only plans and collects.
+
+The same job runs in-process (``job.setup(threads)``, then ``job(partition, layout)``), which is
+how the cluster's overhead is measured against a plain loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from brightscan.alerts import read_alerts
+from brightscan.distributed.partitions import Partition, RunLayout, atomic_parquet, write_json_atomic
+from brightscan.preprocess.cutouts import STAMP_SIZE
+from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema
+from brightscan.storage import REJECTION_SCHEMA
+
+__all__ = ["PLUGIN_NAME", "PreprocessJob", "ScoreJob", "read_triplets"]
+
+log = logging.getLogger(__name__)
+
+#: Name under which the job's plugin is registered on every worker.
+PLUGIN_NAME = "brightscan-job"
+#: Length of the flattened triplet column of a preprocessed partition (63 * 63 * 3).
+TRIPLET_LENGTH = STAMP_SIZE * STAMP_SIZE * 3
+
+
+def _rejection_table(rejections: list[Any]) -> pa.Table:
+    return pa.Table.from_pylist([r.as_row() for r in rejections], schema=REJECTION_SCHEMA)
+
+
+@dataclass
+class _Counts:
+    rows: int = 0
+    rejections: int = 0
+    skipped: Counter = field(default_factory=Counter)  # alerts left out on purpose, by reason
+
+
+class _Job:
+    """Shared by the jobs: the partition's bookkeeping around :meth:`_write` (subclasses)."""
+
+    data = "alerts"  # folder of the data files
+    schema: pa.Schema
+
+    def setup(self, model_threads: int) -> None:
+        """Build the heavy objects (once per worker)."""
+
+    def run_card(self) -> dict[str, Any]:
+        """What the run computes; a rerun into the same folder must compute the same."""
+        raise NotImplementedError
+
+    def stamp(self) -> dict[str, Any]:
+        """What the worker resolved for itself (e.g. the precision ``auto`` chose on its CPU)."""
+        return {}
+
+    def __call__(self, partition: Partition, layout: RunLayout) -> dict[str, Any]:
+        """Process one partition; its outputs are in place when this returns its manifest row."""
+        t0 = time.perf_counter()
+        counts = _Counts()
+        with atomic_parquet(layout.output(partition), self.schema) as data, \
+                atomic_parquet(layout.rejected(partition), REJECTION_SCHEMA) as rejected:
+            self._write(partition, data, rejected, counts)
+        row = {
+            **partition.as_dict(), "rows": counts.rows, "rejections": counts.rejections,
+            "output": str(layout.output(partition).relative_to(layout.root)),
+            "rejected": str(layout.rejected(partition).relative_to(layout.root)),
+            "seconds": round(time.perf_counter() - t0, 3), "host": socket.gethostname(), "pid": os.getpid(),
+            "skipped": dict(sorted(counts.skipped.items())), **self.stamp(),
+        }
+        write_json_atomic(row, layout.manifest_entry(partition))
+        return row
+
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ScoreJob(_Job):
+    """Score each alert of a partition with a model (``brightscan score --cluster``)."""
+
+    model_dir: str  # model directory, readable by every worker
+    backend: str | None = None  # torch or onnx (None: the precision's)
+    precision: str = "auto"  # see brightscan.score.Scorer (auto: chosen on each worker's CPU)
+    batch_size: int = 32  # alerts per model call (and per chunk written)
+    device: str | None = None  # torch device; default cpu (cuda when asked)
+    overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
+    scorer: Any = field(default=None, repr=False, compare=False)  # built by setup, never pickled
+
+    data = "scores"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "scorer": None}  # the model travels as a path, never as weights
+
+    @property
+    def schema(self) -> pa.Schema:  # type: ignore[override]
+        from brightscan.score.results import ScoreResults
+
+        return ScoreResults("", "").to_arrow().schema
+
+    def setup(self, model_threads: int) -> None:
+        from brightscan.score import Scorer
+
+        if self.scorer is None:
+            self.scorer = Scorer(self.model_dir, backend=self.backend, precision=self.precision,
+                                 batch_size=self.batch_size, num_threads=model_threads,
+                                 device=self.device or "cpu", overflow=self.overflow)
+
+    def run_card(self) -> dict[str, Any]:
+        from brightscan.model.io import read_card
+
+        card = read_card(self.model_dir)
+        return {"command": "score", "model_id": card["model_id"], "model_version": card["model_version"],
+                "weights_sha256": card["weights"].get("sha256"),
+                "precision": self.precision, "backend": self.backend, "overflow": self.overflow}
+
+    def stamp(self) -> dict[str, Any]:
+        return {"precision": self.scorer.precision, "backend": self.scorer.backend} if self.scorer else {}
+
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+        from brightscan.score.results import ScoreResults
+
+        if self.scorer is None:
+            self.setup(1)
+        scorer = self.scorer
+        for rows, scores, rejections in scorer.iter_scored(read_alerts(partition.paths), overlap=False):
+            part = ScoreResults(scorer.model_id, scorer.model_version)
+            part.extend(rows, scores, rejections)
+            if rows:
+                data.write_table(part.to_arrow())
+            if rejections:
+                rejected.write_table(_rejection_table(rejections))
+            counts.rows += len(rows)
+            counts.rejections += len(rejections)
+
+
+@dataclass
+class PreprocessJob(_Job):
+    """Prepare each alert of a partition (``brightscan preprocess --cluster``): identity, file,
+    features, and the triplet flattened into one fixed-size float32 list per row."""
+
+    feature_set: str = "v1"  # v1 (25) or icml2023 (14)
+    overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
+    chunk_size: int = 256  # alerts per chunk (and per row group)
+
+    @property
+    def schema(self) -> pa.Schema:  # type: ignore[override]
+        base = feature_table_schema((*IDENTITY_COLUMNS, ("source", pa.string())), self.feature_set)
+        return base.append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH)))
+
+    def run_card(self) -> dict[str, Any]:
+        from brightscan.preprocess import PREPROCESSING_VERSION
+
+        return {"command": "preprocess", "feature_set": self.feature_set, "overflow": self.overflow,
+                "preprocessing_version": PREPROCESSING_VERSION}
+
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+        pipeline = Pipeline(self.feature_set, overflow=self.overflow, chunk_size=self.chunk_size)
+        write_chunks(pipeline, read_alerts(partition.paths), self.schema, data, rejected, counts)
+
+
+def chunk_columns(chunk: Any, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """A prepared chunk as columns: identity, ``source``, the named features, the flat ``triplet``."""
+    columns: dict[str, Any] = {name: [r[name] for r in chunk.rows] for name, _ in IDENTITY_COLUMNS}
+    columns["source"] = [r["source"] for r in chunk.rows]
+    features = chunk.feature_array()
+    for i, name in enumerate(names):
+        columns.setdefault(name, features[:, i])  # an identity column (magpsf) keeps its own value
+    flat = pa.array(chunk.triplet_array().reshape(-1), pa.float32())
+    columns["triplet"] = pa.FixedSizeListArray.from_arrays(flat, TRIPLET_LENGTH)
+    return columns
+
+
+def write_chunks(pipeline: Pipeline, items: Any, schema: pa.Schema, data: Any, rejected: Any,
+                 counts: _Counts, extra: Any = None) -> None:
+    """Prepare ``items`` chunk by chunk and write each chunk's rows (``schema``'s columns, with
+    ``extra(rows) -> columns`` added) and rejections: one row group per chunk."""
+    for chunk in pipeline.chunks(items):
+        if chunk.rows:
+            columns = chunk_columns(chunk, pipeline.names)
+            if extra is not None:
+                columns.update(extra(chunk.rows))
+            data.write_table(pa.table([columns[f.name] for f in schema], schema=schema))
+        if chunk.rejections:
+            rejected.write_table(_rejection_table(chunk.rejections))
+        counts.rows += len(chunk.rows)
+        counts.rejections += len(chunk.rejections)
+
+
+def read_triplets(table: pa.Table) -> np.ndarray:
+    """The ``(n, 63, 63, 3)`` float32 triplets of a preprocessed partition's table."""
+    column = table.column("triplet").combine_chunks()
+    return column.values.to_numpy().reshape(-1, STAMP_SIZE, STAMP_SIZE, 3)

@@ -1,0 +1,1 @@
+"""brightscan inside other engines: Spark brokers (Fink) through a pandas UDF (:mod:`.spark`)."""
