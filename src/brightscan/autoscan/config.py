@@ -152,14 +152,7 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     ``BRIGHTSCAN_SKYPORTAL_URL`` and ``BRIGHTSCAN_SKYPORTAL_TOKEN`` fill the sink's URL and token
     when the file does not set them.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    data = {} if path is None else _read_file(path, "config file", tomllib.loads, tomllib.TOMLDecodeError, "")
     config = config_from_dict(data)
     if db_url:
         config.db_url = db_url
@@ -178,15 +171,21 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     return config
 
 
+def _read_file(path: str | Path, what: str, loads: Any, decode_error: type[Exception], prefix: str,
+               problem: str = "") -> Any:
+    """Parse a user's file; ``ConfigError`` names it when it is missing or does not parse."""
+    try:
+        return loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except decode_error as exc:
+        raise ConfigError(f"{prefix}{path}{problem}: {exc}") from None
+
+
 def _read_policy_file(path: str) -> dict[str, Any]:
     import json
 
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"policy file {path} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"policy file {path} is not valid JSON: {exc}") from None
+    data = _read_file(path, "policy file", json.loads, json.JSONDecodeError, "policy file ", " is not valid JSON")
     from brightscan.policy import policy_from_dict
 
     policy_from_dict(data)  # fail now, naming the file, rather than when the service starts

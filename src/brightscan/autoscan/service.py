@@ -208,7 +208,8 @@ class AutoscanService:
         """Run the object's new alerts through the decision core; on its first pass enqueue the
         configured actions. True if it passed in this chunk."""
         row = conn.execute(sa.select(sources).where(sources.c.object_id == object_id)).mappings().first()
-        state = self._state(conn, object_id, row, {s.alert.candid for s in mine})
+        policy_key = self.policy.to_dict()  # once per object and chunk: stored beside the state
+        state = self._state(conn, object_id, row, {s.alert.candid for s in mine}, policy_key)
         already = row is not None and row["policy_state"] == "passed"
         identified = None
         last_score = None if row is None else row["last_score"]
@@ -221,7 +222,7 @@ class AutoscanService:
             if decision.first and not already and identified is None:
                 identified = item
         values = {"n_alerts": state.n_alerts, "last_score": last_score, "updated_at": now,
-                  "decision": {"policy": self.policy.to_dict(), "state": state.to_dict()}}
+                  "decision": {"policy": policy_key, "state": state.to_dict()}}
         if row is None:
             conn.execute(sources.insert().values(object_id=object_id, policy_state="watching", **values))
         else:
@@ -230,11 +231,12 @@ class AutoscanService:
             self._identify(conn, object_id, identified, delivery, now)
         return identified is not None
 
-    def _state(self, conn: Connection, object_id: str, row: Any, new_candids: set[int]) -> ObjectState:
+    def _state(self, conn: Connection, object_id: str, row: Any, new_candids: set[int],
+               policy_key: dict[str, Any]) -> ObjectState:
         """The object's decision state before this chunk: stored, or (first time under this
         policy, or a database from before the state was kept) rebuilt once from its stored alerts."""
         stored = None if row is None else row["decision"]
-        if stored and stored.get("policy") == self.policy.to_dict():
+        if stored and stored.get("policy") == policy_key:
             return ObjectState.from_dict(stored["state"])
         query = sa.select(alerts.c.candid, alerts.c.jd, alerts.c.magpsf, alerts.c.score, alerts.c.features).where(
             alerts.c.object_id == object_id)
