@@ -64,6 +64,7 @@ def test_choices_are_listed(command, option, values):
 
 def test_shared_choices_match_the_library():
     from brightscan.autoscan.config import SinkConfig  # noqa: F401 - sink kinds are validated there
+    from brightscan.dataset.build import STRATIFY_MODES
     from brightscan.demo.run import DEMO_SIZES
     from brightscan.score import BACKENDS
     from brightscan.preprocess import FEATURE_SETS, OVERFLOW_MODES
@@ -71,6 +72,7 @@ def test_shared_choices_match_the_library():
 
     assert set(typing.get_args(common.FeatureSetName)) == set(FEATURE_SETS)
     assert set(typing.get_args(common.OverflowMode)) == set(OVERFLOW_MODES)
+    assert set(typing.get_args(common.StratifyMode)) == set(STRATIFY_MODES)
     assert set(typing.get_args(common.Precision)) == set(PRECISIONS)
     assert set(typing.get_args(common.Backend)) == set(BACKENDS)
     assert set(DEMO_SIZES) == {"tiny", "small", "paper"}

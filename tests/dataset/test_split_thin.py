@@ -37,6 +37,50 @@ def test_split_depends_on_the_seed_and_checks_fractions() -> None:
         split_by_source(labels, (0.5, 0.5, 0.5))
 
 
+classes_st = st.dictionaries(st.text("ZTFab0123", min_size=3, max_size=8),
+                             st.tuples(st.integers(0, 1), st.sampled_from(["SN Ia", "SN II", "AGN", "CV", ""])),
+                             max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sources=classes_st, seed=st.integers(0, 1000))
+def test_class_strata_give_every_split_its_share_of_every_class(sources: dict, seed: int) -> None:
+    labels = {o: lab for o, (lab, _) in sources.items()}
+    classes = {o: cls for o, (_, cls) in sources.items()}
+    fractions = (0.6, 0.2, 0.2)
+    assignment = split_by_source(labels, fractions, seed=seed, strata=classes)
+    assert set(assignment) == set(labels) and set(assignment.values()) <= {"train", "val", "test"}
+    for group in set(sources.values()):
+        members = [o for o, key in sources.items() if key == group]
+        counts = Counter(assignment[o] for o in members)
+        for split, frac in zip(("train", "val", "test"), fractions):
+            assert abs(counts[split] - frac * len(members)) < 1.0 + 1e-9, (group, counts)
+    reordered = dict(reversed(list(labels.items())))
+    assert split_by_source(reordered, fractions, seed=seed, strata=classes) == assignment
+
+
+def test_class_strata_mend_the_class_mix_that_label_strata_leave_to_chance() -> None:
+    # 90 sources, as the demo's test split: 60 negatives of which 12 are easy AGN, 30 positives.
+    labels = {f"ZTF{i:03d}": int(i >= 60) for i in range(900)}
+    classes = {o: ("AGN" if int(o[3:]) % 5 == 0 and not labels[o] else "SN") for o in labels}
+    share = sum(c == "AGN" for c in classes.values()) / len(classes)
+    worst = {}
+    for strata in (None, classes):
+        gaps = []
+        for seed in range(40):
+            assignment = split_by_source(labels, (0.81, 0.09, 0.10), seed=seed, strata=strata)
+            test = [o for o, s in assignment.items() if s == "test"]
+            gaps.append(abs(sum(classes[o] == "AGN" for o in test) / len(test) - share))
+        worst[strata is None] = max(gaps)
+    assert worst[False] < 0.015 < worst[True]  # class strata: within a source of the share
+
+
+def test_unknown_sources_of_the_strata_form_one_group() -> None:
+    labels = {f"ZTF{i:03d}": i % 2 for i in range(50)}
+    with_empty = split_by_source(labels, seed=3, strata={})
+    assert with_empty == split_by_source(labels, seed=3, strata={o: "" for o in labels})
+
+
 rows_st = st.lists(st.tuples(st.sampled_from("abcde"), st.floats(0, 50, allow_nan=False)), max_size=120)
 
 

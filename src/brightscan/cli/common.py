@@ -202,6 +202,8 @@ def setup_logging(verbose: bool) -> None:
 # Choices shared by several commands (one spelling everywhere; tests check them against the library).
 FeatureSetName = Literal["v1", "icml2023"]
 OverflowMode = Literal["reject", "production"]
+#: What ``dataset build`` stratifies the source split by (:data:`brightscan.dataset.build.STRATIFY_MODES`).
+StratifyMode = Literal["class", "label"]
 Precision = Literal["fp32", "bf16"]
 ScorePrecision = Literal["auto", "fp32", "bf16", "int8"]
 Backend = Literal["torch", "onnx"]

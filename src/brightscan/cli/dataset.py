@@ -17,6 +17,7 @@ from brightscan.cli.common import (
     Output,
     OutputGuard,
     OverflowMode,
+    StratifyMode,
     console,
     handle_errors,
 )
@@ -61,6 +62,9 @@ def build(
     nmax: int = typer.Option(60, "--nmax", min=0, help="Latest alerts kept per training source (0: keep all)."),
     split: str = typer.Option("0.81,0.09,0.10", "--split", help="Source fractions train,val,test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the source split."),
+    stratify: StratifyMode = typer.Option(
+        "class", "--stratify",
+        help="Stratify the split by label and class (the labels' class column), or by label only."),
     features: FeatureSetName = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023's)."),
     overflow: OverflowMode = typer.Option(
         "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."),
@@ -79,7 +83,7 @@ def build(
     guard = OutputGuard(out)
     with handle_errors(cleanup=guard.remove_new):
         config = BuildConfig(nmax=nmax or None, fractions=fractions, seed=seed, feature_set=features,
-                             overflow=overflow)
+                             overflow=overflow, stratify=stratify)
         if cluster is not None or resume:
             card = _build_partitioned(inputs, labels, out, config, cluster, cluster_config, resume)
             _print_card(card, show)

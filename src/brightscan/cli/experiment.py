@@ -28,6 +28,14 @@ def learning_curve(
     threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (1 on a shared machine)."),
     published: str = typer.Option(DEFAULT_PUBLISHED, "--published",
                                   help="Published Keras model scored beside ours ('' to skip)."),
+    drop_alerts: bool = typer.Option(
+        False, "--drop-alerts",
+        help="Delete each survey's alert files once its dataset is built (about 2 MB a source; "
+             "a later dataset stage simulates again)."),
+    drop_datasets: bool = typer.Option(
+        False, "--drop-datasets",
+        help="Delete each row's dataset once every preset is evaluated on it (about 1.4 MB a source; "
+             "a later preset builds it again)."),
 ) -> None:
     """Simulate, build, train and evaluate at each size; the published model on the same test
     alerts; bootstrap intervals over sources. Writes OUT/curve.json; a re-run resumes."""
@@ -39,7 +47,8 @@ def learning_curve(
             console.print(f"[yellow]note:[/] {published} is absent: the published model is not compared")
         config = CurveConfig(sizes=parse_sizes(sizes), presets=split_names(presets), nights=nights, seed=seed,
                              epochs=epochs, batch_size=batch_size, precision=precision, workers=workers, threads=threads,
-                             published=published or None)
+                             published=published or None, drop_alerts=drop_alerts,
+                             drop_datasets=drop_datasets)
         with make_progress() as progress:
             task = progress.add_task("starting", total=None)
 

@@ -48,6 +48,12 @@ ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
+#: What the source split is stratified by: the label alone, or the label and the source's class
+#: (labels CSV column ``class``), so that val and test draw the same mix of SNe, AGN, variable
+#: stars and artefacts as train even when small.
+STRATIFY_MODES = ("class", "label")
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """How a dataset is built."""
@@ -57,9 +63,12 @@ class BuildConfig:
     seed: int = 0  # seed of the source split
     feature_set: str = "v1"  # stored features (v1 holds every icml2023 feature)
     overflow: str = "reject"  # cutouts with overflow sentinels: "reject" or "production"
+    stratify: str = "class"  # splits stratified by "label", or by label and class ("class")
 
     def __post_init__(self) -> None:
         check_fractions(self.fractions)
+        if self.stratify not in STRATIFY_MODES:
+            raise ConfigError(f"stratify must be one of {STRATIFY_MODES}, not {self.stratify!r}")
         if self.nmax is not None and self.nmax < 1:
             raise ConfigError(f"nmax must be at least 1, not {self.nmax}")
         if self.overflow not in OVERFLOW_MODES:
@@ -102,11 +111,12 @@ def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:
 
 
 def _plan(
-    history: History, labels: Mapping[str, int], config: BuildConfig
+    history: History, labels: Mapping[str, int], classes: Mapping[str, str], config: BuildConfig
 ) -> tuple[dict[str, str], set[int]]:
     """Split the labelled sources seen in the input; the candids kept in the train split."""
     present = {o: labels[o] for o in history.objects() if o in labels}
-    assignment = split_by_source(present, config.fractions, seed=config.seed)
+    strata = classes if config.stratify == "class" else None
+    assignment = split_by_source(present, config.fractions, seed=config.seed, strata=strata)
     ids, jds, candids = [], [], []
     for object_id, split in assignment.items():
         if split == "train":
@@ -152,7 +162,7 @@ def build_dataset(
     history = History.collect(inputs)
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
-    assignment, train_keep = _plan(history, labels, config)
+    assignment, train_keep = _plan(history, labels, classes, config)
     pipeline = Pipeline(config.feature_set, overflow=config.overflow, history=history, chunk_size=256)
     out = Path(out_dir)
     with _Writers(out, config.feature_set) as writers, \

@@ -141,7 +141,7 @@ def build_dataset_partitioned(inputs: list[Any], labels_csv: str | Path, out_dir
     history = History(merged)
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
-    assignment, train_keep = _plan(history, labels, config)
+    assignment, train_keep = _plan(history, labels, classes, config)
     plan_path = _write_plan(out, history, assignment, train_keep, labels, classes, shared, partitions)
     job = DatasetJob(str(plan_path), config)
     summary = run_partitioned(job, inputs, out, client=client, resume=resume, on_start=on_start, on_done=on_done)

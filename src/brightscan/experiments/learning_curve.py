@@ -48,6 +48,9 @@ class CurveConfig:
     workers: int = 2  # simulator worker processes
     threads: int | None = None  # torch threads for training and scoring (None: torch's default)
     published: str | None = None  # Keras SavedModel of the published model (None: not compared)
+    stratify: str = "class"  # split stratified by label and class, or by label only ("label")
+    drop_alerts: bool = False  # delete the survey's alert files once the dataset is built
+    drop_datasets: bool = False  # delete a row's dataset once every preset is evaluated on it
 
     def __post_init__(self) -> None:
         if not self.sizes or any(int(n) < 10 for n in self.sizes):
@@ -83,8 +86,10 @@ def _build(row: Path, size: int, config: CurveConfig, hook: ProgressHook, n_aler
     from brightscan.dataset import BuildConfig, build_dataset
 
     shutil.rmtree(row / "dataset", ignore_errors=True)
-    build = BuildConfig(nmax=config.nmax, fractions=config.fractions, seed=config.seed, feature_set="v1")
-    hook.stage(f"n={size}: building the dataset (N_max {config.nmax}, source-disjoint splits)", total=None)
+    build = BuildConfig(nmax=config.nmax, fractions=config.fractions, seed=config.seed, feature_set="v1",
+                        stratify=config.stratify)
+    hook.stage(f"n={size}: building the dataset (N_max {config.nmax}, source-disjoint splits "
+               f"stratified by {config.stratify})", total=n_alerts)
     card = build_dataset([row / "survey" / "alerts"], row / "survey" / "labels.csv", row / "dataset", build,
                          on_item=lambda: hook.advance(1))
     return {split: card.get("splits", {}).get(split) for split in ("train", "val", "test")}
@@ -169,10 +174,24 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
         row = out / f"n{size}"
         stages = StageRunner(row)
         base = {"size": size, "nights": config.nights, "seed": config.seed}
+        alerts = row / "survey" / "alerts"
+        pending = [f"{kind}-{p}" for p in config.presets for kind in ("train", "evaluate")
+                   if stages.done(f"{kind}-{p}") is None]
+        if pending and stages.done("dataset") is not None and not (row / "dataset" / "dataset.json").is_file():
+            log.warning("%s: the dataset was deleted but %s need it; building it again", row, ", ".join(pending))
+            stages.marker("dataset").unlink()
+        if stages.done("dataset") is None and stages.done("simulate") is not None and not alerts.is_dir():
+            log.warning("%s: the survey's alerts were deleted before a dataset was built; simulating again", row)
+            stages.marker("simulate").unlink()
         sim = stages.run("simulate", base, lambda: _simulate(row, size, config, hook))
-        build_settings = {**base, "nmax": config.nmax, "fractions": list(config.fractions)}
+        build_settings = {**base, "nmax": config.nmax, "fractions": list(config.fractions),
+                          "stratify": config.stratify}
         built = stages.run("dataset", build_settings,
                            lambda: _build(row, size, config, hook, sim["result"]["n_alerts"]))
+        if config.drop_alerts and alerts.is_dir():
+            # later stages read the dataset, the labels and the scanners' saves, not the alerts
+            log.info("%s: deleting the survey's alert files (--drop-alerts)", row)
+            shutil.rmtree(alerts)
         n_train = (built["result"].get("train") or {}).get("alerts")
         for preset in config.presets:
             train_settings = {**build_settings, "preset": preset, "epochs": config.epochs,
@@ -181,6 +200,9 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
                        lambda p=preset: _train(row, size, p, config, hook, n_train))
             stages.run(f"evaluate-{preset}", {**train_settings, "published": config.published},
                        lambda p=preset: _evaluate(row, size, p, published, hook))
+        if config.drop_datasets and (row / "dataset").is_dir():
+            log.info("%s: deleting the dataset, every preset is evaluated (--drop-datasets)", row)
+            shutil.rmtree(row / "dataset")
         write_curve(out, config)
     return [r for r in curve_rows(out) if r["size"] in config.sizes and r["preset"] in config.presets]
 
