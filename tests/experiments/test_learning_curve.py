@@ -60,6 +60,7 @@ def test_a_row_has_every_figure(curve):
     table = (out / "curve.md").read_text()
     assert "| 160 | mi_cnn.icml2023/" in table and "gt1" in table and "optimised" in table
     assert (out / "curve-mi_cnn.icml2023.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_second_run_reuses_every_stage(curve):

@@ -16,9 +16,12 @@ PANELS: tuple[tuple[str, str | None, str], ...] = (
     ("test alert AUC", None, "auc"),
     ("gt1 completeness", "gt1", "completeness"),
     ("gt1 purity", "gt1", "purity"),
-    ("optimised purity", "optimised", "purity"),
     ("gt1 median delay vs scanners (d)", "gt1", "median_delay_days"),
+    ("bts_prod purity", "bts_prod", "purity"),
+    ("optimised purity", "optimised", "purity"),
 )
+#: Line styles of the trained presets, in order of appearance; the published model is dashed grey.
+STYLES = ("o-", "^-", "v-", "D-")
 
 
 def _value(model: dict[str, Any] | None, policy: str | None, key: str) -> tuple[float, float, float]:
@@ -30,28 +33,40 @@ def _value(model: dict[str, Any] | None, policy: str | None, key: str) -> tuple[
     return tuple(np.nan if v is None else float(v) for v in (value, *ci))  # type: ignore[return-value]
 
 
-def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, preset: str = "mi_cnn.icml2023") -> Path:
-    """Headline figures against the number of simulated sources, 95% intervals as error bars."""
+def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, preset: str | Sequence[str] | None = None) -> Path:
+    """Headline figures against the number of simulated sources, 95% intervals as error bars.
+
+    ``preset``: one preset, several, or None for every preset in ``rows``; the published model is
+    drawn once, from the first preset's rows (it scores the same test alerts in every row of a size).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = sorted((r for r in rows if r["preset"] == preset), key=lambda r: r["size"])
-    fig = Figure(figsize=(3.2 * len(PANELS), 3.4), dpi=100)
+    presets = (sorted({r["preset"] for r in rows}) if preset is None
+               else [preset] if isinstance(preset, str) else list(preset))
+    by_preset = {p: sorted((r for r in rows if r["preset"] == p), key=lambda r: r["size"]) for p in presets}
+    all_sizes = sorted({r["size"] for p in presets for r in by_preset[p]})
+    columns = 3
+    fig = Figure(figsize=(4.2 * columns, 3.3 * -(-len(PANELS) // columns)), dpi=100)
     FigureCanvasAgg(fig)
-    sizes = np.array([r["size"] for r in rows], dtype=float)
+    lines = [(p, "ours", STYLES[i % len(STYLES)], p) for i, p in enumerate(presets)]
+    if presets:
+        lines.append((presets[0], "published", "s--", "published v1.0.1"))
     for i, (title, policy, key) in enumerate(PANELS):
-        ax = fig.add_subplot(1, len(PANELS), i + 1)
-        for who, shift, style in (("ours", 0.97, "o-"), ("published", 1.03, "s--")):
-            vals = np.array([_value(r[who], policy, key) for r in rows]).reshape(-1, 3)
-            if np.isnan(vals[:, 0]).all():
+        ax = fig.add_subplot(-(-len(PANELS) // columns), columns, i + 1)
+        for j, (p, who, style, label) in enumerate(lines):
+            rows_p = by_preset[p]
+            vals = np.array([_value(r[who], policy, key) for r in rows_p]).reshape(-1, 3)
+            if not len(rows_p) or np.isnan(vals[:, 0]).all():
                 continue
+            sizes = np.array([r["size"] for r in rows_p], dtype=float) * (1 + 0.03 * (j - (len(lines) - 1) / 2))
             err = np.abs(np.vstack([vals[:, 0] - vals[:, 1], vals[:, 2] - vals[:, 0]]))
-            label = preset if who == "ours" else "published v1.0.1"
-            ax.errorbar(sizes * shift, vals[:, 0], yerr=np.nan_to_num(err), fmt=style, capsize=3, label=label)
+            ax.errorbar(sizes, vals[:, 0], yerr=np.nan_to_num(err), fmt=style, capsize=3, label=label,
+                        **({"color": "grey"} if who == "published" else {}))
         if key == "median_delay_days":
             ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xticks(sizes, [f"{int(s)}" for s in sizes])
+        ax.set_xticks(all_sizes, [f"{int(s)}" for s in all_sizes])
         ax.minorticks_off()
         ax.set_xlabel("simulated sources")
         ax.set_title(title, fontsize=10)

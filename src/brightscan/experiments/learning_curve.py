@@ -208,7 +208,8 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
 
 
 def write_curve(out_dir: str | Path, config: CurveConfig) -> list[dict[str, Any]]:
-    """Write ``curve.json``, ``curve.md`` (tables) and ``curve.png`` from the finished rows."""
+    """Write ``curve.json``, ``curve.md`` (tables), ``curve.png`` (every preset) and
+    ``curve-<preset>.png`` from the finished rows."""
     from brightscan.experiments.figures import cost_table, curve_table, plot_curve
 
     out, rows = Path(out_dir), curve_rows(out_dir)
@@ -218,6 +219,7 @@ def write_curve(out_dir: str | Path, config: CurveConfig) -> list[dict[str, Any]
         (out / "curve.md").write_text(curve_table(rows) + "\n" + cost_table(rows), encoding="utf-8")
         for preset in sorted({r["preset"] for r in rows}):
             plot_curve(rows, out / f"curve-{preset}.png", preset=preset)
+        plot_curve(rows, out / "curve.png")  # every preset in one figure
     return rows
 
 
