@@ -108,3 +108,19 @@ def test_bad_labels_and_config_are_refused(tmp_path: Path) -> None:
         BuildConfig(fractions=(0.9, 0.9, 0.1))
     with pytest.raises(ConfigError):
         BuildConfig(feature_set="v7")
+    with pytest.raises(ConfigError, match="stratify"):
+        BuildConfig(stratify="magnitude")
+
+
+def test_the_split_is_stratified_by_label_and_class(built: tuple[Path, dict, Path]) -> None:
+    from brightscan.dataset import split_by_source
+    from brightscan.dataset.build import read_labels
+    from brightscan.preprocess.history import History
+
+    ds, card, inputs = built
+    labels, classes = read_labels(ds.parent / "labels.csv")
+    seen = History.collect([str(inputs)]).objects()
+    expected = split_by_source({o: labels[o] for o in seen if o in labels}, (0.6, 0.2, 0.2), seed=3, strata=classes)
+    table = pd.concat([t.assign(split=s) for s, t in _tables(ds).items()])
+    assert dict(zip(table["objectId"], table["split"])).items() <= expected.items()
+    assert card["build"]["stratify"] == "class"

@@ -26,10 +26,12 @@ def test_build_and_info(real_avro_dir: Path, tmp_path: Path) -> None:
     pd.DataFrame({"objectId": sources, "label": [i % 2 for i in range(len(sources))]}).to_csv(
         tmp_path / "labels.csv", index=False)
     result = runner.invoke(app, ["dataset", "build", str(real_avro_dir), "--labels", str(tmp_path / "labels.csv"),
-                                 "--out", str(tmp_path / "ds"), "--split", "0.5,0.25,0.25", "--features", "icml2023"])
+                                 "--out", str(tmp_path / "ds"), "--split", "0.5,0.25,0.25", "--features", "icml2023",
+                                 "--stratify", "label"])
     assert result.exit_code == 0, result.output
     card = json.loads(runner.invoke(app, ["dataset", "info", str(tmp_path / "ds"), "--json"]).stdout)
     assert card["feature_set"] == "icml2023" and card["build"]["fractions"] == [0.5, 0.25, 0.25]
+    assert card["build"]["stratify"] == "label"
     total = sum(card["splits"][s]["alerts"] for s in ("train", "val", "test"))
     stored = [np.load(tmp_path / "ds" / s / "triplets.npy", mmap_mode="r") for s in ("train", "val", "test")]
     assert total == sum(len(a) for a in stored)
