@@ -48,6 +48,9 @@ EXTRAS = {
 
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars, tables or stage messages on stderr.")
 JSON_OPTION = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout instead of text.")
+OVERFLOW_OPTION = typer.Option(
+    "reject", "--overflow",
+    help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does.")
 
 
 def error_line(message: str) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from brightscan.cli.common import (
     JSON_OPTION,
+    OVERFLOW_OPTION,
     QUIET_OPTION,
     TYPER_SETTINGS,
     FeatureSetName,
@@ -66,8 +67,7 @@ def build(
         "class", "--stratify",
         help="Stratify the split by label and class (the labels' class column), or by label only."),
     features: FeatureSetName = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023's)."),
-    overflow: OverflowMode = typer.Option(
-        "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."),
+    overflow: OverflowMode = OVERFLOW_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,

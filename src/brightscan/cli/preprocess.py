@@ -8,6 +8,7 @@ import typer
 
 from brightscan.cli.common import (
     JSON_OPTION,
+    OVERFLOW_OPTION,
     QUIET_OPTION,
     FeatureSetName,
     OutputGuard,
@@ -30,9 +31,7 @@ def preprocess(
         False, "--causal/--production-history",
         help="Merge the source's earlier alerts in the input into the history (never later ones).",
     ),
-    overflow: OverflowMode = typer.Option(
-        "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."
-    ),
+    overflow: OverflowMode = OVERFLOW_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,

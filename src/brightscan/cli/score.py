@@ -9,6 +9,7 @@ import typer
 
 from brightscan.cli.common import (
     JSON_OPTION,
+    OVERFLOW_OPTION,
     QUIET_OPTION,
     Backend,
     ScorePrecision,
@@ -45,9 +46,7 @@ def score(
         False, "--causal/--production-history",
         help="Merge the source's earlier alerts in the input into the history (as `preprocess`).",
     ),
-    overflow: OverflowMode = typer.Option(
-        "reject", "--overflow", help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does."
-    ),
+    overflow: OverflowMode = OVERFLOW_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,
