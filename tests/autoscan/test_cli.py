@@ -136,3 +136,36 @@ def test_retry_shows_a_failed_action_and_replays_it(tmp_path):
     assert res.exit_code == 2 and "is done; only a failed action can be replayed" in res.output
     res = _invoke("autoscan", "retry", "7", "--db", db)
     assert res.exit_code == 2 and "no action with id 7" in res.output
+
+
+def test_sigterm_stops_run_cleanly_and_the_handler_is_given_back(night, tiny_model, tmp_path):
+    """systemd's stop (SIGTERM) ends a watching run with exit 0; in-process, run_autoscan leaves
+    the caller's SIGTERM handler as it found it (a leaked handler turned CI's own timeout into a
+    KeyboardInterrupt inside an unrelated test)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    night_dir, _ = night
+    before = signal.getsignal(signal.SIGTERM)
+    res = _invoke("autoscan", "run", "--feed", f"replay:{night_dir}", "--model", str(tiny_model),
+                  "--db", f"sqlite:///{tmp_path / 'a.db'}", "--config", _config(tmp_path), "--speedup", "1e9")
+    assert res.exit_code == 0, res.output
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    watch = tmp_path / "incoming"
+    watch.mkdir()
+    log = tmp_path / "run.log"
+    cmd = [sys.executable, "-m", "brightscan", "-v", "autoscan", "run", "--feed", f"dir:{watch}",
+           "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'b.db'}", "--config", _config(tmp_path)]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, "BRIGHTSCAN_SKYPORTAL_TOKEN": ""})
+    deadline = time.time() + 60
+    while b"autoscan started" not in log.read_bytes():
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+    assert "stopped; pending actions will be delivered by the next run" in log.read_text()

@@ -59,13 +59,13 @@ def _report(service: AutoscanService) -> RunReport:
             actions_failed=int(states.get("failed", 0)))
 
 
-def _stop_on_sigterm() -> None:
-    # SIGTERM (systemd stop) ends the loop like Ctrl-C; the current delivery's transaction either
-    # committed or rolls back, so stopping anywhere is safe.
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (systemd stop) ends the loop like Ctrl-C; the current delivery's transaction either
+    committed or rolls back, so stopping anywhere is safe. Returns the handler it replaced."""
     def raise_interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    return signal.signal(signal.SIGTERM, raise_interrupt)
 
 
 def run_autoscan(config: AutoscanConfig, feed_spec: str, model_dir: str | Path) -> RunReport:
@@ -75,13 +75,15 @@ def run_autoscan(config: AutoscanConfig, feed_spec: str, model_dir: str | Path) 
                                        poll_interval=config.service.poll_interval_s,
                                        kafka_config=config.kafka)
     service = build_service(config, model_dir)
-    _stop_on_sigterm()
+    previous = _stop_on_sigterm()
     log.info("autoscan started: feed %s, policy %s", feed_spec, service.policy)
     try:
         service.run(feed)
     except KeyboardInterrupt:
         log.warning("stopped; pending actions will be delivered by the next run")
     finally:
+        # the caller's own SIGTERM handling comes back (a library caller or a test process)
+        signal.signal(signal.SIGTERM, previous)
         report = _report(service)
         service.store.dispose()
     return report

@@ -166,7 +166,11 @@ def _map_chunks(worker: _Worker, chunks: Iterator[list[tuple[int, int]]], n_work
     if n_workers == 1:
         yield from map(worker, chunks)
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Not "fork": a caller with threads (torch's pool, a Dask client, a browser driver) can hold a
+    # lock at the moment of the fork, and the child then waits on it for ever; this hung a CI run.
+    # The fork server is a fresh interpreter started once, so its children inherit no threads.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with context.Pool(n_workers, initializer=_init_worker, initargs=(worker,)) as pool:
         yield from pool.imap(_run_chunk, chunks)
 
