@@ -38,7 +38,7 @@ from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter, 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BuildConfig", "build_dataset", "read_labels", "table_schema"]
+__all__ = ["BuildConfig", "build_dataset", "dataset_card", "plan_split", "read_labels", "table_schema"]
 
 #: Scalar columns of ``alerts.parquet`` written before the features.
 ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -110,10 +110,11 @@ def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:
     return labels, dict(zip(frame["objectId"], classes))
 
 
-def _plan(
+def plan_split(
     history: History, labels: Mapping[str, int], classes: Mapping[str, str], config: BuildConfig
 ) -> tuple[dict[str, str], set[int]]:
-    """Split the labelled sources seen in the input; the candids kept in the train split."""
+    """Split the labelled sources seen in the input; the candids kept in the train split (after
+    N_max thinning). The one plan of a build, in one process or on a cluster."""
     present = {o: labels[o] for o in history.objects() if o in labels}
     strata = classes if config.stratify == "class" else None
     assignment = split_by_source(present, config.fractions, seed=config.seed, strata=strata)
@@ -162,7 +163,7 @@ def build_dataset(
     history = History.collect(inputs)
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
-    assignment, train_keep = _plan(history, labels, classes, config)
+    assignment, train_keep = plan_split(history, labels, classes, config)
     pipeline = Pipeline(config.feature_set, overflow=config.overflow, history=history, chunk_size=256)
     out = Path(out_dir)
     with _Writers(out, config.feature_set) as writers, \
@@ -176,7 +177,7 @@ def build_dataset(
                 row = {**table_row(row, writers.names, feats), "label": int(labels[object_id]),
                        "class": classes[object_id]}
                 writers.write(assignment[object_id], triplet, row)
-    card = _card(inputs, config, assignment, writers.counts, writers.skipped, labels)
+    card = dataset_card(inputs, config, assignment, writers.counts, writers.skipped, labels)
     write_card(out, card)
     return card
 
@@ -243,8 +244,9 @@ class _Writers:
         self.counts[split][row["label"]] += 1
 
 
-def _card(inputs: list[str], config: BuildConfig, assignment: Mapping[str, str],
-          counts: Mapping[str, Counter], skipped: Counter, labels: Mapping[str, int]) -> dict[str, Any]:
+def dataset_card(inputs: list[str], config: BuildConfig, assignment: Mapping[str, str],
+                 counts: Mapping[str, Counter], skipped: Counter, labels: Mapping[str, int]) -> dict[str, Any]:
+    """The dataset card of a build: its settings, inputs, and alerts and sources per split."""
     splits = {}
     for split in SPLITS:
         sources = [o for o, s in assignment.items() if s == split]

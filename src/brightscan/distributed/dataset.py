@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from brightscan.alerts import Alert, read_alerts
-from brightscan.dataset.build import BuildConfig, _card, _plan, read_labels, table_schema
+from brightscan.dataset.build import BuildConfig, dataset_card, plan_split, read_labels, table_schema
 from brightscan.dataset.card import write_card
 from brightscan.dataset.split import SPLITS
 from brightscan.distributed.jobs import TRIPLET_LENGTH, _Counts, _Job, read_triplets, write_chunks
@@ -141,12 +141,12 @@ def build_dataset_partitioned(inputs: list[Any], labels_csv: str | Path, out_dir
     history = History(merged)
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
-    assignment, train_keep = _plan(history, labels, classes, config)
+    assignment, train_keep = plan_split(history, labels, classes, config)
     plan_path = _write_plan(out, history, assignment, train_keep, labels, classes, shared, partitions)
     job = DatasetJob(str(plan_path), config)
     summary = run_partitioned(job, inputs, out, client=client, resume=resume, on_start=on_start, on_done=on_done)
     counts, skipped = _consolidate(out, partitions, config.feature_set)
-    card = _card([str(p) for p in inputs], config, assignment, counts, skipped, labels)
+    card = dataset_card([str(p) for p in inputs], config, assignment, counts, skipped, labels)
     write_card(out, card)
     card["run"] = summary
     return card
