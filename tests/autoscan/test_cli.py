@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -142,11 +146,6 @@ def test_sigterm_stops_run_cleanly_and_the_handler_is_given_back(night, tiny_mod
     """systemd's stop (SIGTERM) ends a watching run with exit 0; in-process, run_autoscan leaves
     the caller's SIGTERM handler as it found it (a leaked handler turned CI's own timeout into a
     KeyboardInterrupt inside an unrelated test)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     night_dir, _ = night
     before = signal.getsignal(signal.SIGTERM)
     res = _invoke("autoscan", "run", "--feed", f"replay:{night_dir}", "--model", str(tiny_model),
@@ -162,10 +161,15 @@ def test_sigterm_stops_run_cleanly_and_the_handler_is_given_back(night, tiny_mod
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
                                 env={**os.environ, "BRIGHTSCAN_SKYPORTAL_TOKEN": ""})
-    deadline = time.time() + 60
-    while b"autoscan started" not in log.read_bytes():
-        assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+    try:
+        deadline = time.time() + 60
+        while b"autoscan started" not in log.read_bytes():
+            assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:  # a failed assertion never leaves the service running
+            proc.kill()
+            proc.wait()
     assert "stopped; pending actions will be delivered by the next run" in log.read_text()
