@@ -139,8 +139,8 @@ def _replay(args: argparse.Namespace, work: Path, night: Path, n_files: int) -> 
 def _enqueue_night(db: str, night: Path, n_sources: int) -> int:
     """Save, follow-up and annotation actions for the first alert of ``n_sources`` objects."""
     from brightscan.alerts import Alert, read_file
-    from brightscan.autoscan import outbox
-    from brightscan.autoscan.alert_payload import save_extras
+    from brightscan.autoscan.write import outbox
+    from brightscan.autoscan.actions import save_extras
     from brightscan.autoscan.store import open_store
 
     firsts: dict[str, Alert] = {}
@@ -163,7 +163,7 @@ def _enqueue_night(db: str, night: Path, n_sources: int) -> int:
 
 def _deliver_all(work: Path, night: Path, n_sources: int, client_rate: float, server_rate: float,
                  label: str) -> dict:
-    from brightscan.autoscan import outbox
+    from brightscan.autoscan.write import outbox
     from brightscan.autoscan.build import build_sink
     from brightscan.autoscan.config import SinkConfig
     from brightscan.autoscan.store import open_store

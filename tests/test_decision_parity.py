@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from brightscan.autoscan.config import ServiceConfig
-from brightscan.autoscan.service import AutoscanService, load_scorer
+from brightscan.autoscan.write.service import AutoscanService, load_scorer
 from brightscan.autoscan.sinks import LogSink
-from brightscan.autoscan.feeds import ReplayFeed
+from brightscan.autoscan.write.feeds import ReplayFeed
 from brightscan.autoscan.store import alerts, open_store, sources
 from brightscan.evaluate.objects import apply_policy, build_objects
 from brightscan.policy import create_policy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ def _lint(*args: str) -> subprocess.CompletedProcess:
 def test_layers_contract_is_kept():
     result = _lint("--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
@@ -29,3 +30,22 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     (tmp_path / "contract.toml").write_text(config, encoding="utf-8")
     result = _lint("--no-cache", "--config", str(tmp_path / "contract.toml"))
     assert result.returncode != 0 and "BROKEN" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_outbox_importing_a_sink_breaks_the_contract(tmp_path):
+    """The write-path contract can fail: the outbox made to import the SkyPortal sink is reported."""
+    root = tmp_path / "pkg"
+    (root).mkdir()
+    # a copy of the package with one extra import in the outbox
+    shutil.copytree(ROOT / "src" / "brightscan", root / "brightscan")
+    outbox = root / "brightscan" / "autoscan" / "write" / "outbox.py"
+    outbox.write_text(outbox.read_text(encoding="utf-8") + "\nfrom brightscan.autoscan.sinks import log as _log\n",
+                      encoding="utf-8")
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    (tmp_path / "contract.toml").write_text(text[text.index("[tool.importlinter]"):], encoding="utf-8")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:2] = []; "
+            "from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())")
+    result = subprocess.run([sys.executable, "-c", code, str(root), "--no-cache", "--config",
+                             str(tmp_path / "contract.toml")], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "the write path knows the actions contract, never a sink or a page BROKEN" in result.stdout

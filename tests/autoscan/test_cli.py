@@ -13,7 +13,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from brightscan.autoscan.runner import parse_time
+from brightscan.autoscan.write.runner import parse_time
 from brightscan.cli.main import app
 from brightscan.errors import InputError
 
@@ -109,8 +109,8 @@ def test_parse_time():
 
 
 def test_retry_shows_a_failed_action_and_replays_it(tmp_path):
-    from brightscan.autoscan import outbox
-    from brightscan.autoscan.sinks import SinkError
+    from brightscan.autoscan.write import outbox
+    from brightscan.autoscan.actions import SinkError
     from brightscan.autoscan.store import open_store
 
     class _Refuses:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from brightscan.autoscan.alert_payload import photometry_body
+from brightscan.autoscan.sinks.skyportal.payloads import photometry_body
 from tests.autoscan.fakeportal import FakeSkyPortal
 
 from .conftest import write_night

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from brightscan.alerts import Alert, Rejection
-from brightscan.autoscan.feeds import (
+from brightscan.autoscan.write.feeds import (
     DirectoryFeed,
     KafkaFeed,
     ReplayFeed,

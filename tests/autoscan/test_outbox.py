@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from brightscan.autoscan import outbox
-from brightscan.autoscan.sinks import SinkError
+from brightscan.autoscan.write import outbox
+from brightscan.autoscan.actions import SinkError
 from brightscan.autoscan.store import action_attempts, actions, alerts, open_store, sources
-from brightscan.autoscan.summary import write_summary
+from brightscan.autoscan.pages.night import write_summary
 from brightscan.errors import InputError
 
 OBJ = "ZTF25aaaaaab"

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from brightscan.alerts import Alert, read_file
 from brightscan.autoscan.config import ServiceConfig
 from tests.autoscan.fakeportal import FakeSkyPortal
-from brightscan.autoscan.service import AutoscanService, load_scorer
-from brightscan.autoscan.followup import FollowupPlan
-from brightscan.autoscan.sinks import LogSink, SinkError, SkyPortalSink
-from brightscan.autoscan.skyportal import SkyPortalClient
-from brightscan.autoscan.feeds import Delivery, DirectoryFeed, ReplayFeed
+from brightscan.autoscan.write.service import AutoscanService, load_scorer
+from brightscan.autoscan.sinks.skyportal.followup import FollowupPlan
+from brightscan.autoscan.actions import SinkError
+from brightscan.autoscan.sinks import LogSink, SkyPortalSink
+from brightscan.autoscan.sinks.skyportal.client import SkyPortalClient
+from brightscan.autoscan.write.feeds import Delivery, DirectoryFeed, ReplayFeed
 from brightscan.autoscan.store import action_attempts, actions, alerts, consumed_inputs, open_store, sources
 from brightscan.policy import create_policy
 from brightscan.preprocess import compute_features, feature_names

@@ -15,10 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from brightscan.alerts import read_alerts
-from brightscan.autoscan.alert_payload import save_extras
-from brightscan.autoscan.followup import FollowupPlan
-from brightscan.autoscan.sinks import ActionRequest, LogSink, SinkError, SkyPortalSink, WebhookSink
-from brightscan.autoscan.skyportal import SkyPortalClient
+from brightscan.autoscan.actions import save_extras
+from brightscan.autoscan.sinks.skyportal.followup import FollowupPlan
+from brightscan.autoscan.actions import ActionRequest, SinkError
+from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
+from brightscan.autoscan.sinks.skyportal.client import SkyPortalClient
 from tests.autoscan.fakeportal import OTHER_TOKEN, FakeSkyPortal
 
 TOKEN = "s3cret-token-value"

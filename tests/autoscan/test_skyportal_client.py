@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from brightscan.autoscan.alert_payload import photometry_body
-from brightscan.autoscan.followup import FollowupPlan, check_form, matching_requests, request_state
-from brightscan.autoscan.skyportal import FollowupRequest, RateLimiter, _retry_after
+from brightscan.autoscan.sinks.skyportal.payloads import photometry_body
+from brightscan.autoscan.sinks.skyportal.followup import FollowupPlan, check_form, matching_requests, request_state
+from brightscan.autoscan.sinks.skyportal.client import FollowupRequest, RateLimiter, _retry_after
 
 
 class _Clock:

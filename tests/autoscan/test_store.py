@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from brightscan.autoscan import outbox
+from brightscan.autoscan.write import outbox
 from brightscan.autoscan.store import (
     SCHEMA_VERSION,
     actions,

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from brightscan.autoscan.config import AutoscanConfig, PolicyConfig, ServiceConfig, SinkConfig
-from brightscan.autoscan.runner import run_autoscan
+from brightscan.autoscan.write.runner import run_autoscan
 from brightscan.autoscan.store import actions, open_readonly, open_store
 from brightscan.errors import ConfigError
 
@@ -43,7 +43,7 @@ class Server:
     """The status app served by uvicorn on loopback in a thread (a real HTTP server)."""
 
     def __init__(self, db_url: str, **kwargs) -> None:
-        from brightscan.autoscan.web import create_app
+        from brightscan.autoscan.pages.status import create_app
 
         self.store = open_readonly(db_url)
         self.port = _free_port()
@@ -77,7 +77,7 @@ def _add_pending_action(db_url: str, object_id: str) -> None:
 
 
 def test_night_page_in_a_browser(browser, night, tiny_model, tmp_path):
-    from brightscan.autoscan.summary import write_summary
+    from brightscan.autoscan.pages.night import write_summary
 
     night_dir, truth = night
     db = f"sqlite:///{tmp_path / 'a.db'}"
@@ -131,7 +131,7 @@ def test_status_page_http_json_and_read_only(night, tiny_model, tmp_path):
 
 
 def test_serve_refuses_an_open_address_without_a_token(tmp_path):
-    from brightscan.autoscan.web import serve
+    from brightscan.autoscan.pages.status import serve
 
     with pytest.raises(ConfigError, match="needs --token"):
         serve(f"sqlite:///{tmp_path / 'x.db'}", host="0.0.0.0")

@@ -1,37 +1,39 @@
 """Real-time autoscan: consume alerts, score, decide with a policy, and act exactly once.
 
-Pieces (one idea per module): :mod:`~brightscan.autoscan.feeds` (where alerts come from),
-:mod:`~brightscan.autoscan.store` (the database), :mod:`~brightscan.autoscan.service` (the loop),
-:mod:`~brightscan.autoscan.outbox` (delivering actions), :mod:`~brightscan.autoscan.sinks`
-(SkyPortal, webhook, log) with :mod:`~brightscan.autoscan.skyportal` (the SkyPortal client),
-:mod:`~brightscan.autoscan.followup` (follow-up requests) and
-:mod:`~brightscan.autoscan.alert_payload` (what a save carries), :mod:`~brightscan.autoscan.config`
-(TOML settings) and
-:mod:`~brightscan.autoscan.summary` (the night's report). See ``docs/autoscan.md``.
+Its parts, one sub-package each (see ``docs/autoscan.md``):
+
+* :mod:`~brightscan.autoscan.actions`: the actions contract (``ActionRequest``, ``Sink``,
+  ``SinkError``) — all that the write path knows of where actions go;
+* :mod:`~brightscan.autoscan.write`: feeds, the service loop, the transactional outbox and the
+  runner the CLI calls;
+* :mod:`~brightscan.autoscan.store`: the database both halves share;
+* :mod:`~brightscan.autoscan.sinks`: the log file, the webhook, and SkyPortal (client, follow-up,
+  payloads);
+* :mod:`~brightscan.autoscan.pages`: the read-only night page, status page and JSON views;
+* :mod:`~brightscan.autoscan.config` (TOML settings) and :mod:`~brightscan.autoscan.build` (sink
+  and policy built from them).
+
+The names below are loaded on first use, so importing one part (the outbox, say) never loads
+another (the SkyPortal client).
 """
 
-from brightscan.autoscan.config import AutoscanConfig, load_config
-from brightscan.autoscan.service import AutoscanService, DeliveryResult, load_scorer
-from brightscan.autoscan.sinks import ActionRequest, LogSink, SinkError, SkyPortalSink, WebhookSink
-from brightscan.autoscan.feeds import Delivery, DirectoryFeed, KafkaFeed, ReplayFeed, parse_feed
-from brightscan.autoscan.store import Store, open_store
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "ActionRequest",
-    "AutoscanConfig",
-    "AutoscanService",
-    "Delivery",
-    "DeliveryResult",
-    "DirectoryFeed",
-    "KafkaFeed",
-    "LogSink",
-    "ReplayFeed",
-    "SinkError",
-    "SkyPortalSink",
-    "Store",
-    "WebhookSink",
-    "load_config",
-    "load_scorer",
-    "open_store",
-    "parse_feed",
-]
+_WHERE = {
+    "ActionRequest": "actions", "SinkError": "actions",
+    "AutoscanConfig": "config", "load_config": "config",
+    "AutoscanService": "write.service", "DeliveryResult": "write.service", "load_scorer": "write.service",
+    "Delivery": "write.feeds", "DirectoryFeed": "write.feeds", "KafkaFeed": "write.feeds",
+    "ReplayFeed": "write.feeds", "parse_feed": "write.feeds",
+    "LogSink": "sinks", "SkyPortalSink": "sinks", "WebhookSink": "sinks",
+    "Store": "store", "open_store": "store",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

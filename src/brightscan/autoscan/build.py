@@ -30,9 +30,9 @@ def build_skyportal_sink(config: SinkConfig) -> Any:
     """The SkyPortal sink; the follow-up payload is checked against the facility's form here."""
     import datetime as dt
 
-    from brightscan.autoscan.followup import DEFAULT_CONSTRAINTS, FollowupPlan, check_form
+    from brightscan.autoscan.sinks.skyportal.followup import DEFAULT_CONSTRAINTS, FollowupPlan, check_form
     from brightscan.autoscan.sinks import SkyPortalSink
-    from brightscan.autoscan.skyportal import SkyPortalClient
+    from brightscan.autoscan.sinks.skyportal.client import SkyPortalClient
 
     if not config.token:
         raise ConfigError("the skyportal sink needs a token: set BRIGHTSCAN_SKYPORTAL_TOKEN")

@@ -52,7 +52,7 @@ def run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run continuously (a replay ends with its night); stop with SIGTERM or Ctrl-C."""
-    from brightscan.autoscan.runner import run_autoscan
+    from brightscan.autoscan.write.runner import run_autoscan
 
     with handle_errors():
         report = run_autoscan(_config(config, db, policy, sink, speedup), feed, model)
@@ -73,7 +73,7 @@ def scan(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One pass over new files, then deliver pending actions and exit (for cron)."""
-    from brightscan.autoscan.runner import parse_time, scan_once
+    from brightscan.autoscan.write.runner import parse_time, scan_once
 
     with handle_errors():
         report = scan_once(_config(config, db, policy, sink), feed, model,
@@ -92,7 +92,7 @@ def summary(
 ) -> None:
     """Write the night's page (HTML + PNGs): saved sources with triplets, light curves, score
     histories and actions; near-misses; latency. Reads the database, never writes it."""
-    from brightscan.autoscan.summary import write_summary
+    from brightscan.autoscan.pages.night import write_summary
 
     with handle_errors():
         cfg = _config(config, db, None, None)
@@ -120,7 +120,7 @@ def serve(
     """Serve a read-only live status page of the autoscan database: tonight's candidates and
     decisions, pending and failed actions, throughput, latency and the last error (every page
     also as JSON). Runs beside `autoscan run` on the same database."""
-    from brightscan.autoscan.web import serve as run_server
+    from brightscan.autoscan.pages.status import serve as run_server
 
     with handle_errors():
         cfg = _config(config, db, None, None)
@@ -141,7 +141,7 @@ def retry(
     """Show a failed action's attempts and replay it (it is checked against SkyPortal first)."""
     import datetime as dt
 
-    from brightscan.autoscan.runner import replay_actions
+    from brightscan.autoscan.write.runner import replay_actions
 
     with handle_errors():
         histories, stats = replay_actions(_config(config, db, None, None), action_ids, show_only=show,

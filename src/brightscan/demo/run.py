@@ -171,7 +171,7 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _replay_last_night(out: Path, metrics: dict[str, Any], track: Tracker) -> dict[str, Any]:
     from brightscan.autoscan.config import AutoscanConfig, PolicyConfig, ServiceConfig, SinkConfig
-    from brightscan.autoscan.runner import run_autoscan
+    from brightscan.autoscan.write.runner import run_autoscan
 
     night = _nights(out)[-1]
     stored = metrics["policies"].get("optimised", {}).get("policy")
@@ -182,7 +182,7 @@ def _replay_last_night(out: Path, metrics: dict[str, Any], track: Tracker) -> di
         sink=SinkConfig(kind="log", path=str(out / "autoscan-actions.jsonl")),
         service=ServiceConfig(speedup=float("inf")),
     )
-    from brightscan.autoscan.summary import write_summary
+    from brightscan.autoscan.pages.night import write_summary
 
     track(f"replaying the last night ({night.name}) through autoscan (log sink)", None)
     report = run_autoscan(config, f"replay:{night}", out / "model")

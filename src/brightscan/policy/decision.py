@@ -1,7 +1,7 @@
 """The decision core: an object's small state plus one new scored alert gives a decision.
 
 Pure functions over immutable values — no I/O, no clock, no database — so the live service
-(:mod:`brightscan.autoscan.service`, which stores the state beside each object) and the offline
+(:mod:`brightscan.autoscan.write.service`, which stores the state beside each object) and the offline
 evaluation (:func:`replay`, over a test split's objects) decide with the same code, alert by alert,
 and cannot disagree about the same alerts.
 

@@ -3,7 +3,7 @@
 Everything a delivery changes (its alerts, rejections, source states, the actions a newly passing
 source triggers, and the record that its input was consumed) is written in ONE transaction, so a
 process killed at any instant keeps all of it or none of it; the outbox is drained afterwards in
-separate transactions (:mod:`brightscan.autoscan.outbox`).
+separate transactions (:mod:`brightscan.autoscan.write.outbox`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from brightscan.alerts import Alert, Rejection
-from brightscan.autoscan import outbox
-from brightscan.autoscan.alert_payload import save_extras
+from brightscan.autoscan.write import outbox
 from brightscan.autoscan.config import ServiceConfig
-from brightscan.autoscan.sinks import Sink
-from brightscan.autoscan.feeds import Feed, Delivery
+from brightscan.autoscan.actions import Sink, save_extras
+from brightscan.autoscan.write.feeds import Feed, Delivery
 from brightscan.autoscan.store import Store, alerts, consumed_inputs, rejections, sources
 from brightscan.policy import ObjectState, ScoredAlert, decide, replay
 from brightscan.preprocess.history import History

@@ -21,10 +21,7 @@ The token is sent only in the ``Authorization`` header; it never appears in logs
 from __future__ import annotations
 
 import email.utils
-import http.client
-import json
 import logging
-import socket
 import threading
 import time
 import urllib.error
@@ -34,10 +31,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from brightscan.autoscan.sinks.http import send_json
 from brightscan.errors import BrightscanError
 
 __all__ = ["Annotation", "FollowupAnswer", "FollowupRequest", "RateLimiter", "SaveAnswer",
-           "SkyPortalClient", "SkyPortalError", "SourceInfo", "send_json"]
+           "SkyPortalClient", "SkyPortalError", "SourceInfo"]
 
 log = logging.getLogger(__name__)
 
@@ -349,33 +347,6 @@ class SkyPortalClient:
         return wait
 
 
-def send_json(method: str, url: str, body: Any, headers: Mapping[str, str], timeout: float
-              ) -> tuple[int | None, Mapping[str, str], Any, str]:
-    """Send one JSON request: (status, headers, parsed body, error).
-
-    ``status`` is None when no answer came; ``error`` is then ``"refused"`` when nothing was sent
-    (connection refused), else what happened (timeout, dropped connection).
-    """
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Accept": "application/json", **headers}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return resp.status, resp.headers, _parse(resp.read()), ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, _parse(exc.read()), ""
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            return None, {}, None, "refused"  # nothing was sent
-        return None, {}, None, f"{type(exc.reason).__name__}: {exc.reason}"
-    except (TimeoutError, socket.timeout):
-        return None, {}, None, f"no answer within {timeout:g} s"
-    except (ConnectionError, http.client.HTTPException) as exc:
-        return None, {}, None, f"connection dropped ({type(exc).__name__})"
-
-
 def _followup(row: Mapping[str, Any]) -> FollowupRequest:
     groups = frozenset(int(g["id"]) for g in row.get("target_groups") or [])
     return FollowupRequest(int(row["id"]), str(row["obj_id"]), int(row["allocation_id"]),
@@ -399,13 +370,6 @@ def _retry_after(value: str | None) -> float | None:
 
 def _quote(obj_id: str) -> str:
     return urllib.parse.quote(obj_id, safe="")
-
-
-def _parse(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode() or "null")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return {"message": raw[:300].decode(errors="replace").strip()}  # nginx's HTML pages
 
 
 def _message(answer: Any) -> str:

@@ -1,71 +1,30 @@
-"""Where actions go: SkyPortal/Fritz, a webhook, or a local JSONL/CSV log.
+"""The SkyPortal sink: saves, follow-up requests and annotations through :mod:`.client`.
 
-A sink's :meth:`~Sink.deliver` either returns a short description of what the receiving end now
-holds (the action is *done*) or raises :class:`SinkError`: ``retryable`` says whether the outbox
-should try again later, ``ambiguous`` that a request of this action may have been applied
-without our knowing (the action becomes ``unconfirmed``). Every sink is written so that
-delivering the same action twice has the effect of delivering it once; the outbox relies on that
-after a crash between "the sink acknowledged" and "marked done" (see ``docs/autoscan.md``).
-
-The SkyPortal token is sent only in the ``Authorization`` header and never appears in a log
-message or an exception.
+Each action checks what SkyPortal already holds before it writes, so delivering an action twice
+has the effect of delivering it once (the outbox relies on that; see ``docs/autoscan.md``).
+The token is sent only in the ``Authorization`` header and never appears in a log message or an
+exception.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 import logging
-import os
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from brightscan.autoscan.alert_payload import THUMBNAIL_TYPES, photometry_body, thumbnail_pngs
-from brightscan.autoscan.followup import FollowupPlan, check_form, matching_requests, request_state
-from brightscan.autoscan.skyportal import (ALERT_THUMBNAILS, Annotation, FollowupRequest, SkyPortalClient,
-                                          SkyPortalError, send_json)
-from brightscan.errors import BrightscanError, ConfigError
+from brightscan.autoscan.actions import THUMBNAIL_TYPES, ActionRequest, SinkError
+from brightscan.autoscan.sinks.skyportal.client import (ALERT_THUMBNAILS, Annotation, FollowupRequest,
+                                                        SkyPortalClient, SkyPortalError)
+from brightscan.autoscan.sinks.skyportal.followup import (FollowupPlan, check_form, matching_requests,
+                                                          request_state)
+from brightscan.autoscan.sinks.skyportal.payloads import photometry_body, thumbnail_pngs
+from brightscan.errors import ConfigError
 
-__all__ = ["ActionRequest", "LogSink", "Sink", "SinkError", "SkyPortalSink", "WebhookSink"]
+__all__ = ["DEFAULT_ORIGIN", "SkyPortalSink"]
 
 log = logging.getLogger(__name__)
-
-
-class SinkError(BrightscanError):
-    """A sink could not apply an action.
-
-    ``retryable`` when a later attempt may succeed; ``ambiguous`` when a request of the action
-    was sent and may have been applied (timeout, dropped connection, 5xx), so the next attempt
-    must find out before sending anything again.
-    """
-
-    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False):
-        super().__init__(message)
-        self.retryable = retryable
-        self.ambiguous = ambiguous
-
-
-@dataclass(frozen=True)
-class ActionRequest:
-    """One outbox action as a sink sees it."""
-
-    kind: str  # save | followup | annotation
-    object_id: str  # ZTF objectId
-    idempotency_key: str  # e.g. "save:ZTF21aaaaaaa"
-    payload: dict[str, Any]  # kind-specific data (score, model, position, ...)
-    unconfirmed: bool = False  # an earlier attempt's request may have been applied unseen
-
-
-class Sink(Protocol):
-    """What the dispatcher calls (a sink may also count ``rate_limited`` 429 answers)."""
-
-    def deliver(self, action: ActionRequest) -> str:
-        """Apply the action (idempotently); return a description, or raise SinkError."""
 
 
 #: Default annotation origin: names brightscan and the model that scored (``{model_id}``,
@@ -80,7 +39,7 @@ class SkyPortalSink:
     (``POST /api/candidates``), the light curve with its upper limits (``PUT /api/photometry``),
     the new/ref/sub thumbnails (``POST /api/thumbnail``), then the source to the groups (``POST
     /api/sources``). A **follow-up** request carries start and end dates, priority, mode, target
-    and source groups and the constraints (see :mod:`~brightscan.autoscan.followup`). The
+    and source groups and the constraints (see :mod:`~brightscan.autoscan.sinks.skyportal.followup`). The
     **annotation** (score, model id and version) is posted under our origin to our groups.
 
     Each attempt starts by asking SkyPortal what already exists (the groups and thumbnails of the
@@ -295,93 +254,3 @@ def _judge_existing(existing: list[FollowupRequest], *, unconfirmed: bool) -> st
                         retryable=False)
     return None
 
-class WebhookSink:
-    """POST each action as JSON to a URL, with an ``Idempotency-Key`` header.
-
-    The receiver must deduplicate on that key (or on ``idempotency_key`` in the body) for the
-    exactly-once effect: the outbox may deliver an action again after a crash, and a POST whose
-    answer was lost is sent again.
-    """
-
-    def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5,
-                 headers: dict[str, str] | None = None):
-        self.url = url
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self._headers = dict(headers or {})  # may hold a secret: never logged
-
-    def __repr__(self) -> str:
-        return f"WebhookSink({urllib.parse.urlsplit(self.url).netloc!r})"
-
-    def deliver(self, action: ActionRequest) -> str:
-        """POST the action; re-send after a 5xx or no answer (the receiver deduplicates)."""
-        body = {"kind": action.kind, "objectId": action.object_id,
-                "idempotency_key": action.idempotency_key, "payload": action.payload}
-        headers = {**self._headers, "Idempotency-Key": action.idempotency_key}
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(8.0, self.backoff * 2 ** (attempt - 1)))
-            status, _, answer, error = send_json("POST", self.url, body, headers, self.timeout)
-            if status is not None and 200 <= status < 300:
-                return f"webhook answered {status}"
-            message = (answer or {}).get("message", "") if isinstance(answer, dict) else ""
-            if status is not None and status < 500 and status != 429:
-                raise SinkError(f"webhook: HTTP {status} {message}".strip(),
-                                retryable=status in (408, 409))
-            last = f"HTTP {status} {message}".strip() if status else error
-            log.debug("webhook %s: %s (attempt %d)", action.idempotency_key, last, attempt + 1)
-        raise SinkError(f"webhook: {last}", retryable=True, ambiguous=True)
-
-
-def _jsonl_key(line: str) -> str | None:
-    """The idempotency key of a JSONL line; None for a line torn by a crash mid-write."""
-    try:
-        return json.loads(line)["idempotency_key"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        if line.strip():
-            log.warning("ignoring a torn line in the action log: %.60s", line)
-        return None
-
-
-class LogSink:
-    """Append actions to a JSONL file (or CSV when the name ends in ``.csv``), once per key."""
-
-    _FIELDS = ("time", "kind", "objectId", "idempotency_key", "payload")
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._seen: set[str] | None = None
-
-    def _keys(self) -> set[str]:
-        if self._seen is None:
-            self._seen = set()
-            if self.path.exists():
-                with open(self.path, newline="", encoding="utf-8") as fh:
-                    if self.path.suffix == ".csv":
-                        self._seen = {row["idempotency_key"] for row in csv.DictReader(fh)}
-                    else:
-                        self._seen = {key for line in fh if (key := _jsonl_key(line))}
-        return self._seen
-
-    def deliver(self, action: ActionRequest) -> str:
-        if action.idempotency_key in self._keys():
-            return f"already in {self.path.name}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        row = {"time": time.time(), "kind": action.kind, "objectId": action.object_id,
-               "idempotency_key": action.idempotency_key, "payload": action.payload}
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        torn = not new and not self.path.read_bytes().endswith(b"\n")  # killed mid-line before
-        with open(self.path, "a", newline="", encoding="utf-8") as fh:
-            if torn:
-                fh.write("\n")
-            if self.path.suffix == ".csv":
-                writer = csv.DictWriter(fh, fieldnames=self._FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow({**row, "payload": json.dumps(row["payload"])})
-            else:
-                fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self._keys().add(action.idempotency_key)
-        return f"written to {self.path.name}"

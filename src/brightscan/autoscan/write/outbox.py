@@ -4,7 +4,7 @@
 that triggered it was stored. :func:`dispatch` hands open actions to the sink one at a time and
 records each outcome in its own transaction. A crash between the sink's acknowledgement and that
 record leaves the action open; it is delivered again after restart, and the sink's
-check-before-write (see :mod:`brightscan.autoscan.sinks`) turns the repeat into a no-op.
+check-before-write (see :mod:`brightscan.autoscan.actions`) turns the repeat into a no-op.
 
 Action states: ``pending`` (to deliver), ``unconfirmed`` (to deliver; a request it sent may have
 been applied without an answer, so the sink must find out before sending again), ``done`` and
@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from brightscan.autoscan.sinks import ActionRequest, Sink, SinkError
+from brightscan.autoscan.actions import ActionRequest, Sink, SinkError
 from brightscan.autoscan.store import action_attempts, actions, sources, Store
 from brightscan.errors import InputError
 

@@ -1,8 +1,7 @@
-"""What a save action carries about its alert, and how SkyPortal wants it.
+"""How SkyPortal wants what a save action carries about its alert.
 
-:func:`save_extras` is what the service adds to a ``save`` action's payload: the alert's
-light curve in compact form (the candidate and its ``prv_candidates``, upper limits included)
-and its three cutouts (gzipped FITS, base64). From them the SkyPortal sink makes
+From a save action's ``photometry`` and ``cutouts`` (:func:`brightscan.autoscan.actions.save_extras`)
+the SkyPortal sink makes
 
 * the ``PUT /api/photometry`` body (:func:`photometry_body`): flux space with an AB zero point
   of 23.9 (µJy), filters ``ztfg``/``ztfr``/``ztfi``, detections signed by ``isdiffpos`` with
@@ -24,36 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from brightscan.alerts.records import CUTOUT_FIELDS, Alert
+from brightscan.autoscan.actions import THUMBNAIL_TYPES
 
-__all__ = ["PHOTOMETRY_KEYS", "photometry_body", "save_extras", "thumbnail_pngs"]
+__all__ = ["photometry_body", "thumbnail_pngs"]
 
 log = logging.getLogger(__name__)
 
-#: Per-epoch fields kept from ``candidate`` / ``prv_candidates``.
-PHOTOMETRY_KEYS = ("jd", "fid", "magpsf", "sigmapsf", "diffmaglim", "isdiffpos", "ra", "dec",
-                   "programid")
 ZTF_FILTERS = {1: "ztfg", 2: "ztfr", 3: "ztfi"}
 ZERO_POINT_AB = 23.9  # flux in µJy
 MJD_OFFSET = 2400000.5
-#: SkyPortal thumbnail type of each cutout, in CUTOUT_FIELDS order.
-THUMBNAIL_TYPES = {"science": "new", "reference": "ref", "difference": "sub"}
 _UPSCALE = 3  # 63 px stamps -> 189 px PNGs (SkyPortal takes 16-500 px)
-
-
-def save_extras(alert: Alert) -> dict[str, Any]:
-    """``photometry`` and ``cutouts`` entries for a save action's payload (JSON-ready)."""
-    epochs = [alert.candidate, *alert.prv_candidates]
-    photometry = [{k: _jsonable(e.get(k)) for k in PHOTOMETRY_KEYS} for e in epochs]
-    cutouts = {name: base64.b64encode(alert.cutouts[packet]).decode("ascii")
-               for name, packet in zip(THUMBNAIL_TYPES, CUTOUT_FIELDS) if alert.cutouts.get(packet)}
-    return {"photometry": photometry, "cutouts": cutouts}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _detected(isdiffpos: Any) -> float:

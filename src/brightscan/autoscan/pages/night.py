@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from brightscan.autoscan.store import open_readonly, sources
-from brightscan.autoscan.views import FILTERS, latency_seconds, night_bounds, night_view, object_view
+from brightscan.autoscan.pages.views import FILTERS, latency_seconds, night_bounds, night_view, object_view
 
 __all__ = ["latency_seconds", "night_bounds", "write_summary"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from brightscan.autoscan.build import build_policy, build_sink
 from brightscan.autoscan.config import AutoscanConfig
-from brightscan.autoscan.service import AutoscanService, load_scorer
-from brightscan.autoscan.feeds import Feed, DirectoryFeed, ReplayFeed, parse_feed
+from brightscan.autoscan.write.service import AutoscanService, load_scorer
+from brightscan.autoscan.write.feeds import Feed, DirectoryFeed, ReplayFeed, parse_feed
 from brightscan.autoscan.store import open_store
 from brightscan.errors import InputError
 
@@ -116,7 +116,7 @@ def replay_actions(config: AutoscanConfig, action_ids: list[int], *, show_only: 
     only when no service is running on this database). Returns the actions' histories (as read
     before replaying) and the dispatch stats (None without ``deliver``).
     """
-    from brightscan.autoscan import outbox
+    from brightscan.autoscan.write import outbox
 
     store = open_store(config.db_url)
     try:

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from brightscan.autoscan.store import Store, open_readonly, sources
-from brightscan.autoscan.views import object_view, status_view
+from brightscan.autoscan.pages.views import object_view, status_view
 from brightscan.errors import ConfigError
 
 __all__ = ["create_app", "serve"]

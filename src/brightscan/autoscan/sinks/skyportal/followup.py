@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from brightscan.autoscan.skyportal import FollowupRequest
+from brightscan.autoscan.sinks.skyportal.client import FollowupRequest
 from brightscan.errors import ConfigError
 
 __all__ = ["CONSTRAINT_KEYS", "FACILITY_FORMS", "FollowupPlan", "check_form", "matching_requests",
