@@ -70,9 +70,10 @@ def _config(path: Path, db: str, policy: str, threshold: float | None, rate: flo
     lines = [f'[database]\nurl = "{db}"', f'[policy]\nname = "{policy}"']
     if threshold is not None:
         lines.append(f"threshold = {threshold}")
-    lines.append('[sink]\nkind = "skyportal"\ngroup_ids = [1]\nfilter_ids = [1]\nallocation_id = 1\n'
-                 'facility = "SEDM"\npriority = 5\nobservation_type = "IFU"\ntimeout_s = 2.0\n'
-                 f'retries = 3\nbackoff_s = 0.05\nrate_limit = {rate}\nrate_burst = 10')
+    lines.append('[sink]\nkind = "skyportal"\n\n[sink.skyportal]\ngroup_ids = [1]\nfilter_ids = [1]\n'
+                 f'timeout_s = 2.0\nretries = 3\nbackoff_s = 0.05\nrate_limit = {rate}\nrate_burst = 10\n\n'
+                 '[sink.skyportal.followup]\nallocation_id = 1\nfacility = "SEDM"\npriority = 5\n'
+                 'observation_type = "IFU"')
     lines.append("[service]\nretry_base_s = 0.2\nretry_max_s = 2.0")
     path.write_text("\n\n".join(lines) + "\n")
     return path

@@ -63,7 +63,8 @@ def test_choices_are_listed(command, option, values):
 
 
 def test_shared_choices_match_the_library():
-    from brightscan.autoscan.config import SinkConfig  # noqa: F401 - sink kinds are validated there
+    from brightscan.autoscan.config import SINK_KINDS
+    from brightscan.cli.autoscan import SinkKind
     from brightscan.dataset.build import STRATIFY_MODES
     from brightscan.demo.run import DEMO_SIZES
     from brightscan.score import BACKENDS
@@ -75,6 +76,7 @@ def test_shared_choices_match_the_library():
     assert set(typing.get_args(common.StratifyMode)) == set(STRATIFY_MODES)
     assert set(typing.get_args(common.Precision)) == set(PRECISIONS)
     assert set(typing.get_args(common.Backend)) == set(BACKENDS)
+    assert set(typing.get_args(SinkKind)) == set(SINK_KINDS)
     assert set(DEMO_SIZES) == {"tiny", "small", "paper"}
 
 

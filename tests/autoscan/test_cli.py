@@ -24,7 +24,7 @@ runner = CliRunner()
 
 def _config(tmp_path, **extra) -> str:
     path = tmp_path / "autoscan.toml"
-    lines = ['[policy]', 'name = "gt1"', 'threshold = 0.0', '[sink]', 'kind = "log"',
+    lines = ['[policy]', 'name = "gt1"', 'threshold = 0.0', '[sink]', 'kind = "log"', '[sink.log]',
              f'path = "{tmp_path / "actions.jsonl"}"']
     lines += [f"{k} = {v}" for k, v in extra.items()]
     path.write_text("\n".join(lines) + "\n")

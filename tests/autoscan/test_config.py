@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from brightscan.autoscan.build import build_policy, build_sink
-from brightscan.autoscan.config import load_config
+from brightscan.autoscan.config import ConfigDeprecationWarning, load_config
 from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
 from brightscan.errors import ConfigError
 
@@ -19,13 +19,17 @@ threshold = 0.7
 
 [sink]
 kind = "skyportal"
+
+[sink.skyportal]
 group_ids = [4, 5]
 filter_ids = [11]
+
+[sink.skyportal.followup]
 allocation_id = 9
 facility = "SEDM"
 observation_type = "IFU"
 
-[sink.payload]
+[sink.skyportal.followup.payload]
 priority = 3
 
 [service]
@@ -39,9 +43,11 @@ def test_load_config_sections_env_and_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_URL", "http://127.0.0.1:1")
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
     cfg = load_config(path)
-    assert (cfg.db_url, cfg.sink.group_ids, cfg.sink.allocation_id) == ("sqlite:///x.db", [4, 5], 9)
-    assert cfg.sink.payload == {"priority": 3} and cfg.service.max_attempts == 4
-    assert (cfg.sink.url, cfg.sink.token) == ("http://127.0.0.1:1", "tok")
+    skyportal = cfg.sink.skyportal
+    assert (cfg.db_url, skyportal.group_ids, skyportal.followup["allocation_id"]) == ("sqlite:///x.db", [4, 5], 9)
+    assert skyportal.followup["payload"] == {"priority": 3} and cfg.service.max_attempts == 4
+    assert (skyportal.url, skyportal.token) == ("http://127.0.0.1:1", "tok")
+    assert "tok" not in repr(cfg)
     policy = build_policy(cfg.policy)
     assert policy.get_params()["n"] == 2 and policy.get_params()["threshold"] == 0.7
     sink = build_sink(cfg.sink)
@@ -85,7 +91,7 @@ def test_sink_requirements(monkeypatch):
     with pytest.raises(ConfigError, match="group_ids"):
         build_sink(load_config(None, sink="skyportal").sink)
     cfg = load_config(None, sink="skyportal")
-    cfg.sink.group_ids = [1]
+    cfg.sink.skyportal.group_ids = [1]
     with pytest.raises(ConfigError, match="filter_ids"):
         build_sink(cfg.sink)
     with pytest.raises(ConfigError, match="URL"):
@@ -93,7 +99,7 @@ def test_sink_requirements(monkeypatch):
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/autoscan.toml")
     cfg = load_config(None, sink="webhook")
-    cfg.sink.url = "http://127.0.0.1:1/hook"
+    cfg.sink.webhook.url = "http://127.0.0.1:1/hook"
     assert isinstance(build_sink(cfg.sink), WebhookSink)
 
 
@@ -105,23 +111,59 @@ def test_a_policy_file_that_is_missing_or_not_a_policy_is_named(tmp_path):
         load_config(None, policy=str(tmp_path / "bad.json"))
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("priority", "9", "priority must be within"),
-    ("observation_type", '"spectrum"', "observation_type must be one of"),
-    ("validity_days", "0", "validity_days must be positive"),
-    ("facility", '"Keck"', "no form known for facility"),
-    ("constraints", "{ not_if_raining = true }", "unknown follow-up constraint"),
-    ("annotation_origin", '"-{model_id}"', "must start with a letter"),
-    ("annotation_origin", '"bs:{model}"', "bad placeholder"),
+@pytest.mark.parametrize("section, key, value, message", [
+    ("followup", "priority", "9", "priority must be within"),
+    ("followup", "observation_type", '"spectrum"', "observation_type must be one of"),
+    ("followup", "validity_days", "0", "validity_days must be positive"),
+    ("followup", "facility", '"Keck"', "no form known for facility"),
+    ("followup", "constraints", "{ not_if_raining = true }", "unknown follow-up constraint"),
+    ("followup", "allocation", "2", r"\[sink.skyportal.followup\]: unknown key"),
+    ("skyportal", "annotation_origin", '"-{model_id}"', "must start with a letter"),
+    ("skyportal", "annotation_origin", '"bs:{model}"', "bad placeholder"),
 ])
-def test_skyportal_settings_are_checked_when_the_sink_is_built(tmp_path, monkeypatch, key, value, message):
+def test_skyportal_settings_are_checked_when_the_sink_is_built(tmp_path, monkeypatch, section, key, value, message):
     monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
-    settings = {"kind": '"skyportal"', "url": '"http://127.0.0.1:1"', "group_ids": "[1]",
-                "filter_ids": "[1]", "allocation_id": "2", "facility": '"SEDM"', "priority": "3",
-                "observation_type": '"IFU"', key: value}
+    tables = {"skyportal": {"url": '"http://127.0.0.1:1"', "group_ids": "[1]", "filter_ids": "[1]"},
+              "followup": {"allocation_id": "2", "facility": '"SEDM"', "priority": "3",
+                           "observation_type": '"IFU"'}}
+    tables[section][key] = value
     path = tmp_path / "a.toml"
-    path.write_text("[sink]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    path.write_text('[sink]\nkind = "skyportal"\n'
+                    + "".join(f"[sink.{'skyportal.followup' if name == 'followup' else name}]\n"
+                              + "".join(f"{k} = {v}\n" for k, v in keys.items()) for name, keys in tables.items()))
     with pytest.raises(ConfigError, match=message):
+        build_sink(load_config(path).sink)
+
+
+def test_a_flat_sink_section_still_works_with_a_warning_that_says_where_each_key_goes(tmp_path, monkeypatch):
+    """Configs written before sections keep working: the same sink, and a warning naming the sections."""
+    monkeypatch.setenv("BRIGHTSCAN_SKYPORTAL_TOKEN", "tok")
+    path = tmp_path / "old.toml"
+    path.write_text('[sink]\nkind = "skyportal"\nurl = "http://127.0.0.1:1"\ngroup_ids = [4]\nfilter_ids = [11]\n'
+                    'allocation_id = 9\nfacility = "SEDM"\npriority = 3\nobservation_type = "IFU"\n'
+                    'rate_limit = 2.0\npath = "old.jsonl"\n')
+    with pytest.warns(ConfigDeprecationWarning) as caught:
+        cfg = load_config(path)
+    message = str(caught[0].message)
+    assert all(f"[sink.{name}]" in message for name in ("skyportal", "skyportal.followup", "log")), message
+    sink = build_sink(cfg.sink)
+    assert isinstance(sink, SkyPortalSink) and sink.group_ids == [4] and sink.client.limiter.rate == 2.0
+    assert (sink.followup.allocation_id, sink.followup.priority, sink.followup.target_group_ids) == (9, 3, (4,))
+    assert cfg.sink.log.path == "old.jsonl"
+    path.write_text('[sink]\nkind = "webhook"\nurl = "http://127.0.0.1:1/hook"\ntimeout_s = 2.0\n')
+    with pytest.warns(ConfigDeprecationWarning, match=r"\[sink.webhook\]"):
+        webhook = build_sink(load_config(path).sink)
+    assert isinstance(webhook, WebhookSink) and webhook.timeout == 2.0
+    path.write_text('[sink]\nkind = "log"\nnope = 1\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(path)
+
+
+def test_each_sink_reads_its_own_section_only(tmp_path):
+    """The webhook's URL is not the SkyPortal's: a [sink.skyportal] url does not make a webhook."""
+    path = tmp_path / "a.toml"
+    path.write_text('[sink]\nkind = "webhook"\n[sink.skyportal]\nurl = "http://127.0.0.1:1"\n')
+    with pytest.raises(ConfigError, match=r"\[sink.webhook\] url"):
         build_sink(load_config(path).sink)
 
 

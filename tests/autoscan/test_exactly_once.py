@@ -42,18 +42,22 @@ threshold = 0.0          # every source passes: many actions to get right
 
 [sink]
 kind = "skyportal"
+
+[sink.skyportal]
 group_ids = [7]
 filter_ids = [7]
-allocation_id = 3
-facility = "SEDM"
-priority = 5
-observation_type = "IFU"
 timeout_s = 0.3
 followup_timeout_s = 0.3   # below the facility call's 0.5 s: every request POST times out
 retries = 2
 backoff_s = 0.02
 rate_limit = 20            # the fake's nginx limit too; a restarted client's full burst meets
 rate_burst = 10            # the server's remembered excess, hence some 429s
+
+[sink.skyportal.followup]
+allocation_id = 3
+facility = "SEDM"
+priority = 5
+observation_type = "IFU"
 
 [service]
 retry_base_s = 0.1

@@ -130,6 +130,18 @@ def test_parse_source(tmp_path):
             parse_feed(bad)
 
 
+def test_one_pass_feeds_come_from_the_same_parser(tmp_path):
+    """`autoscan scan` builds its feed with parse_feed: a directory read once within a window, a
+    replay released at once, and a Kafka topic (no end) refused with a reason."""
+    (tmp_path / "a.avro").write_bytes(b"")
+    feed = parse_feed(f"dir:{tmp_path}", once=True, since=10.0, until=20.0)
+    assert isinstance(feed, DirectoryFeed) and (feed.once, feed.since, feed.until) == (True, 10.0, 20.0)
+    replay = parse_feed(f"replay:{tmp_path}", once=True, speedup=20)
+    assert isinstance(replay, ReplayFeed) and replay.speedup == float("inf")
+    with pytest.raises(InputError, match="single pass .* Kafka topic has no end"):
+        parse_feed("kafka:ztf_public", once=True)
+
+
 class FakeConsumer:
     """The part of confluent_kafka.Consumer that KafkaFeed uses."""
 

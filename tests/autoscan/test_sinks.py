@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from brightscan.alerts import read_alerts
-from brightscan.autoscan.actions import save_extras
-from brightscan.autoscan.sinks.skyportal.followup import FollowupPlan
-from brightscan.autoscan.actions import ActionRequest, SinkError
+from brightscan.autoscan.actions import ActionRequest, SinkError, save_extras
 from brightscan.autoscan.sinks import LogSink, SkyPortalSink, WebhookSink
 from brightscan.autoscan.sinks.skyportal.client import SkyPortalClient
+from brightscan.autoscan.sinks.skyportal.followup import FollowupPlan
+from brightscan.errors import ConfigError
 from tests.autoscan.fakeportal import OTHER_TOKEN, FakeSkyPortal
 
 TOKEN = "s3cret-token-value"
@@ -158,17 +158,14 @@ def test_followup_request_is_complete():
     assert (payload["priority"], payload["observation_type"]) == (4, "IFU")
 
 
-def test_payload_is_checked_against_the_facility_form_before_sending():
-    with FakeSkyPortal(TOKEN) as portal:
-        sink = _sink(portal, followup=_plan(priority=9, observation_type="spectrum please"))
-        with pytest.raises(SinkError) as info:
-            sink.deliver(_action("followup"))
-        assert not info.value.retryable
-        assert "priority must be within [1, 5]" in str(info.value) and "observation_type" in str(info.value)
-        assert not _calls(portal, "POST", "/api/followup_request")
-        sink = _sink(portal, followup=_plan(observation_type="Mix 'n Match"))
-        with pytest.raises(SinkError, match="observation_choices"):
-            sink.deliver(_action("followup"))
+def test_payload_is_checked_against_the_facility_form_once_when_the_plan_is_made():
+    """A payload the facility's form refuses never makes a plan, so no sink ever sends it."""
+    with pytest.raises(ConfigError) as info:
+        _plan(priority=9, observation_type="spectrum please")
+    assert "priority must be within [1, 5]" in str(info.value) and "observation_type" in str(info.value)
+    with pytest.raises(ConfigError, match="observation_choices"):
+        _plan(observation_type="Mix 'n Match")
+    assert _plan(observation_type="Mix 'n Match", payload={"observation_choices": ["IFU", "r"]})
 
 
 def test_server_side_form_errors_carry_skyportal_message():

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from brightscan.autoscan.config import AutoscanConfig, PolicyConfig, ServiceConfig, SinkConfig
+from brightscan.autoscan.config import AutoscanConfig, LogSinkSettings, PolicyConfig, ServiceConfig, SinkConfig
 from brightscan.autoscan.write.runner import run_autoscan
 from brightscan.autoscan.store import actions, open_readonly, open_store
 from brightscan.errors import ConfigError
@@ -28,7 +28,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the status page needs the web e
 
 def _replay(night_dir, model, db_url, tmp_path):
     config = AutoscanConfig(db_url=db_url, policy=PolicyConfig(name="gt1", params={"threshold": 0.0}),
-                            sink=SinkConfig(kind="log", path=str(tmp_path / "actions.jsonl")),
+                            sink=SinkConfig(kind="log", log=LogSinkSettings(path=str(tmp_path / "actions.jsonl"))),
                             service=ServiceConfig(speedup=float("inf")))
     return run_autoscan(config, f"replay:{night_dir}", model)
 

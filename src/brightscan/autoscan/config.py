@@ -14,29 +14,47 @@ Example (every key optional except what the chosen sink needs)::
     max_attempts = 8
 
     [sink]
-    kind = "skyportal"         # skyportal | webhook | log
+    kind = "skyportal"         # skyportal | webhook | log: which of the sections below is used
+
+    [sink.skyportal]
     url = "https://fritz.science"   # or BRIGHTSCAN_SKYPORTAL_URL
     group_ids = [1234]
     filter_ids = [567]
+
+    [sink.skyportal.followup]  # a FollowupPlan: leave it out for no follow-up requests
     allocation_id = 56
     facility = "SEDM"
     priority = 5
     observation_type = "IFU"
 
-The SkyPortal token comes from ``BRIGHTSCAN_SKYPORTAL_TOKEN`` (or ``sink.token``, discouraged).
+    [sink.webhook]
+    url = "https://example.org/hook"
+
+    [sink.log]
+    path = "autoscan-actions.jsonl"
+
+Each sink reads only its own section, and each default is written once: here for the sinks'
+settings, in :class:`~brightscan.autoscan.sinks.skyportal.followup.FollowupPlan` for a follow-up
+request's. A config written before sections (SkyPortal, webhook and log keys flat under
+``[sink]``) is still read, with a :class:`ConfigDeprecationWarning` that says how to rewrite it.
+
+The SkyPortal token comes from ``BRIGHTSCAN_SKYPORTAL_TOKEN`` (or ``sink.skyportal.token``,
+discouraged).
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from brightscan.errors import ConfigError
+from brightscan.errors import BrightscanWarning, ConfigError
 
-__all__ = ["AutoscanConfig", "PolicyConfig", "ServiceConfig", "SinkConfig", "load_config"]
+__all__ = ["AutoscanConfig", "ConfigDeprecationWarning", "HttpSinkSettings", "LogSinkSettings", "PolicyConfig",
+           "ServiceConfig", "SinkConfig", "SkyPortalSinkSettings", "WebhookSinkSettings", "load_config"]
 
 ACTION_KINDS = ("save", "followup", "annotation")
 
@@ -50,34 +68,68 @@ class PolicyConfig:
     stored: dict[str, Any] | None = None  # a fitted policy's to_dict(); wins over name/params
 
 
-@dataclass
-class SinkConfig:
-    """Where actions go (the SkyPortal keys are described in ``docs/autoscan.md``)."""
+class ConfigDeprecationWarning(BrightscanWarning):
+    """A config file uses a layout that still works but will not always."""
 
-    kind: str = "log"  # skyportal | webhook | log
-    url: str | None = None  # SkyPortal base URL / webhook URL (env BRIGHTSCAN_SKYPORTAL_URL)
-    token: str | None = None  # SkyPortal token; prefer env BRIGHTSCAN_SKYPORTAL_TOKEN
-    path: str = "autoscan-actions.jsonl"  # log sink file (.jsonl or .csv)
+
+#: Default annotation origin: names brightscan and the model that scored (``{model_id}``,
+#: ``{model_version}`` are filled from the action).
+DEFAULT_ORIGIN = "brightscan:{model_id}:{model_version}"
+SINK_KINDS = ("skyportal", "webhook", "log")
+
+
+@dataclass
+class LogSinkSettings:
+    """``[sink.log]``: actions appended to a local file."""
+
+    path: str = "autoscan-actions.jsonl"  # .jsonl or .csv
+
+
+@dataclass
+class HttpSinkSettings:
+    """What every sink that speaks HTTP needs."""
+
+    url: str | None = None  # where requests go
+    timeout_s: float = 10.0  # per HTTP request
+    retries: int = 3  # re-tries of idempotent requests on 5xx / timeouts
+    backoff_s: float = 0.5  # first retry delay, doubling
+
+
+@dataclass
+class WebhookSinkSettings(HttpSinkSettings):
+    """``[sink.webhook]``: each action POSTed as JSON."""
+
+
+@dataclass
+class SkyPortalSinkSettings(HttpSinkSettings):
+    """``[sink.skyportal]``: SkyPortal / Fritz (the keys are described in ``docs/autoscan.md``)."""
+
+    token: str | None = field(default=None, repr=False)  # prefer env BRIGHTSCAN_SKYPORTAL_TOKEN
     group_ids: list[int] = field(default_factory=list)  # groups to save to and annotate for
     filter_ids: list[int] = field(default_factory=list)  # SkyPortal filters candidates are posted for
     instrument_id: int | None = None  # SkyPortal id of ZTF (None: looked up by name)
     stream_ids: list[int] = field(default_factory=list)  # photometry streams (optional)
-    allocation_id: int | None = None  # follow-up allocation
-    facility: str | None = None  # form the request is checked against ("SEDM")
-    priority: float | None = None  # follow-up priority (SEDM: 1-5)
-    observation_type: str | None = None  # follow-up mode (SEDM: "IFU", "3-shot (gri)", ...)
-    validity_days: float = 7.0  # request end_date = now + this
-    target_group_ids: list[int] | None = None  # groups given the data (None: group_ids)
-    source_group_ids: list[int] | None = None  # must be saved there first (None: group_ids)
-    constraints: dict[str, Any] | None = None  # not_if_* constraints (None: the defaults)
-    payload: dict[str, Any] = field(default_factory=dict)  # other instrument payload keys
-    annotation_origin: str = "brightscan:{model_id}:{model_version}"  # origin of the annotation
-    timeout_s: float = 10.0  # per HTTP request
+    annotation_origin: str = DEFAULT_ORIGIN  # origin of the score annotation
     followup_timeout_s: float = 35.0  # the follow-up POST (SkyPortal calls the facility: SEDM 30 s)
-    retries: int = 3  # re-tries of idempotent requests on 5xx / timeouts
-    backoff_s: float = 0.5  # first retry delay, doubling
     rate_limit: float = 5.0  # requests per second to SkyPortal (0: no limit)
     rate_burst: int = 10  # requests allowed in a burst
+    # [sink.skyportal.followup]: FollowupPlan's keys (None: no follow-up requests); its target and
+    # source groups default to group_ids
+    followup: dict[str, Any] | None = None
+
+
+@dataclass
+class SinkConfig:
+    """Where actions go: ``kind`` picks one section; each sink reads only its own."""
+
+    kind: str = "log"  # skyportal | webhook | log
+    log: LogSinkSettings = field(default_factory=LogSinkSettings)
+    webhook: WebhookSinkSettings = field(default_factory=WebhookSinkSettings)
+    skyportal: SkyPortalSinkSettings = field(default_factory=SkyPortalSinkSettings)
+
+    def __post_init__(self) -> None:
+        if self.kind not in SINK_KINDS:
+            raise ConfigError(f"unknown sink {self.kind!r} (skyportal, webhook or log)")
 
 
 @dataclass
@@ -110,8 +162,6 @@ class AutoscanConfig:
         bad = [a for a in self.service.actions if a not in ACTION_KINDS]
         if bad:
             raise ConfigError(f"unknown action kind(s) {bad}; choose from {list(ACTION_KINDS)}")
-        if self.sink.kind not in ("skyportal", "webhook", "log"):
-            raise ConfigError(f"unknown sink {self.sink.kind!r} (skyportal, webhook or log)")
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -138,10 +188,60 @@ def config_from_dict(data: dict[str, Any]) -> AutoscanConfig:
     return AutoscanConfig(
         db_url=db.get("url", "sqlite:///autoscan.db"),
         policy=PolicyConfig(name=name, params=policy, stored=stored),
-        sink=_build(SinkConfig, dict(data.get("sink", {})), "sink"),
+        sink=_sink_config(dict(data.get("sink", {}))),
         service=_build(ServiceConfig, dict(data.get("service", {})), "service"),
         kafka=dict(data.get("kafka", {})),
     )
+
+
+#: Keys of the flat ``[sink]`` of old configs that belong to the follow-up plan.
+_FLAT_FOLLOWUP = ("allocation_id", "facility", "priority", "observation_type", "validity_days",
+                  "target_group_ids", "source_group_ids", "constraints", "payload")
+
+
+def _sink_config(data: dict[str, Any]) -> SinkConfig:
+    """``[sink]`` with its sections; flat keys (the layout before sections) are moved into them."""
+    kind = data.pop("kind", SinkConfig.kind)
+    sections = {name: dict(data.pop(name)) for name in SINK_KINDS if isinstance(data.get(name), dict)}
+    if data:
+        sections = _from_flat(kind, data, sections)
+    skyportal = sections.get("skyportal", {})
+    followup = skyportal.get("followup")
+    if followup is not None and not isinstance(followup, dict):
+        raise ConfigError("[sink.skyportal] followup must be a table ([sink.skyportal.followup])")
+    return SinkConfig(kind=kind,
+                      log=_build(LogSinkSettings, sections.get("log", {}), "sink.log"),
+                      webhook=_build(WebhookSinkSettings, sections.get("webhook", {}), "sink.webhook"),
+                      skyportal=_build(SkyPortalSinkSettings, skyportal, "sink.skyportal"))
+
+
+def _from_flat(kind: str, flat: dict[str, Any], sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sort an old flat ``[sink]`` into sections, warning once how to write it now."""
+    log_keys = {f.name for f in fields(LogSinkSettings)}
+    http_keys = {f.name for f in fields(HttpSinkSettings)}
+    skyportal_keys = {f.name for f in fields(SkyPortalSinkSettings)} | set(_FLAT_FOLLOWUP)
+    unknown = set(flat) - log_keys - skyportal_keys
+    if unknown:
+        raise ConfigError(f"[sink]: unknown key(s) {sorted(unknown)}; settings go in [sink.skyportal], "
+                          "[sink.webhook] or [sink.log]")
+    moved: dict[str, dict[str, Any]] = {name: dict(sections.get(name, {})) for name in SINK_KINDS}
+    targets = set()
+    for key, value in flat.items():
+        if key in log_keys:
+            moved["log"][key] = value
+            targets.add("log")
+        elif key in _FLAT_FOLLOWUP:
+            moved["skyportal"].setdefault("followup", {})[key] = value
+            targets.add("skyportal.followup")
+        else:
+            moved["skyportal"][key] = value
+            targets.add("webhook" if kind == "webhook" else "skyportal")
+            if key in http_keys:  # url, timeouts and retries meant whichever HTTP sink was chosen
+                moved["webhook"][key] = value
+    warnings.warn(f"[sink]: keys directly under [sink] are deprecated; move them into "
+                  f"{', '.join(f'[sink.{name}]' for name in sorted(targets))} (see docs/autoscan.md)",
+                  ConfigDeprecationWarning, stacklevel=4)
+    return moved
 
 
 def load_config(path: str | Path | None, *, db_url: str | None = None, policy: str | None = None,
@@ -149,8 +249,8 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     """Read a TOML config file (``None`` = defaults), apply command-line overrides, then the
     environment.
 
-    ``BRIGHTSCAN_SKYPORTAL_URL`` and ``BRIGHTSCAN_SKYPORTAL_TOKEN`` fill the sink's URL and token
-    when the file does not set them.
+    ``BRIGHTSCAN_SKYPORTAL_URL`` and ``BRIGHTSCAN_SKYPORTAL_TOKEN`` fill the SkyPortal sink's URL
+    and token when the file does not set them.
     """
     data = {} if path is None else _read_file(path, "config file", tomllib.loads, tomllib.TOMLDecodeError, "")
     config = config_from_dict(data)
@@ -162,12 +262,13 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
         config.policy = PolicyConfig(name=policy, params=config.policy.params)
     if sink:
         config.sink.kind = sink
+        config.sink.__post_init__()
     if speedup is not None:
         config.service.speedup = speedup
     config.__post_init__()  # re-validate after the overrides
-    if config.sink.kind == "skyportal":
-        config.sink.url = config.sink.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
-    config.sink.token = config.sink.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")
+    skyportal = config.sink.skyportal
+    skyportal.url = skyportal.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
+    skyportal.token = skyportal.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")
     return config
 
 

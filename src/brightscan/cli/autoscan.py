@@ -104,7 +104,7 @@ def _skyportal_url(cfg: Any) -> str | None:
     """The SkyPortal the objects link to: the sink's, or BRIGHTSCAN_SKYPORTAL_URL."""
     import os
 
-    return cfg.sink.url if cfg.sink.kind == "skyportal" and cfg.sink.url else os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
+    return cfg.sink.skyportal.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
 
 
 @app.command("serve")

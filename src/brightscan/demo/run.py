@@ -170,7 +170,7 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _replay_last_night(out: Path, metrics: dict[str, Any], track: Tracker) -> dict[str, Any]:
-    from brightscan.autoscan.config import AutoscanConfig, PolicyConfig, ServiceConfig, SinkConfig
+    from brightscan.autoscan.config import AutoscanConfig, LogSinkSettings, PolicyConfig, ServiceConfig, SinkConfig
     from brightscan.autoscan.write.runner import run_autoscan
 
     night = _nights(out)[-1]
@@ -179,7 +179,7 @@ def _replay_last_night(out: Path, metrics: dict[str, Any], track: Tracker) -> di
     config = AutoscanConfig(
         db_url=f"sqlite:///{out / 'autoscan.db'}",
         policy=policy,
-        sink=SinkConfig(kind="log", path=str(out / "autoscan-actions.jsonl")),
+        sink=SinkConfig(kind="log", log=LogSinkSettings(path=str(out / "autoscan-actions.jsonl"))),
         service=ServiceConfig(speedup=float("inf")),
     )
     from brightscan.autoscan.pages.night import write_summary

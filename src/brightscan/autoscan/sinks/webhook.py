@@ -7,6 +7,7 @@ import time
 import urllib.parse
 
 from brightscan.autoscan.actions import ActionRequest, SinkError
+from brightscan.autoscan.config import WebhookSinkSettings as _HTTP
 from brightscan.autoscan.sinks.http import send_json
 
 __all__ = ["WebhookSink"]
@@ -22,7 +23,8 @@ class WebhookSink:
     answer was lost is sent again.
     """
 
-    def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5,
+    def __init__(self, url: str, *, timeout: float = _HTTP.timeout_s, retries: int = _HTTP.retries,
+                 backoff: float = _HTTP.backoff_s,
                  headers: dict[str, str] | None = None):
         self.url = url
         self.timeout, self.retries, self.backoff = timeout, retries, backoff

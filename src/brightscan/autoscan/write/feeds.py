@@ -282,19 +282,28 @@ class KafkaFeed:
 
 
 def parse_feed(spec: str, *, speedup: float = 10.0, poll_interval: float = 1.0,
-                 kafka_config: dict[str, Any] | None = None) -> Feed:
-    """Build a feed from ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC``."""
+               kafka_config: dict[str, Any] | None = None, once: bool = False,
+               since: float | None = None, until: float | None = None) -> Feed:
+    """Build a feed from ``dir:PATH``, ``replay:PATH`` or ``kafka:TOPIC``.
+
+    ``once`` asks for one pass (``autoscan scan``): a directory is read once, for the files that
+    arrived in ``[since, until)``; a replay releases every file at once; a Kafka topic, which has no
+    end, is refused.
+    """
     kind, _, arg = spec.partition(":")
     if not arg:
         raise InputError(f"feed must look like dir:PATH, replay:PATH or kafka:TOPIC, got {spec!r}")
     if kind in ("dir", "replay") and not Path(arg).exists():
         raise InputError(f"feed {spec!r}: {arg} does not exist")
     if kind == "dir":
-        return DirectoryFeed(arg, poll_interval=poll_interval)
+        return DirectoryFeed(arg, poll_interval=poll_interval, once=once, since=since, until=until)
     if kind == "replay":
         if not any(True for _ in iter_input_files(arg)):
             raise InputError(f"feed {spec!r}: no alert file (.avro, .parquet, .tar[.gz]) to replay in {arg}")
-        return ReplayFeed(arg, speedup=speedup)
+        return ReplayFeed(arg, speedup=float("inf") if once else speedup)
     if kind == "kafka":
+        if once:
+            raise InputError(f"feed {spec!r}: a single pass reads dir:PATH or replay:PATH; a Kafka "
+                             "topic has no end (use `autoscan run`)")
         return KafkaFeed(arg, kafka_config)
     raise InputError(f"unknown feed kind {kind!r} in {spec!r} (dir, replay or kafka)")

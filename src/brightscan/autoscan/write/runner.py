@@ -14,7 +14,7 @@ from typing import Any
 from brightscan.autoscan.build import build_policy, build_sink
 from brightscan.autoscan.config import AutoscanConfig
 from brightscan.autoscan.write.service import AutoscanService, load_scorer
-from brightscan.autoscan.write.feeds import Feed, DirectoryFeed, ReplayFeed, parse_feed
+from brightscan.autoscan.write.feeds import Feed, parse_feed
 from brightscan.autoscan.store import open_store
 from brightscan.errors import InputError
 
@@ -93,13 +93,7 @@ def scan_once(config: AutoscanConfig, feed_spec: str, model_dir: str | Path, *,
               since: float | None = None, until: float | None = None) -> RunReport:
     """One pass: process the new files that arrived in ``[since, until)``, deliver the actions
     (including leftovers of earlier passes), and return. Cron-friendly."""
-    kind, _, arg = feed_spec.partition(":")
-    if kind == "dir" and arg:
-        feed: Feed = DirectoryFeed(arg, once=True, since=since, until=until)
-    elif kind == "replay" and arg:
-        feed = ReplayFeed(arg, speedup=float("inf"))
-    else:
-        raise InputError(f"scan reads dir:PATH or replay:PATH, got {feed_spec!r}")
+    feed = parse_feed(feed_spec, once=True, since=since, until=until)
     service = build_service(config, model_dir)
     try:
         service.run(feed)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from brightscan.autoscan.config import SkyPortalSinkSettings as _SETTINGS
 from brightscan.autoscan.sinks.http import send_json
 from brightscan.errors import BrightscanError
 
@@ -177,8 +178,9 @@ class SkyPortalClient:
         Longest a request waits for 429s to clear before failing (retryable).
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 3,
-                 backoff: float = 0.5, rate: float = 5.0, burst: int = 10,
+    def __init__(self, base_url: str, token: str, *, timeout: float = _SETTINGS.timeout_s,
+                 retries: int = _SETTINGS.retries, backoff: float = _SETTINGS.backoff_s,
+                 rate: float = _SETTINGS.rate_limit, burst: int = _SETTINGS.rate_burst,
                  max_rate_wait_s: float = 60.0, sleep: Callable[[float], None] = time.sleep):
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"token {token}"}  # a secret: never logged

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from brightscan.autoscan.sinks.skyportal.client import FollowupRequest
@@ -38,7 +38,12 @@ DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 @dataclass(frozen=True)
 class FollowupPlan:
-    """How autoscan asks for follow-up (built from the ``[sink]`` config)."""
+    """How autoscan asks for follow-up (built from ``[sink.skyportal.followup]``).
+
+    The plan is checked when it is made: its constraints, its validity window, and the request
+    payload it would send against the facility's form (:func:`check_form`), so a payload the
+    facility would refuse is a configuration error when the service starts, not a failed action.
+    """
 
     allocation_id: int  # SkyPortal allocation
     target_group_ids: tuple[int, ...]  # groups that get the data
@@ -60,6 +65,35 @@ class FollowupPlan:
         if self.facility is not None and self.facility not in FACILITY_FORMS:
             raise ConfigError(f"no form known for facility {self.facility!r}; "
                               f"known: {sorted(FACILITY_FORMS)} (or leave it unset)")
+        problems = self.form_problems(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+        if problems:
+            raise ConfigError(f"follow-up payload does not fit the {self.facility or 'request'} form: "
+                              + "; ".join(problems))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, group_ids: Iterable[int]) -> FollowupPlan:
+        """The plan a ``[sink.skyportal.followup]`` table describes; target and source groups
+        default to the sink's ``group_ids``."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ConfigError(f"[sink.skyportal.followup]: unknown key(s) {sorted(unknown)}")
+        if "allocation_id" not in settings:
+            raise ConfigError("[sink.skyportal.followup] needs allocation_id")
+        values = dict(settings)
+        for key in ("target_group_ids", "source_group_ids"):
+            values[key] = tuple(values[key] if values.get(key) is not None else group_ids)
+        for key in ("constraints", "payload"):
+            if values.get(key) is None:
+                values.pop(key, None)  # the field's own default
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"[sink.skyportal.followup]: {exc}") from None
+
+    def form_problems(self, now: dt.datetime) -> list[str]:
+        """What the facility's form would object to in a request made at ``now`` (UTC)."""
+        return check_form(self.facility, self.request_payload(now))
 
     def request_payload(self, now: dt.datetime) -> dict[str, Any]:
         """The instrument payload for a request made at ``now`` (UTC)."""

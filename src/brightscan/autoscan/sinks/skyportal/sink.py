@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from brightscan.autoscan.actions import THUMBNAIL_TYPES, ActionRequest, SinkError
+from brightscan.autoscan.config import DEFAULT_ORIGIN
 from brightscan.autoscan.sinks.skyportal.client import (ALERT_THUMBNAILS, Annotation, FollowupRequest,
                                                         SkyPortalClient, SkyPortalError)
-from brightscan.autoscan.sinks.skyportal.followup import (FollowupPlan, check_form, matching_requests,
+from brightscan.autoscan.sinks.skyportal.followup import (FollowupPlan, matching_requests,
                                                           request_state)
 from brightscan.autoscan.sinks.skyportal.payloads import photometry_body, thumbnail_pngs
 from brightscan.errors import ConfigError
@@ -25,11 +26,6 @@ from brightscan.errors import ConfigError
 __all__ = ["DEFAULT_ORIGIN", "SkyPortalSink"]
 
 log = logging.getLogger(__name__)
-
-
-#: Default annotation origin: names brightscan and the model that scored (``{model_id}``,
-#: ``{model_version}`` are filled from the action).
-DEFAULT_ORIGIN = "brightscan:{model_id}:{model_version}"
 
 
 class SkyPortalSink:
@@ -179,11 +175,7 @@ class SkyPortalSink:
         if found is not None:
             return found
         now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).replace(tzinfo=None)
-        body = plan.request_body(obj, now)
-        problems = check_form(plan.facility, body["payload"])
-        if problems:
-            raise SinkError(f"follow-up payload does not fit the {plan.facility or 'request'} form: "
-                            + "; ".join(problems), retryable=False)
+        body = plan.request_body(obj, now)  # its form was checked when the plan was made
         try:
             answer = self.client.post_followup_request(body, timeout=self.followup_timeout)
         except SkyPortalError as exc:
@@ -217,7 +209,7 @@ class SkyPortalSink:
             return self._update_annotation(obj, ours[0], data)
         raise SinkError(f"{refusal} -- if an annotation with origin {origin!r} exists on {obj} in "
                         "groups this token cannot read (another bot, another group), set another "
-                        "sink.annotation_origin", retryable=False)
+                        "[sink.skyportal] annotation_origin", retryable=False)
 
     def _update_annotation(self, obj: str, existing: Annotation, data: dict[str, Any]) -> str:
         groups_ok = not existing.group_ids or set(self.group_ids) <= existing.group_ids
