@@ -29,3 +29,22 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     (tmp_path / "contract.toml").write_text(config, encoding="utf-8")
     result = _lint("--no-cache", "--config", str(tmp_path / "contract.toml"))
     assert result.returncode != 0 and "BROKEN" in result.stdout, result.stdout + result.stderr
+
+
+def _private_imports(package: str) -> list[str]:
+    """``module: name`` for every private name a module of ``package`` imports from another module."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "src" / "brightscan" / package).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brightscan"):
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_distributed_imports_no_private_name():
+    """The cluster code uses the library's public API only, so it cannot drift from a private copy."""
+    assert _private_imports("distributed") == []
+    assert _private_imports("cli") == []

@@ -59,6 +59,7 @@ def preprocess_to_dir(
     *,
     overflow: str = "reject",
     causal: bool = False,
+    chunk_size: int = CHUNK_SIZE,
     on_item: Callable[[], None] | None = None,
 ) -> PreprocessSummary:
     """Read alerts, build triplets and features, stream them to ``out_dir``.
@@ -76,6 +77,8 @@ def preprocess_to_dir(
     causal : bool
         Merge the source's other alerts in the input into the history (nothing later than the
         alert's own ``jd``); otherwise use the packet's ``prv_candidates`` only, as production.
+    chunk_size : int
+        Accepted alerts prepared together (memory is bounded by it).
     on_item : callable, optional
         Called once per alert or rejection (progress bars).
 
@@ -85,7 +88,7 @@ def preprocess_to_dir(
         When an input does not exist, or nothing at all could be read.
     """
     inputs = list(inputs)
-    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=CHUNK_SIZE,
+    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=chunk_size,
                         history=History.collect(inputs) if causal else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
