@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brightscan.policy import BasePolicy, ObjectHistory, replay
+from brightscan.policy import BasePolicy, ObjectHistory, first_pass
 
 #: Pictures per gallery (each is about 15 kB in the page).
 PER_GALLERY = 12
@@ -92,5 +92,4 @@ def attach_pictures(galleries: dict[str, Any], dataset_dir: Path, split: str) ->
 
 def _deciding_index(policy: BasePolicy, source: ObjectHistory) -> int | None:
     """Index of the alert at which the decision core first passes the object (None: never)."""
-    candid = replay(policy, source.alerts).passed_candid
-    return None if candid is None else next(i for i, a in enumerate(source.alerts) if a.candid == candid)
+    return first_pass(policy, source.alerts)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from brightscan.errors import InputError
 from brightscan.storage import read_csv_table
-from brightscan.policy import BasePolicy, ObjectHistory, ScoredAlert, replay
+from brightscan.policy import BasePolicy, ObjectHistory, ScoredAlert, first_pass
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +103,17 @@ def read_scanner_saves(path: str | Path) -> dict[str, float]:
 
 
 def apply_policy(policy: BasePolicy, sources: Sequence[ObjectHistory]) -> tuple[np.ndarray, np.ndarray]:
-    """Replay each object's jd-sorted alerts through the decision core, as autoscan decides them.
+    """Ask the decision core when each object first passed, replaying its jd-sorted alerts as
+    autoscan decides them (:func:`brightscan.policy.first_pass`).
 
     Returns ``(passed, pass_jd)`` per object (``pass_jd`` NaN: never passed).
     """
     passed = np.zeros(len(sources), dtype=bool)
     pass_jd = np.full(len(sources), np.nan)
     for i, source in enumerate(sources):
-        state = replay(policy, source.alerts)
-        if state.passed:
-            passed[i], pass_jd[i] = True, state.passed_jd
+        index = first_pass(policy, source.alerts)
+        if index is not None:
+            passed[i], pass_jd[i] = True, source.alerts[index].jd
     return passed, pass_jd
 
 
