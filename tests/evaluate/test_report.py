@@ -123,16 +123,46 @@ def test_search_sees_only_validation_sources(tmp_path, tiny_model, tiny_dataset,
     assert first["policies"]["gt1"]["completeness"] != second["policies"]["gt1"]["completeness"]
 
 
-def test_calibrate_stores_temperature(tmp_path, tiny_model, tiny_dataset):
+def test_calibrate_writes_a_new_version_beside_the_report(tmp_path, tiny_model, tiny_dataset):
     from brightscan.model import read_card
     from brightscan.score.scorer import Scorer
 
+    before = {p.name: p.read_bytes() for p in tiny_model.iterdir()}
     result = evaluate(tiny_model, tiny_dataset, out=tmp_path / "r", calibrate=True, config=CONFIG)
     t = result["calibration"]["temperature"]
     assert result["calibration"]["fitted"] is True and t != 1.0
-    assert read_card(tiny_model)["temperature"] == pytest.approx(t)
-    assert Scorer(tiny_model).temperature == pytest.approx(t)
+    assert {p.name: p.read_bytes() for p in tiny_model.iterdir()} == before  # the model read is unchanged
+    written = tmp_path / "r" / "calibrated-model"
+    assert result["calibration"]["written_to"] == str(written)
+    card, original = read_card(written), read_card(tiny_model)
+    assert card["temperature"] == pytest.approx(t) and card["weights"] == original["weights"]
+    assert card["model_version"] == original["model_version"] + "+calibrated"
+    assert card["provenance"]["calibrated_from"]["model_dir"] == str(tiny_model)
+    assert Scorer(written).temperature == pytest.approx(t)
     assert "ece_before" in result["calibration"]
+    again = evaluate(tiny_model, tiny_dataset, out=tmp_path / "r", calibrate=True, config=CONFIG)  # a rerun
+    assert again["calibration"]["temperature"] == pytest.approx(t) and read_card(written)["temperature"] == card["temperature"]
+
+
+def test_a_non_finite_score_is_a_rejection_not_a_crash(tmp_path, tiny_model, tiny_dataset):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from brightscan.model import load_model
+
+    dataset = shutil.copytree(tiny_dataset, tmp_path / "nan-dataset")
+    path = dataset / "test" / "alerts.parquet"
+    table = pq.read_table(path).to_pandas()
+    feature = load_model(tiny_model).feature_names[0]
+    table.loc[3, feature] = np.nan  # the model's input, hence its score, is NaN for this alert
+    table.to_parquet(path, index=False)
+    result = evaluate(tiny_model, dataset, out=tmp_path / "r", config=CONFIG)
+    assert result["rejected"] == {"test": 1, "val": 0}
+    assert result["alert"]["n_alerts"] == len(table) - 1
+    rejected = pq.read_table(tmp_path / "r" / "rejected.parquet").to_pylist()
+    assert [(r["candid"], r["stage"], r["reason"]) for r in rejected] == \
+        [(int(table.loc[3, "candid"]), "score", "model score is not finite")]
 
 
 def test_val_split_and_missing_inputs_are_refused(tmp_path, tiny_model, tiny_dataset):

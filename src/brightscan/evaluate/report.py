@@ -2,17 +2,20 @@
 
 Flow for each model (and the ``compare`` model alike):
 
-1. score every alert of the evaluated split and of ``val`` (no N_max thinning) with the model
+1. score every alert of the evaluated split and of ``val`` (no N_max thinning) with the score
    package's :class:`~brightscan.score.scorer.Scorer`, on the dataset's triplets and the feature
-   columns the model's card names;
-2. optionally fit a temperature on the ``val`` logits and store it in the model directory;
+   columns the model's card names; an alert whose score is not finite is a rejection
+   (``REPORT/rejected.parquet``, counted in ``metrics.json``'s ``rejected``), not a crash;
+2. optionally fit a temperature on the ``val`` logits: the scores use it, and the calibrated model is
+   written as a new version beside the report (``REPORT/calibrated-model``), never into the model read;
 3. alert metrics (ROC/AUC, accuracy/precision/recall at 0.5, outcomes by magnitude, calibration);
 4. per-source histories with the paper's selection; the fixed policies, and a
    :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` sources only and applied once to
    the evaluated split.
 
 Outputs: ``REPORT/metrics.json``, ``REPORT/policy.json`` (the optimised policy, which autoscan reads
-with ``--policy``), PNG figures, ``REPORT/index.html`` (self-contained).
+with ``--policy``), ``REPORT/rejected.parquet``, PNG figures, ``REPORT/index.html`` (self-contained),
+and with calibration ``REPORT/calibrated-model`` (and ``calibrated-compare``).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class EvaluateConfig:
     policies: tuple[str, ...] = DEFAULT_POLICIES  # fixed policies to report (create_policy names)
     target_completeness: float = 0.99  # policy search: minimum completeness on val
     search_grid: dict[str, list[Any]] | None = None  # policy search grid (None: the default grid)
-    calibrate: bool = False  # fit a temperature on val logits and store it in the model dir
+    calibrate: bool = False  # fit a temperature on val logits; write REPORT/calibrated-model with it
     batch_size: int = 256  # alerts per model call
     min_alerts: int = 2  # source selection: at least this many alerts
     bright_peak_limit: float = 18.5  # source selection: bright sources must peak at least this bright
@@ -70,27 +73,33 @@ class ModelEvaluation:
     name: str  # model_id/model_version label
     metrics: dict[str, Any]  # the metrics.json section of this model
     figures: dict[str, Any] = field(default_factory=dict)  # arrays the plots need
+    rejections: list[Any] = field(default_factory=list)  # alerts left out (non-finite score)
 
 
 def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int,
-                 progress: Progress | None = None) -> tuple[Any, np.ndarray]:
-    """``(table, raw logits)`` for every row of ``DS/<split>`` (no thinning)."""
+                 progress: Progress | None = None) -> tuple[Any, np.ndarray, list[Any]]:
+    """``(table, raw logits, rejections)`` for every row of ``DS/<split>`` (no thinning), scored
+    by the score package; a row whose logit is not finite is a rejection (stage ``score``) and is
+    left out of the table and the logits, as it would be everywhere else."""
     from brightscan.dataset import open_split
+    from brightscan.score.scorer import reject_non_finite
 
     data = open_split(dataset_dir, split, feature_names=scorer.loaded.feature_names)
-    logits = np.empty(len(data), dtype=np.float64)
     uses_image = scorer.loaded.config.uses_image
-    for start in range(0, len(data), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(data)))
-        trip = data.reader.read(rows) if uses_image else None
-        logits[rows] = scorer.predict_logits(trip, data.features[rows])
-        if progress is not None:
-            progress(len(rows))
-    data.reader.close()
-    if not np.all(np.isfinite(logits)):
-        raise InputError(f"{dataset_dir}/{split}: the model gave non-finite logits for "
-                         f"{int(np.sum(~np.isfinite(logits)))} alerts")
-    return data.table, logits
+    try:
+        logits = scorer.predict_stored(
+            len(data), lambda rows: (data.reader.read(rows) if uses_image else None, data.features[rows]),
+            rows_per_read=batch_size, on_rows=progress)
+    finally:
+        data.reader.close()
+    table = data.table
+    identity = table[["candid", "objectId"]].assign(source=f"{dataset_dir}/{split}").to_dict("records")
+    finite, rejections = reject_non_finite(identity, logits)
+    if rejections:
+        log.warning("%s/%s: %d alert(s) with a non-finite score left out (%s)", dataset_dir, split,
+                    len(rejections), ", ".join(str(r.candid) for r in rejections[:5]))
+        table = table[finite].reset_index(drop=True)
+    return table, logits[finite], rejections
 
 
 def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
@@ -160,23 +169,18 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                    saves: dict[str, float] | None = None, progress: Progress | None = None,
                    galleries: bool = False) -> ModelEvaluation:
     """Score, calibrate (optionally), and evaluate one model on one dataset."""
-    from brightscan.model import set_temperature
     from brightscan.score.scorer import Scorer
 
     model_dir, dataset_dir = Path(model_dir), Path(dataset_dir)
     scorer = Scorer(model_dir, batch_size=min(config.batch_size, 64))
     name = f"{scorer.model_id}/{scorer.model_version}"
-    test_table, test_logits = _score_split(scorer, dataset_dir, config.split, config.batch_size, progress)
-    val_table, val_logits = _score_split(scorer, dataset_dir, "val", config.batch_size, progress)
+    test_table, test_logits, test_rejected = _score_split(scorer, dataset_dir, config.split, config.batch_size,
+                                                          progress)
+    val_table, val_logits, val_rejected = _score_split(scorer, dataset_dir, "val", config.batch_size, progress)
     y_test = test_table["label"].to_numpy(int)
     cal = _calibration(y_test, test_logits, val_table["label"].to_numpy(int), val_logits,
                        scorer.temperature, config)
-    temperature = scorer.temperature
-    if config.calibrate:
-        temperature = cal["temperature_fitted"]
-        set_temperature(model_dir, temperature)
-        cal["written_to"] = str(model_dir / "model.json")  # the CLI says so
-        log.info("stored temperature %.4f in %s", temperature, model_dir)
+    temperature = cal["temperature_fitted"] if config.calibrate else scorer.temperature
     test_scores, val_scores = M.sigmoid(test_logits / temperature), M.sigmoid(val_logits / temperature)
 
     alert = M.alert_metrics(y_test, test_scores)
@@ -216,13 +220,14 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
         "sources": {"n_selected": len(test_sources), "n_selected_val": len(val_sources)},
+        "rejected": {config.split: len(test_rejected), "val": len(val_rejected)},
     }
     if galleries:
         found = alert_galleries(test_table, test_scores)
         found.update(source_galleries(test_table, test_scores, test_sources,
                                       fixed.get("gt1", create_policy("gt1")), search))
         metrics["galleries"] = found
-    return ModelEvaluation(name, metrics, figs)
+    return ModelEvaluation(name, metrics, figs, [*test_rejected, *val_rejected])
 
 
 def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
@@ -245,7 +250,9 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     compare : path, optional
         A second model evaluated the same way, reported side by side.
     calibrate : bool
-        Fit and store a temperature on ``val`` for each model (``config.calibrate`` otherwise).
+        Fit a temperature on ``val`` for each model (``config.calibrate`` otherwise); the scores use
+        it, and each model is written with it as a new version into ``out/calibrated-model`` (and
+        ``out/calibrated-compare``). The models read are never changed.
     progress : callable, optional
         Called with the number of alerts scored after each batch (val and ``split``, per model).
     command : str, optional
@@ -268,6 +275,12 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     saves = read_scanner_saves(scanner_saves) if scanner_saves is not None else None
     main = evaluate_model(model_dir, dataset_dir, config, saves, progress, galleries=True)
     other = evaluate_model(compare, dataset_dir, config, saves, progress) if compare is not None else None
+    out.mkdir(parents=True, exist_ok=True)
+    if config.calibrate:
+        _write_calibrated(main, model_dir, out / "calibrated-model")
+        if other is not None:
+            _write_calibrated(other, compare, out / "calibrated-compare")
+    _write_rejections([main, *([other] if other is not None else [])], out / "rejected.parquet")
     card = read_card(model_dir)
     result: dict[str, Any] = {
         "split": config.split, "dataset": str(dataset_dir), **main.metrics,
@@ -281,7 +294,6 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     if other is not None:
         result["compare"] = other.metrics
     result = to_jsonable(result)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     # the policy the search chose, ready for ``brightscan autoscan run --policy REPORT/policy.json``
     (out / "policy.json").write_text(json.dumps(result["policies"][OPTIMISED]["policy"], indent=2) + "\n",
@@ -294,6 +306,32 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     write_html(result, images, out / "index.html", galleries=pictures)
     log.info("report written to %s", out)
     return result
+
+
+def _write_calibrated(evaluation: ModelEvaluation, model_dir: str | Path, out: Path) -> None:
+    """The model with the temperature fitted on val, as a new version beside the report (the
+    model read is never changed); the CLI says where."""
+    from brightscan.model import write_calibrated
+
+    calibration = evaluation.metrics["calibration"]
+    if (out / "model.json").exists():  # a rerun of the same report replaces its own copy
+        import shutil
+
+        shutil.rmtree(out)
+    write_calibrated(model_dir, calibration["temperature"], out, fitted_on="val")
+    calibration["written_to"] = str(out)
+    log.info("calibrated model (temperature %.4f) written to %s", calibration["temperature"], out)
+
+
+def _write_rejections(evaluations: list[ModelEvaluation], path: Path) -> None:
+    """``REPORT/rejected.parquet``: the alerts left out of the evaluation (always written)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from brightscan.storage import REJECTION_SCHEMA
+
+    rows = [r.as_row() for e in evaluations for r in e.rejections]
+    pq.write_table(pa.Table.from_pylist(rows, schema=REJECTION_SCHEMA), path)
 
 
 def write_figures(main: ModelEvaluation, other: ModelEvaluation | None, out: Path) -> dict[str, Path]:
