@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 __all__ = ["BuildConfig", "Router", "SplitWriters", "build_dataset", "dataset_card", "plan_split", "read_labels",
            "record_rejection", "table_schema"]
 
-#: Scalar columns of ``alerts.parquet`` written before the features.
-ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+#: Scalar columns of a dataset split's ``alerts.parquet`` written before the features: the
+#: identity, the object's label and its class.
+LABELLED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     *IDENTITY_COLUMNS,
     ("label", pa.int8()),
     ("class", pa.string()),
@@ -82,7 +83,7 @@ class BuildConfig:
 
 def table_schema(feature_set: str) -> pa.Schema:
     """Schema of ``<split>/alerts.parquet`` for a feature set."""
-    return feature_table_schema(ID_COLUMNS, feature_set)
+    return feature_table_schema(LABELLED_COLUMNS, feature_set)
 
 
 def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:

@@ -28,7 +28,7 @@ from brightscan.alerts import read_alerts
 from brightscan.errors import ConfigError
 from brightscan.distributed.partitions import Partition, RunLayout, atomic_parquet, write_json_atomic
 from brightscan.preprocess.cutouts import STAMP_SIZE
-from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema
+from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline
 from brightscan.storage import REJECTION_SCHEMA
 
 __all__ = ["PLUGIN_NAME", "PreprocessJob", "ScoreJob", "read_triplets"]
@@ -199,8 +199,9 @@ class PreprocessJob(Job):
 
     @property
     def schema(self) -> pa.Schema:  # type: ignore[override]
-        base = feature_table_schema((*IDENTITY_COLUMNS, ("source", pa.string())), self.feature_set)
-        return base.append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH)))
+        from brightscan.preprocess.batch import alerts_schema
+
+        return alerts_schema(self.feature_set).append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH)))
 
     def check_partitioned(self) -> None:
         if self.causal:

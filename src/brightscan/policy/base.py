@@ -41,7 +41,7 @@ class BasePolicy:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BasePolicy:
         """Rebuild from :meth:`to_dict` output; ``ConfigError`` on unknown or invalid settings."""
-        return build_policy(cls, dict(data.get("params") or {}), cls.__name__)
+        return validated_policy(cls, dict(data.get("params") or {}), cls.__name__)
 
     def fit(self, val_sources: Sequence[ObjectHistory]) -> BasePolicy:
         """Learn from validation sources; fixed policies learn nothing. Returns ``self``."""
@@ -96,8 +96,11 @@ class BasePolicy:
     __hash__ = None  # type: ignore[assignment]  # mutable settings, like scikit-learn estimators
 
 
-def build_policy(factory: Callable[..., BasePolicy], settings: dict[str, Any], what: str) -> BasePolicy:
-    """``factory(**settings)``, validated; a ``ConfigError`` naming ``what`` when the settings are wrong."""
+def validated_policy(factory: Callable[..., BasePolicy], settings: dict[str, Any], what: str) -> BasePolicy:
+    """``factory(**settings)``, validated; a ``ConfigError`` naming ``what`` when the settings are wrong.
+
+    (Named ``build_policy`` before; that name now means autoscan's policy from its config.)
+    """
     try:
         policy = factory(**settings)
     except TypeError as exc:

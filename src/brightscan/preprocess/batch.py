@@ -21,8 +21,9 @@ from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
 
 log = logging.getLogger(__name__)
 
-#: Scalar columns of ``alerts.parquet`` written before the features, in this order.
-ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (*IDENTITY_COLUMNS, ("source", pa.string()))
+#: Scalar columns of a preprocessed ``alerts.parquet`` written before the features, in this order:
+#: the identity and the file each alert came from (also the first columns of a ``--cluster`` run's).
+PREPARED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (*IDENTITY_COLUMNS, ("source", pa.string()))
 
 #: Accepted alerts per chunk of work (bounded memory whatever the input size).
 CHUNK_SIZE = 256
@@ -49,7 +50,7 @@ class PreprocessSummary:
 
 def alerts_schema(feature_set: str) -> pa.Schema:
     """Schema of ``alerts.parquet`` for a feature set."""
-    return feature_table_schema(ID_COLUMNS, feature_set)
+    return feature_table_schema(PREPARED_COLUMNS, feature_set)
 
 
 def preprocess_to_dir(
