@@ -10,7 +10,7 @@ Flow for each model (and the ``compare`` model alike):
    written as a new version beside the report (``REPORT/calibrated-model``), never into the model read;
 3. alert metrics (ROC/AUC, accuracy/precision/recall at 0.5, outcomes by magnitude, calibration);
 4. per-source histories with the paper's selection; the fixed policies, and a
-   :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` sources only and applied once to
+   :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` objects only and applied once to
    the evaluated split.
 
 Outputs: ``REPORT/metrics.json``, ``REPORT/policy.json`` (the optimised policy, which autoscan reads
@@ -35,7 +35,7 @@ import numpy as np
 from brightscan import metrics as M
 from brightscan.errors import InputError
 from brightscan.evaluate import plots
-from brightscan.evaluate.gallery import alert_galleries, attach_pictures, source_galleries
+from brightscan.evaluate.gallery import alert_galleries, attach_pictures, object_galleries
 from brightscan.evaluate.objects import apply_policy, build_objects, read_scanner_saves, select_objects, object_arrays
 from brightscan.policy import GtN, ObjectHistory, PolicySearch, create_policy
 from brightscan.policy.search import DEFAULT_GRID
@@ -62,7 +62,7 @@ class EvaluateConfig:
     calibrate: bool = False  # fit a temperature on val logits; write REPORT/calibrated-model with it
     batch_size: int = 256  # alerts per model call
     min_alerts: int = 2  # source selection: at least this many alerts
-    bright_peak_limit: float = 18.5  # source selection: bright sources must peak at least this bright
+    bright_peak_limit: float = 18.5  # object selection: bright objects must peak at least this bright
     n_reliability_bins: int = 10  # equal-width score bins for ECE and the reliability diagram
 
 
@@ -107,21 +107,21 @@ def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | 
     return select_objects(build_objects(table, scores, saves), config.min_alerts, config.bright_peak_limit)
 
 
-def peak_bins(sources: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray:
-    """Peak-magnitude bin edges covering every source (at least the paper's 15-19 mag)."""
-    peaks = np.array([s.observed_peak for s in sources], float)
+def peak_bins(objects: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray:
+    """Peak-magnitude bin edges covering every object (at least the paper's 15-19 mag)."""
+    peaks = np.array([s.observed_peak for s in objects], float)
     peaks = peaks[np.isfinite(peaks)]
     lo = min(15.0, np.floor(peaks.min() / step) * step) if peaks.size else 15.0
     hi = max(19.0, (np.floor(peaks.max() / step) + 1) * step) if peaks.size else 19.0
     return np.arange(lo, hi + step / 2, step)
 
 
-def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
+def _policy_metrics(policy: Any, objects: Sequence[ObjectHistory],
                     bins: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
-    arr = object_arrays(sources)
-    passed, pass_jd = apply_policy(policy, sources)
+    arr = object_arrays(objects)
+    passed, pass_jd = apply_policy(policy, objects)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
-    # 95% intervals from a seeded bootstrap over sources: completeness_ci, purity_ci, median_delay_days_ci
+    # 95% intervals from a seeded bootstrap over objects: completeness_ci, purity_ci, median_delay_days_ci
     summary.update(M.bootstrap_source_intervals(arr["label"], passed, pass_jd, arr["save_jd"], seed=0))
     summary["policy"] = policy.to_dict()
     by_peak = M.metrics_by_peak(arr["label"], passed, arr["peak_mag"], bins=bins)
@@ -131,19 +131,19 @@ def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
     return summary, fig
 
 
-def threshold_curves(search: PolicySearch, val_sources: Sequence[ObjectHistory],
+def threshold_curves(search: PolicySearch, val_objects: Sequence[ObjectHistory],
                      grid: dict[str, list[Any]] | None) -> dict[int, list[dict[str, Any]]]:
     """Validation completeness and purity of the chosen policy's family as its threshold moves,
     one curve per N of the grid (the other cuts as chosen)."""
     full = {**DEFAULT_GRID, **(grid or {})}
     best = search.best_.get_params()
-    arr = object_arrays(val_sources)
+    arr = object_arrays(val_objects)
     curves: dict[int, list[dict[str, Any]]] = {}
     for n in full["n"]:
         rows = []
         for threshold in sorted(full["threshold"]):
             params = {**best, "n": int(n), "threshold": float(threshold)}
-            passed, pass_jd = apply_policy(GtN.from_dict({"params": params}), val_sources)
+            passed, pass_jd = apply_policy(GtN.from_dict({"params": params}), val_objects)
             m = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
             rows.append({"params": params, "completeness": m["completeness"], "purity": m["purity"],
                          "n_passed": m["n_passed"]})
@@ -198,20 +198,20 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                         f"after (T {cal['temperature_fitted']:.2f}, fitted on val)": cal["reliability_after"]},
         "policies": {},
     }
-    test_sources = _selected_objects(test_table, test_scores, saves, config)
-    val_sources = _selected_objects(val_table, val_scores, saves, config)
-    bins = peak_bins(test_sources)
+    test_objects = _selected_objects(test_table, test_scores, saves, config)
+    val_objects = _selected_objects(val_table, val_scores, saves, config)
+    bins = peak_bins(test_objects)
     policies: dict[str, Any] = {}
     fixed = {pname: create_policy(pname) for pname in config.policies}
     for pname, policy in fixed.items():
-        policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_sources, bins)
-    search = PolicySearch(config.target_completeness, config.search_grid).fit(val_sources)
-    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_sources, bins)
-    on_val = _policy_metrics(search, val_sources, bins)[0]  # the chosen policy on val, with its intervals
+        policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_objects, bins)
+    search = PolicySearch(config.target_completeness, config.search_grid).fit(val_objects)
+    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_objects, bins)
+    on_val = _policy_metrics(search, val_objects, bins)[0]  # the chosen policy on val, with its intervals
     policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,
                                          "rule": search.rule_, "n_candidates": search.n_candidates_,
                                          **{k: v for k, v in on_val.items() if k.endswith("_ci")}}
-    curves = threshold_curves(search, val_sources, config.search_grid)
+    curves = threshold_curves(search, val_objects, config.search_grid)
     figs["frontier"] = (curves, search.best_score_, config.target_completeness)
     metrics = {
         "model": {"dir": str(model_dir), "model_id": scorer.model_id, "model_version": scorer.model_version},
@@ -219,12 +219,12 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
         "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
-        "sources": {"n_selected": len(test_sources), "n_selected_val": len(val_sources)},
+        "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},
         "rejected": {config.split: len(test_rejected), "val": len(val_rejected)},
     }
     if galleries:
         found = alert_galleries(test_table, test_scores)
-        found.update(source_galleries(test_table, test_scores, test_sources,
+        found.update(object_galleries(test_table, test_scores, test_objects,
                                       fixed.get("gt1", create_policy("gt1")), search))
         metrics["galleries"] = found
     return ModelEvaluation(name, metrics, figs, [*test_rejected, *val_rejected])
