@@ -5,10 +5,17 @@ fresh partitioned run, in the same invocation::
 
     A  in-process, 1 model thread   (1 core)      C  LocalCluster, 1 worker x 1 thread (1 core)
     B  in-process, 2 model threads  (2 cores)     D  LocalCluster, 2 workers x 1 thread (2 cores)
+                                                  E  as C, with dask's default worker settings
+                                                     (before issue 22: malloc trim threshold set,
+                                                     statistical profiler on)
 
 and reports alerts/s (wall time of ``run_partitioned``, model loading included; cluster start-up
 reported apart), the scaling D/C (target >= 1.8), the cluster's overhead against in-process at the
 same core count (C vs A, D vs B; target <= 10%), and each worker's peak resident memory.
+Workers' CPU per alert against in-process (target: under 10% more) is reported for C and D against
+A, and for E against A: the overhead before and after :func:`brightscan.distributed.cluster.worker_settings`.
+The order of the configurations alternates between rounds so that drift in the machine's load
+does not favour one of them.
 
 Wall-clock figures mean little on a machine shared with other jobs, so every configuration also
 reports its **CPU time** — the client process (which hosts a LocalCluster's scheduler) plus every
@@ -65,12 +72,12 @@ def _run(job, archives: Path, out: Path, client=None, threads: int = 1) -> dict:
             "client_cpu_s": round(cpu, 2), "cpu_s": round(cpu, 2), "alerts_per_cpu_s": round(summary.rows / cpu, 1)}
 
 
-def _cluster(job, archives: Path, out: Path, workers: int) -> dict:
+def _cluster(job, archives: Path, out: Path, workers: int, tuned: bool = True) -> dict:
     from brightscan.distributed import ClusterSpec, open_client
     from brightscan.distributed.worker import cpu_seconds, peak_memory
 
     t0 = time.perf_counter()
-    with open_client(ClusterSpec("local", workers=workers)) as (client, _):
+    with open_client(ClusterSpec("local", workers=workers), tuned=tuned) as (client, _):
         started = time.perf_counter() - t0
         before = sum(client.run(cpu_seconds).values()) + sum(client.run(cpu_seconds, nanny=True).values())
         result = _run(job, archives, out, client=client, threads=1)  # workers x 1 thread = cores used
@@ -86,7 +93,7 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=600)
     parser.add_argument("--nights", type=int, default=12)
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: published v1.0.1)")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat the four configurations; best kept")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the five configurations; best (per CPU-second) kept")
     args = parser.parse_args()
     from brightscan.distributed import ScoreJob, plan_partitions
     from brightscan.simulate import SurveyConfig, simulate_survey
@@ -99,17 +106,22 @@ def main() -> None:
         model = _model(tmp, args.model)
         job = ScoreJob(str(model), precision="float32", batch_size=32)
         results: dict[str, dict] = {}
-        for _ in range(args.rounds):
-            load = os.getloadavg()[0]
-            runs = {
-                "A in-process 1 thread": _run(ScoreJob(str(model), precision="float32"), archives, tmp / "a", threads=1),
-                "B in-process 2 threads": _run(ScoreJob(str(model), precision="float32"), archives, tmp / "b", threads=2),
-                "C LocalCluster 1x1": _cluster(job, archives, tmp / "c", 1),
-                "D LocalCluster 2x1": _cluster(job, archives, tmp / "d", 2),
-            }
-            for name, run in runs.items():
+        configurations = {
+            "A in-process 1 thread": lambda: _run(ScoreJob(str(model), precision="float32"), archives, tmp / "a",
+                                                  threads=1),
+            "B in-process 2 threads": lambda: _run(ScoreJob(str(model), precision="float32"), archives, tmp / "b",
+                                                   threads=2),
+            "C LocalCluster 1x1": lambda: _cluster(job, archives, tmp / "c", 1),
+            "D LocalCluster 2x1": lambda: _cluster(job, archives, tmp / "d", 2),
+            "E LocalCluster 1x1, dask defaults": lambda: _cluster(job, archives, tmp / "e", 1, tuned=False),
+        }
+        for round_ in range(args.rounds):
+            order = list(configurations) if round_ % 2 == 0 else list(reversed(configurations))
+            for name in order:
+                load = os.getloadavg()[0]
+                run = configurations[name]()
                 run["load_before"] = round(load, 2)
-                if name not in results or run["alerts_per_s"] > results[name]["alerts_per_s"]:
+                if name not in results or run["alerts_per_cpu_s"] > results[name]["alerts_per_cpu_s"]:
                     results[name] = run
         rate = {k[0]: v["alerts_per_s"] for k, v in results.items()}
         per_cpu = {k[0]: v["alerts_per_cpu_s"] for k, v in results.items()}
@@ -121,6 +133,9 @@ def main() -> None:
             "overhead_2_cores": round(1 - rate["D"] / rate["B"], 3),
             "cpu_overhead_1_core": round(1 - per_cpu["C"] / per_cpu["A"], 3),
             "cpu_overhead_2_workers": round(1 - per_cpu["D"] / per_cpu["A"], 3),
+            "cpu_overhead_1_core_dask_defaults": round(1 - per_cpu["E"] / per_cpu["A"], 3),
+            # the same as "X% more CPU per alert than in-process" (worker start-up excluded, model load included)
+            "extra_cpu_per_alert": {k: round(per_cpu["A"] / per_cpu[k] - 1, 3) for k in ("C", "D", "E")},
             "load_after": round(os.getloadavg()[0], 2),
         }
     print(json.dumps(report, indent=2))

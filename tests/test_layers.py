@@ -49,3 +49,32 @@ def test_the_outbox_importing_a_sink_breaks_the_contract(tmp_path):
                              str(tmp_path / "contract.toml")], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0, result.stdout + result.stderr
     assert "the write path knows the actions contract, never a sink or a page BROKEN" in result.stdout
+
+
+def test_autoscan_importing_training_code_breaks_the_contract(tmp_path):
+    """The forbidden contract can fail: a source module that imports brightscan.train is reported."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    config = text[text.index("[tool.importlinter]"):].replace(
+        'forbidden_modules = ["brightscan.train"]', 'forbidden_modules = ["brightscan.policy"]')
+    (tmp_path / "contract.toml").write_text(config, encoding="utf-8")
+    result = _lint("--no-cache", "--config", str(tmp_path / "contract.toml"))
+    assert result.returncode != 0 and "the live service and the evaluation never import training code BROKEN" in result.stdout, result.stdout
+
+
+def _private_imports(package: str) -> list[str]:
+    """``module: name`` for every private name a module of ``package`` imports from another module."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "src" / "brightscan" / package).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brightscan"):
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_distributed_imports_no_private_name():
+    """The cluster code uses the library's public API only, so it cannot drift from a private copy."""
+    assert _private_imports("distributed") == []
+    assert _private_imports("cli") == []

@@ -187,12 +187,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-def logit(p: Sequence[float], eps: float = 1e-7) -> np.ndarray:
-    """Inverse of :func:`sigmoid`, with probabilities clipped to ``[eps, 1 - eps]``."""
-    q = np.clip(np.asarray(p, dtype=float), eps, 1.0 - eps)
-    return np.log(q) - np.log1p(-q)
-
-
 def fit_temperature(y_true: Sequence[int], logits: Sequence[float], bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """Temperature ``T`` minimising the binary cross-entropy of ``sigmoid(logits / T)``.
 

@@ -81,6 +81,12 @@ class ParquetRowWriter:
         if len(self._rows) >= self.rows_per_group:
             self._flush()
 
+    def write_table(self, table: pa.Table) -> None:
+        """Write ``table`` (cast to the schema) as its own row group, after the rows buffered so far."""
+        self._flush()
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self.count += table.num_rows
+
     def close(self) -> None:
         if self._writer is None:
             return

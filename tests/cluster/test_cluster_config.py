@@ -59,3 +59,23 @@ def test_the_job_script_dask_jobqueue_writes(kind: str) -> None:
         assert "#SBATCH --mem=112G" in script  # dask-jobqueue's own rounding of 120GB
     else:
         assert "#PBS -q regular" in script and "walltime=04:00:00" in script
+
+
+def _worker_settings() -> tuple:
+    import os
+
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_workers_run_without_the_settings_that_cost_cpu_per_alert() -> None:
+    """No malloc trim threshold (page-fault churn) and no statistical profiler in the workers we
+    start (docs/benchmarks.md); dask's defaults when asked, as the benchmark's baseline."""
+    pytest.importorskip("distributed")
+    from brightscan.distributed import ClusterSpec, open_client
+
+    with open_client(ClusterSpec("local", workers=1)) as (client, _):
+        assert list(client.run(_worker_settings).values()) == [(None, False)]
+    with open_client(ClusterSpec("local", workers=1), tuned=False) as (client, _):
+        assert list(client.run(_worker_settings).values()) == [("65536", True)]

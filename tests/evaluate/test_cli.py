@@ -38,13 +38,15 @@ def test_evaluate_says_what_it_writes_and_autoscan_takes_the_chosen_policy(tmp_p
     from brightscan.autoscan.config import load_config
     from brightscan.policy import policy_from_dict
 
-    model = shutil.copytree(tiny_model, tmp_path / "calibrated-model")  # --calibrate rewrites the model directory
+    model = shutil.copytree(tiny_model, tmp_path / "model-read")
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["evaluate", str(model), str(tiny_dataset), "--out", str(out),
                                       "--target-completeness", "0.01", "--calibrate"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "calibration: temperature 1.0000 ->" in text and f"written to {model / 'model.json'}" in text
+    assert "calibration: temperature 1.0000 ->" in text and f"written to {out / 'calibrated-model'}" in text
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before  # the model read is never changed
     assert f"autoscan: --policy {out / 'policy.json'}" in text
     stored = json.loads((out / "policy.json").read_text())
     assert stored == json.loads((out / "metrics.json").read_text())["policies"]["optimised"]["policy"]

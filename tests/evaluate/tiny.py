@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+
+from brightscan.dataset.card import write_card
+from brightscan.model import create_model, save_model
 
 SPLIT_SOURCES = {"val": 24, "test": 20}
 
@@ -17,7 +19,6 @@ def write_tiny_dataset(root: Path, feature_names: tuple[str, ...], seed: int = 0
     Half the sources are bright (label 1, peaking at 16-18 mag); the rest are faint (label 0).
     Each source has 1-6 alerts so the ">= 2 alerts" selection has something to drop.
     """
-    card = pytest.importorskip("brightscan.dataset.card", reason="brightscan.dataset has not landed yet")
     rng = np.random.default_rng(seed)
     candid = 1_000_000
     for split, n_sources in SPLIT_SOURCES.items():
@@ -42,12 +43,11 @@ def write_tiny_dataset(root: Path, feature_names: tuple[str, ...], seed: int = 0
         out.mkdir(parents=True)
         table.to_parquet(out / "alerts.parquet", index=False)
         np.save(out / "triplets.npy", rng.normal(size=(len(table), 63, 63, 3)).astype(np.float32))
-    card.write_card(root, {"feature_set": "custom", "features": list(feature_names)})
+    write_card(root, {"feature_set": "custom", "features": list(feature_names)})
     return root
 
 
 def save_random_model(directory: Path, preset: str = "mi_cnn.tiny", seed: int = 0) -> Path:
     """A randomly-initialised model saved through the model package."""
-    model_pkg = pytest.importorskip("brightscan.model", reason="brightscan.model has not landed yet")
-    model = model_pkg.create_model(preset, seed=seed)
-    return model_pkg.save_model(model, directory, provenance={"test": "random init"})
+    model = create_model(preset, seed=seed)
+    return save_model(model, directory, provenance={"test": "random init"})

@@ -17,6 +17,7 @@ from brightscan.policy import (
     ScoredAlert,
     create_policy,
     decide,
+    first_pass,
     list_policies,
     policy_from_dict,
     replay,
@@ -109,3 +110,23 @@ def test_unknown_or_invalid_policies_are_config_errors():
         create_policy("gt1", threshold=2.0)
     with pytest.raises(ConfigError, match="unknown policy class"):
         policy_from_dict({"policy": "Nope", "params": {}})
+
+
+object_lists = st.lists(alert_lists.filter(len), min_size=1, max_size=6)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@settings(max_examples=40, deadline=None)
+@given(objects=object_lists)
+def test_the_search_counts_first_passes_as_the_core_answers(name, objects):
+    """The policy search's vectorised count may keep its fast path: it equals the core's answer."""
+    from brightscan.policy.search import count_first_passes
+
+    policy = _build(name)
+    histories = [ObjectHistory(f"ZTF{i:08d}", i % 2, _history(rows)) for i, rows in enumerate(objects)]
+    passed, pass_jd = count_first_passes(policy, histories)
+    for i, history in enumerate(histories):
+        index = first_pass(policy, history.alerts)
+        assert passed[i] == (index is not None)
+        assert pass_jd[i] == history.alerts[index].jd if index is not None else np.isnan(pass_jd[i])
+        assert policy.first_pass_index(history.alerts) == index

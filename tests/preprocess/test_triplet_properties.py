@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from astropy.io import fits
 from hypothesis.extra import numpy as hnp
@@ -98,8 +98,7 @@ def test_triplet_is_valid_or_rejected_for_the_right_reason(images):
 @settings(max_examples=60, deadline=None)
 @given(image=stamps())
 def test_production_mode_equals_production_wherever_it_is_finite(image):
-    if image.ndim != 2 or max(image.shape) > 63:
-        return
+    assume(image.ndim == 2 and max(image.shape) <= 63)  # production only reads 2-D stamps up to 63 px
     data = stamp_bytes(image)
     oracle = production_stamp(data).astype(np.float32)
     alert = alert_of([image, image, image])

@@ -6,16 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from brightscan.model import import_keras
 from brightscan.simulate import SurveyConfig, simulate_survey
+from brightscan.simulate.realism import realism_report
 
 
 @pytest.mark.slow
 def test_published_model_separates_simulated_bright_sne(published_models_dir: Path, tmp_path: Path) -> None:
-    try:
-        from brightscan.model import import_keras
-        from brightscan.simulate.realism import realism_report
-    except ImportError as exc:  # the model subpackage is developed separately
-        pytest.skip(f"brightscan.model is not importable yet: {exc}")
     model_dir = import_keras(published_models_dir / "v1.0.1", tmp_path / "v1.0.1")
     simulate_survey(SurveyConfig(n_sources=70, seed=21, n_nights=150), tmp_path / "sim")
     report = realism_report(tmp_path / "sim", model_dir)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from brightscan import simulate
 from brightscan.dataset import BuildConfig, build_dataset, open_split
 from brightscan.train import TrainConfig, Trainer
 
-simulate = pytest.importorskip("brightscan.simulate")
 
 
 @pytest.mark.slow

@@ -27,6 +27,12 @@ def run_job(job: Any, inputs: list[Path], out: Path, cluster: str | None, config
     """Run ``job`` over the partitions of ``inputs`` into ``out``: on ``cluster``, or in this
     process when it is None; returns the :class:`~brightscan.distributed.RunSummary`."""
     from brightscan.distributed import run_partitioned
+    from brightscan.errors import ConfigError
+
+    try:
+        job.check_partitioned()
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
     def run(client: Any, threads: int | None, **progress: Any) -> Any:
         return run_partitioned(job, inputs, out, client=client, model_threads=threads, resume=resume, **progress)

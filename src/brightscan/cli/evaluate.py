@@ -23,7 +23,9 @@ def evaluate(
     compare: Path | None = typer.Option(None, "--compare", exists=True, file_okay=False,
                                         help="A second model directory, reported side by side."),
     calibrate: bool = typer.Option(
-        False, "--calibrate", help="Fit a temperature on val and WRITE it into the model directory's model.json (and --compare's); says so."
+        False, "--calibrate",
+        help="Fit a temperature on val; the report uses it and writes the calibrated model as a new version to "
+             "OUT/calibrated-model (and OUT/calibrated-compare); the models read are never changed."
     ),
     target_completeness: float = typer.Option(
         0.99, "--target-completeness", min=0, max=1, help="Policy search: minimum completeness on val."

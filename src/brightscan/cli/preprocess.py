@@ -40,26 +40,22 @@ def preprocess(
 ) -> None:
     """Turn alerts into 63x63x3 triplets and features exactly as the ZTF broker does."""
     from brightscan.alerts import count_alerts
-    from brightscan.preprocess.batch import preprocess_to_dir
+    from brightscan.distributed import PreprocessJob
+    from brightscan.distributed.partitions import write_json_atomic
 
+    # one job from every option: this process runs it whole, --cluster runs it per partition
+    job = PreprocessJob(features, overflow, causal=causal)
     if cluster is not None or resume:
-        if causal:
-            raise typer.BadParameter("--causal is not available with --cluster (each partition uses its "
-                                     "packets' own history)")
-        from brightscan.distributed import PreprocessJob
-
         with handle_errors():
-            run = run_job(PreprocessJob(features, overflow), inputs, out, cluster, cluster_config, resume)
+            run = run_job(job, inputs, out, cluster, cluster_config, resume)
         echo_summary(run, "prepared")
         return
     show = Output(quiet, as_json)
     guard = OutputGuard(out)
     with handle_errors(cleanup=guard.remove_new), show.progress() as progress:
         task = progress.add_task("preprocessing alerts", total=count_alerts(inputs))
-        summary = preprocess_to_dir(
-            inputs, out, features, overflow=overflow, causal=causal,
-            on_item=lambda: progress.advance(task),
-        )
+        summary = job.to_dir(inputs, out, on_item=lambda: progress.advance(task))
+        write_json_atomic(job.run_card(), out / "_run.json")
         progress.stop()
         if summary.rejected:
             show.info(rejection_table(summary.rejected.most_common()))

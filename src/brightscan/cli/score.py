@@ -55,32 +55,32 @@ def score(
 ) -> None:
     """Score alerts with a model; rejected alerts go to <out>.rejected.parquet with reasons."""
     from brightscan.alerts import count_alerts, read_alerts
+    from brightscan.distributed import ScoreJob
     from brightscan.preprocess.batch import reason_kind
-    from brightscan.preprocess.history import History
     from brightscan.score.results import rejected_path, write_scores
-    from brightscan.score.scorer import Scorer
 
+    # one job from every option: this process runs it whole, --cluster runs it per partition
+    job = ScoreJob(str(model), backend=backend, precision=_PRECISION[precision], batch_size=batch_size,
+                   device=device, overflow=overflow, threads=threads, causal=causal)
     if cluster is not None or resume:
-        _score_partitioned(inputs, model, out, backend, batch_size, _PRECISION[precision], device, causal,
-                           cluster, cluster_config, resume)
+        with handle_errors():
+            summary = run_job(job, inputs, out, cluster, cluster_config, resume)
+        echo_summary(summary, "scored")
         return
     show = Output(quiet, as_json)
     guard = OutputGuard(out, rejected_path(out))
     with handle_errors(cleanup=guard.remove_new):
-        scorer = Scorer(model, backend=backend, batch_size=batch_size, precision=_PRECISION[precision],
-                        num_threads=threads, device=device, overflow=overflow)
-        earlier = History.collect(inputs) if causal else None
         with show.progress() as progress:
             task = progress.add_task("scoring alerts", total=count_alerts(inputs))
             items = counted(read_alerts(inputs), lambda n: progress.advance(task, n))
-            results = scorer.score_alerts(items, earlier=earlier)
+            results = job.score(items, inputs)
         reasons = Counter((r.stage, reason_kind(r.reason)) for r in results.rejections)
         if reasons:
             show.info(rejection_table(reasons.most_common()))
         if len(results) == 0:
             found = f"all {len(results.rejections)} rejected" if results.rejections else "no alert found"
             raise BrightscanError(f"nothing to score in {', '.join(map(str, inputs))}: {found}")
-        scores_path, rejected = write_scores(results, out)
+        scores_path, rejected = write_scores(results, out, run={**job.run_card(), **job.stamp()})
     show.result(
         f"scored {len(results)} alerts with {results.model_id} {results.model_version} -> "
         f"{scores_path}; rejected {len(results.rejections)} -> {rejected}",
@@ -89,16 +89,3 @@ def score(
          "rejection_reasons": [{"stage": s, "reason": r, "alerts": n} for (s, r), n in reasons.most_common()]},
     )
 
-
-def _score_partitioned(inputs: list[Path], model: Path, out: Path, backend: str, batch_size: int,
-                       precision: str, device: str | None, causal: bool, cluster: str | None,
-                       cluster_config: Path | None, resume: bool) -> None:
-    from brightscan.distributed import ScoreJob
-
-    if causal:
-        raise typer.BadParameter("--causal needs every file's alerts at once; it is not available "
-                                 "with --cluster (each partition is scored with its packets' own history)")
-    with handle_errors():
-        job = ScoreJob(str(model), backend=backend, precision=precision, batch_size=batch_size, device=device)
-        summary = run_job(job, inputs, out, cluster, cluster_config, resume)
-    echo_summary(summary, "scored")

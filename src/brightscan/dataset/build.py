@@ -38,10 +38,12 @@ from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter, 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BuildConfig", "build_dataset", "dataset_card", "plan_split", "read_labels", "table_schema"]
+__all__ = ["BuildConfig", "Router", "SplitWriters", "build_dataset", "dataset_card", "plan_split", "read_labels",
+           "record_rejection", "table_schema"]
 
-#: Scalar columns of ``alerts.parquet`` written before the features.
-ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+#: Scalar columns of a dataset split's ``alerts.parquet`` written before the features: the
+#: identity, the object's label and its class.
+LABELLED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     *IDENTITY_COLUMNS,
     ("label", pa.int8()),
     ("class", pa.string()),
@@ -81,7 +83,7 @@ class BuildConfig:
 
 def table_schema(feature_set: str) -> pa.Schema:
     """Schema of ``<split>/alerts.parquet`` for a feature set."""
-    return feature_table_schema(ID_COLUMNS, feature_set)
+    return feature_table_schema(LABELLED_COLUMNS, feature_set)
 
 
 def read_labels(path: str | Path) -> tuple[dict[str, int], dict[str, str]]:
@@ -166,39 +168,93 @@ def build_dataset(
     assignment, train_keep = plan_split(history, labels, classes, config)
     pipeline = Pipeline(config.feature_set, overflow=config.overflow, history=history, chunk_size=256)
     out = Path(out_dir)
-    with _Writers(out, config.feature_set) as writers, \
+    router = Router(assignment, train_keep)
+    names = feature_names(config.feature_set)
+    with SplitWriters(out, config.feature_set) as writers, \
             ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected:
-        routed = writers.routed(read_alerts(inputs), assignment, train_keep, on_item)
-        for chunk in pipeline.chunks(routed):
+        for chunk in pipeline.chunks(router.routed(read_alerts(inputs), on_item)):
             for rejection in chunk.rejections:
-                writers.reject(rejection, rejected)
+                record_rejection(rejection, rejected, router.skipped)
             for row, triplet, feats in zip(chunk.rows, chunk.triplets, chunk.features):
                 object_id = row["objectId"]
-                row = {**table_row(row, writers.names, feats), "label": int(labels[object_id]),
+                row = {**table_row(row, names, feats), "label": int(labels[object_id]),
                        "class": classes[object_id]}
                 writers.write(assignment[object_id], triplet, row)
-    card = dataset_card(inputs, config, assignment, writers.counts, writers.skipped, labels)
+    card = dataset_card(inputs, config, assignment, writers.counts, router.skipped, labels)
     write_card(out, card)
     return card
 
 
-class _Writers:
-    """The three splits' streaming writers, the routing of each item, and the counters."""
+class Router:
+    """The one routing rule of a build, in one process or per partition on a cluster: an alert
+    goes to its object's split, unless its object is unlabelled, it is a repeated copy (same
+    ``candid``) of an alert already routed, or the train split's N_max thinning left it out.
+    What is left out is counted in :attr:`skipped` by reason.
+
+    Parameters
+    ----------
+    assignment : mapping
+        ``objectId -> split`` (:func:`plan_split`).
+    train_keep : set of int
+        The candids the train split keeps.
+    owners : mapping, optional
+        ``candid -> name of the partition that reads it first``, for alerts found in several
+        partitions; an alert is a duplicate in any other partition than its owner.
+    here : str, optional
+        The name of the partition being routed (with ``owners``).
+    """
+
+    def __init__(self, assignment: Mapping[str, str], train_keep: set[int],
+                 owners: Mapping[int, str] | None = None, here: str | None = None) -> None:
+        self.assignment, self.train_keep = assignment, train_keep
+        self.owners, self.here = owners or {}, here
+        self.skipped: Counter = Counter()
+        self._done: set[int] = set()
+
+    def split_of(self, alert: Alert) -> str | None:
+        """The split ``alert`` goes to, or None (counted as unlabelled, duplicate or thinned)."""
+        split = self.assignment.get(alert.object_id)
+        reason = None
+        if split is None:
+            reason = "unlabelled"
+        elif alert.candid in self._done or self.owners.get(alert.candid, self.here) != self.here:
+            reason = "duplicate"
+        else:
+            self._done.add(alert.candid)
+            if split == "train" and alert.candid not in self.train_keep:
+                reason = "thinned"
+        if reason is not None:
+            self.skipped[reason] += 1
+            return None
+        return split
+
+    def routed(self, items: Iterable[Alert | Rejection],
+               on_item: Callable[[], None] | None = None) -> Iterator[Alert | Rejection]:
+        """The items to prepare: rejections, and the alerts that go to a split."""
+        for item in items:
+            if on_item is not None:
+                on_item()
+            if isinstance(item, Rejection) or self.split_of(item) is not None:
+                yield item
+
+
+class SplitWriters:
+    """The three splits' streaming writers (``<split>/triplets.npy`` + ``alerts.parquet``) and
+    their counts of alerts by label: set up once for a build, in one process or when a cluster's
+    partitions are consolidated."""
 
     def __init__(self, out: Path, feature_set: str) -> None:
         self.out, self.feature_set = out, feature_set
-        self.names = feature_names(feature_set)
+        self.schema = table_schema(feature_set)
         self.counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
-        self.skipped: Counter = Counter()
-        self.done: set[int] = set()
         self._open: dict[str, tuple[NpyAppender, ParquetRowWriter]] = {}
 
-    def __enter__(self) -> _Writers:
+    def __enter__(self) -> SplitWriters:
         for split in SPLITS:
             (self.out / split).mkdir(parents=True, exist_ok=True)
             self._open[split] = (
                 NpyAppender(self.out / split / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)),
-                ParquetRowWriter(self.out / split / "alerts.parquet", table_schema(self.feature_set)),
+                ParquetRowWriter(self.out / split / "alerts.parquet", self.schema),
             )
         return self
 
@@ -207,41 +263,25 @@ class _Writers:
             npy.close()
             table.close()
 
-    def routed(self, items: Iterable[Alert | Rejection], assignment: Mapping[str, str], train_keep: set[int],
-               on_item: Callable[[], None] | None) -> Iterator[Alert | Rejection]:
-        """The items to prepare: rejections, and alerts that go to a split (the rest are counted)."""
-        for item in items:
-            if on_item is not None:
-                on_item()
-            if isinstance(item, Rejection) or self._route(item, assignment, train_keep) is not None:
-                yield item
-
-    def _route(self, item: Alert, assignment: Mapping[str, str], train_keep: set[int]) -> str | None:
-        """The split an alert goes to, or None (counted as unlabelled, duplicate or thinned)."""
-        split = assignment.get(item.object_id)
-        reason = None
-        if split is None:
-            reason = "unlabelled"
-        elif item.candid in self.done:
-            reason = "duplicate"
-        else:
-            self.done.add(item.candid)
-            if split == "train" and item.candid not in train_keep:
-                reason = "thinned"
-        if reason is not None:
-            self.skipped[reason] += 1
-            return None
-        return split
-
-    def reject(self, rejection: Rejection, rejected: ParquetRowWriter) -> None:
-        rejected.write(rejection.as_row())
-        self.skipped[f"rejected:{rejection.stage}"] += 1
-
     def write(self, split: str, triplet: np.ndarray, row: dict[str, Any]) -> None:
+        """One alert: its triplet and its row (with ``label``)."""
         npy, table = self._open[split]
         npy.append(triplet)
         table.write(row)
         self.counts[split][row["label"]] += 1
+
+    def write_table(self, split: str, triplets: np.ndarray, table: pa.Table) -> None:
+        """Many alerts of one split at once: ``(n, 63, 63, 3)`` triplets and their rows."""
+        npy, writer = self._open[split]
+        npy.append(triplets)
+        writer.write_table(table)
+        self.counts[split].update(table.column("label").to_pylist())
+
+
+def record_rejection(rejection: Rejection, rejected: ParquetRowWriter, skipped: Counter) -> None:
+    """Write a rejection record and count it in ``skipped`` by stage (``rejected:<stage>``)."""
+    rejected.write(rejection.as_row())
+    skipped[f"rejected:{rejection.stage}"] += 1
 
 
 def dataset_card(inputs: list[str], config: BuildConfig, assignment: Mapping[str, str],

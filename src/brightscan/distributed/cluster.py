@@ -10,6 +10,10 @@
 
 Threads: each worker runs one task at a time (one dask thread) and gives the model
 ``cores // workers`` native threads, so workers x threads never exceed the cores.
+
+Local workers run with two of dask's defaults changed (:func:`worker_settings`), which together
+cost them about a third more CPU per alert than the same job in one process (measured in
+``benchmarks/bench_cluster.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 from brightscan.errors import ConfigError, InputError
 
-__all__ = ["ClusterSpec", "available_cores", "jobqueue_options", "open_client", "parse_cluster"]
+__all__ = ["ClusterSpec", "available_cores", "jobqueue_options", "open_client", "parse_cluster", "worker_settings"]
 
 #: Keys of ``[cluster.slurm]`` / ``[cluster.pbs]`` passed to dask-jobqueue as they are.
 JOBQUEUE_KEYS = ("queue", "account", "cores", "memory", "walltime", "processes", "interface",
@@ -126,23 +130,49 @@ def read_config(path: str | os.PathLike | None) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def worker_settings() -> dict[str, Any]:
+    """The dask settings of the local workers brightscan starts, where they differ from dask's:
+
+    - ``MALLOC_TRIM_THRESHOLD_`` is not set in the workers' environment. Dask sets it (65536) to
+      hand freed memory back to the system; setting it also turns off glibc's adaptive mmap
+      threshold, so every freed batch of triplets (~1.5 MB) is unmapped and faulted in again: 2.5x
+      the page faults and 3x the system time of one process;
+    - the statistical profiler (a stack sample of every thread each 10 ms) is off; it only feeds
+      the dashboard's profile page.
+
+    Everything else (OMP/MKL/OpenBLAS at one thread per worker, ...) is dask's.
+    """
+    import dask
+
+    environ = {k: v for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ") or {}).items()
+               if k != "MALLOC_TRIM_THRESHOLD_"}
+    return {"distributed.worker.profile.enabled": False, "distributed.nanny.pre-spawn-environ": environ}
+
+
 @contextlib.contextmanager
-def open_client(spec: ClusterSpec, config: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, int]]:
+def open_client(spec: ClusterSpec, config: Mapping[str, Any] | None = None, *,
+                tuned: bool = True) -> Iterator[tuple[Any, int]]:
     """Open the cluster and a client to it; yield ``(client, model_threads)``.
 
     ``model_threads`` is the native threads each worker's model may use: ``cores // workers``
     on a local cluster, ``cores // processes`` per job on a batch system, and, on an existing
     scheduler, the least over its hosts of ``host cores // dask threads on that host``.
+    A local cluster's workers get :func:`worker_settings` (``tuned=False``: dask's defaults, for
+    benchmarks that compare the two).
     """
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - the extra is part of dev
         raise ConfigError("--cluster needs dask.distributed: pip install 'brightscan[dask]'") from None
     if spec.kind == "local":
+        import dask
+
         cores = available_cores()
         workers = spec.workers or cores
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        with dask.config.set(worker_settings() if tuned else {}):  # nannies keep them, restarts included
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address="127.0.0.1:0")
+        with cluster, Client(cluster) as client:
             yield client, max(1, cores // workers)
     elif spec.kind == "tcp":
         with Client(spec.address, timeout="30s") as client:

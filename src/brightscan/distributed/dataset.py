@@ -1,8 +1,8 @@
 """``brightscan dataset build --cluster``: the same dataset as :func:`brightscan.dataset.build_dataset`,
 with the expensive work — decoding cutouts, computing features — done per partition on workers.
 
-1. Each partition's detection records are collected by a task (the causal history, small), merged
-   by the client in input order, and the splits and N_max thinning are planned exactly as in one
+1. Each partition's history is collected by a task (``History.collect``, small), merged by the
+   client in input order, and the splits and N_max thinning are planned exactly as in one
    process (:mod:`brightscan.dataset.build`). The plan is written to ``OUT/_plan-<digest>.pkl``; workers
    read it once each (the job's ``setup``).
 2. Each partition's alerts are routed (unlabelled, duplicate and thinned ones are counted and left
@@ -28,33 +28,30 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from brightscan.alerts import Alert, read_alerts
-from brightscan.dataset.build import BuildConfig, dataset_card, plan_split, read_labels, table_schema
+from brightscan.alerts import read_alerts
+from brightscan.dataset.build import (
+    BuildConfig, Router, SplitWriters, dataset_card, plan_split, read_labels, table_schema,
+)
 from brightscan.dataset.card import write_card
 from brightscan.dataset.split import SPLITS
-from brightscan.distributed.jobs import TRIPLET_LENGTH, _Counts, _Job, read_triplets, write_chunks
+from brightscan.distributed.jobs import TRIPLET_LENGTH, Counts, Job, read_triplets, write_chunks
 from brightscan.distributed.partitions import Partition, RunLayout, plan_partitions
 from brightscan.distributed.runner import map_partitions, run_partitioned
 from brightscan.errors import InputError
-from brightscan.preprocess import STAMP_SIZE
-from brightscan.preprocess.history import History, detection_record
+from brightscan.preprocess.history import History
 from brightscan.preprocess.pipeline import Pipeline
-from brightscan.storage import REJECTION_SCHEMA, NpyAppender
+from brightscan.storage import REJECTION_SCHEMA, ParquetRowWriter
 
-__all__ = ["DatasetJob", "build_dataset_partitioned", "collect_records"]
+__all__ = ["DatasetJob", "build_dataset_partitioned", "collect_history"]
 
 
-def collect_records(partition: Partition) -> dict[str, list[dict[str, Any]]]:
-    """The detection records of a partition's alerts, by object, in reading order (a task)."""
-    records: dict[str, list[dict[str, Any]]] = {}
-    for item in read_alerts(partition.paths):
-        if isinstance(item, Alert):
-            records.setdefault(item.object_id, []).append(detection_record(item))
-    return records
+def collect_history(partition: Partition) -> History:
+    """The history of a partition's alerts (:meth:`History.collect` over its files; a task)."""
+    return History.collect(partition.paths)
 
 
 @dataclass
-class DatasetJob(_Job):
+class DatasetJob(Job):
     """Route, prepare and label a partition's alerts for a dataset (step 2 of the module)."""
 
     plan_path: str  # OUT/_plan-<digest>.pkl, readable by every worker
@@ -83,7 +80,7 @@ class DatasetJob(_Job):
         return {"command": "dataset build", "plan": Path(self.plan_path).stem, "preprocessing_version": PREPROCESSING_VERSION,
                 "feature_set": self.config.feature_set, "overflow": self.config.overflow}
 
-    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: Counts) -> None:
         self.setup(None)
         plan = self.plan
         pipeline = Pipeline(self.config.feature_set, overflow=self.config.overflow,
@@ -94,29 +91,9 @@ class DatasetJob(_Job):
                     "class": [plan["classes"][r["objectId"]] for r in rows],
                     "split": [plan["assignment"][r["objectId"]] for r in rows]}
 
-        write_chunks(pipeline, self._routed(read_alerts(partition.paths), partition.name, counts), self.schema,
-                     data, rejected, counts, extra)
-
-    def _routed(self, items: Any, name: str, counts: _Counts) -> Any:
-        """Rejections, and the alerts that go to a split; the others are counted as in one process
-        (an alert is a duplicate after its first copy, in this partition or an earlier one)."""
-        plan, seen = self.plan, set()
-        for item in items:
-            if isinstance(item, Alert):
-                split = plan["assignment"].get(item.object_id)
-                reason = None
-                if split is None:
-                    reason = "unlabelled"
-                elif item.candid in seen or plan["shared"].get(item.candid, name) != name:
-                    reason = "duplicate"
-                else:
-                    seen.add(item.candid)
-                    if split == "train" and item.candid not in plan["train_keep"]:
-                        reason = "thinned"
-                if reason is not None:
-                    counts.skipped[reason] += 1
-                    continue
-            yield item
+        router = Router(plan["assignment"], plan["train_keep"], owners=plan["shared"], here=partition.name)
+        write_chunks(pipeline, router.routed(read_alerts(partition.paths)), self.schema, data, rejected, counts, extra)
+        counts.skipped.update(router.skipped)
 
 
 def build_dataset_partitioned(inputs: list[Any], labels_csv: str | Path, out_dir: str | Path,
@@ -128,19 +105,11 @@ def build_dataset_partitioned(inputs: list[Any], labels_csv: str | Path, out_dir
     out.mkdir(parents=True, exist_ok=True)
     labels, classes = read_labels(labels_csv)
     partitions = plan_partitions(inputs)
-    merged: dict[str, list[dict[str, Any]]] = {}
-    first: dict[int, str] = {}  # candid -> the partition that reads it first
-    shared: dict[int, str] = {}  # the same, for alerts found in more than one partition
-    for partition, records in zip(partitions, map_partitions(collect_records, partitions, client)):
-        for object_id, rows in records.items():
-            merged.setdefault(object_id, []).extend(rows)
-            for row in rows:
-                owner = first.setdefault(row["candid"], partition.name)
-                if owner != partition.name:
-                    shared[row["candid"]] = owner
-    history = History(merged)
+    parts = map_partitions(collect_history, partitions, client)
+    history = History.merged(parts)
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
+    shared = _shared_alerts(partitions, parts)
     assignment, train_keep = plan_split(history, labels, classes, config)
     plan_path = _write_plan(out, history, assignment, train_keep, labels, classes, shared, partitions)
     job = DatasetJob(str(plan_path), config)
@@ -150,6 +119,20 @@ def build_dataset_partitioned(inputs: list[Any], labels_csv: str | Path, out_dir
     write_card(out, card)
     card["run"] = summary
     return card
+
+
+def _shared_alerts(partitions: list[Partition], parts: list[History]) -> dict[int, str]:
+    """``candid -> the partition that reads it first``, for the alerts found in several partitions
+    (one process keeps an alert's first copy; so does the cluster)."""
+    first: dict[int, str] = {}
+    shared: dict[int, str] = {}
+    for partition, part in zip(partitions, parts):
+        for object_id in part.objects():
+            for row in part.records(object_id):
+                owner = first.setdefault(row["candid"], partition.name)
+                if owner != partition.name:
+                    shared[row["candid"]] = owner
+    return shared
 
 
 def _write_plan(out: Path, history: History, assignment: dict, train_keep: set, labels: dict,
@@ -174,16 +157,9 @@ def _write_plan(out: Path, history: History, assignment: dict, train_keep: set, 
 def _consolidate(out: Path, partitions: list[Partition], feature_set: str) -> tuple[dict, Counter]:
     """Stream the partitions, in input order, into OUT/<split>/ and OUT/rejected.parquet."""
     layout = RunLayout(out, "partitions")
-    schema = table_schema(feature_set)
-    counts = {s: Counter() for s in SPLITS}
     skipped: Counter = Counter()
-    writers = {}
-    for split in SPLITS:
-        (out / split).mkdir(parents=True, exist_ok=True)
-        writers[split] = (NpyAppender(out / split / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)),
-                          pq.ParquetWriter(out / split / "alerts.parquet", schema))
-    rejected = pq.ParquetWriter(out / "rejected.parquet", REJECTION_SCHEMA)
-    try:
+    with SplitWriters(out, feature_set) as writers, \
+            ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected:
         for partition in partitions:
             skipped.update(layout.finished(partition)["skipped"])
             rejections = pq.read_table(layout.rejected(partition))
@@ -191,23 +167,14 @@ def _consolidate(out: Path, partitions: list[Partition], feature_set: str) -> tu
             skipped.update(f"rejected:{s}" for s in rejections.column("stage").to_pylist())
             source = pq.ParquetFile(layout.output(partition))
             for group in range(source.num_row_groups):
-                _route_group(source.read_row_group(group), writers, schema, counts)
-    finally:
-        for npy, table in writers.values():
-            npy.close()
-            table.close()
-        rejected.close()
-    return counts, skipped
+                _route_group(source.read_row_group(group), writers)
+    return writers.counts, skipped
 
 
-def _route_group(table: pa.Table, writers: dict, schema: pa.Schema, counts: dict) -> None:
+def _route_group(table: pa.Table, writers: SplitWriters) -> None:
     splits = table.column("split").to_pylist()
     for split in SPLITS:
         rows = [i for i, s in enumerate(splits) if s == split]
-        if not rows:
-            continue
-        part = table.take(rows)
-        npy, writer = writers[split]
-        npy.append(read_triplets(part))
-        writer.write_table(part.select(schema.names).cast(schema))
-        counts[split].update(part.column("label").to_pylist())
+        if rows:
+            part = table.take(rows)
+            writers.write_table(split, read_triplets(part), part)

@@ -25,9 +25,10 @@ import numpy as np
 import pyarrow as pa
 
 from brightscan.alerts import read_alerts
+from brightscan.errors import ConfigError
 from brightscan.distributed.partitions import Partition, RunLayout, atomic_parquet, write_json_atomic
 from brightscan.preprocess.cutouts import STAMP_SIZE
-from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema
+from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline
 from brightscan.storage import REJECTION_SCHEMA
 
 __all__ = ["PLUGIN_NAME", "PreprocessJob", "ScoreJob", "read_triplets"]
@@ -45,20 +46,25 @@ def _rejection_table(rejections: list[Any]) -> pa.Table:
 
 
 @dataclass
-class _Counts:
+class Counts:
+    """What a job did with one partition (its manifest row's counts)."""
+
     rows: int = 0
     rejections: int = 0
     skipped: Counter = field(default_factory=Counter)  # alerts left out on purpose, by reason
 
 
-class _Job:
-    """Shared by the jobs: the partition's bookkeeping around :meth:`_write` (subclasses)."""
+class Job:
+    """What every job shares: the partition's bookkeeping around :meth:`_write` (subclasses)."""
 
     data = "alerts"  # folder of the data files
     schema: pa.Schema
 
-    def setup(self, model_threads: int) -> None:
+    def setup(self, model_threads: int | None) -> None:
         """Build the heavy objects (once per worker)."""
+
+    def check_partitioned(self) -> None:
+        """Raise :class:`~brightscan.errors.ConfigError` when a setting cannot run per partition."""
 
     def run_card(self) -> dict[str, Any]:
         """What the run computes; a rerun into the same folder must compute the same."""
@@ -71,7 +77,7 @@ class _Job:
     def __call__(self, partition: Partition, layout: RunLayout) -> dict[str, Any]:
         """Process one partition; its outputs are in place when this returns its manifest row."""
         t0 = time.perf_counter()
-        counts = _Counts()
+        counts = Counts()
         with atomic_parquet(layout.output(partition), self.schema) as data, \
                 atomic_parquet(layout.rejected(partition), REJECTION_SCHEMA) as rejected:
             self._write(partition, data, rejected, counts)
@@ -85,13 +91,15 @@ class _Job:
         write_json_atomic(row, layout.manifest_entry(partition))
         return row
 
-    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: Counts) -> None:
         raise NotImplementedError
 
 
 @dataclass
-class ScoreJob(_Job):
-    """Score each alert of a partition with a model (``brightscan score --cluster``)."""
+class ScoreJob(Job):
+    """Score alerts with a model: every option of ``brightscan score``, built once from the command
+    line. In-process, :meth:`score` runs it over all inputs; ``--cluster`` runs it per partition
+    (:meth:`__call__`), so an option cannot reach one engine and miss the other."""
 
     model_dir: str  # model directory, readable by every worker
     backend: str | None = None  # torch or onnx (None: the precision's)
@@ -99,12 +107,15 @@ class ScoreJob(_Job):
     batch_size: int = 32  # alerts per model call (and per chunk written)
     device: str | None = None  # torch device; default cpu (cuda when asked)
     overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
+    threads: int | None = None  # model threads (None: the engine's budget, or the runtime's choice)
+    causal: bool = False  # merge each object's earlier alerts in the input (in-process only)
     scorer: Any = field(default=None, repr=False, compare=False)  # built by setup, never pickled
+    _threads: int | None = field(default=None, init=False, repr=False, compare=False)  # as set up
 
     data = "scores"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "scorer": None}  # the model travels as a path, never as weights
+        return {**self.__dict__, "scorer": None, "_threads": None}  # the model travels as a path
 
     @property
     def schema(self) -> pa.Schema:  # type: ignore[override]
@@ -112,13 +123,22 @@ class ScoreJob(_Job):
 
         return ScoreResults("", "").to_arrow().schema
 
-    def setup(self, model_threads: int) -> None:
+    def check_partitioned(self) -> None:
+        if self.causal:
+            raise ConfigError("--causal needs every file's alerts at once; it is not available with --cluster "
+                              "(each partition is scored with its packets' own history)")
+
+    def setup(self, model_threads: int | None, device: str | None = "cpu") -> None:
+        """Load the model once: with ``threads`` (else ``model_threads``) native threads, on
+        ``device`` unless the job names one (workers default to the CPU; in-process, None lets
+        the scorer choose cuda when present)."""
         from brightscan.score import Scorer
 
         if self.scorer is None:
+            self._threads = self.threads or model_threads
             self.scorer = Scorer(self.model_dir, backend=self.backend, precision=self.precision,
-                                 batch_size=self.batch_size, num_threads=model_threads,
-                                 device=self.device or "cpu", overflow=self.overflow)
+                                 batch_size=self.batch_size, num_threads=self._threads,
+                                 device=self.device or device, overflow=self.overflow)
 
     def run_card(self) -> dict[str, Any]:
         from brightscan.model.io import read_card
@@ -126,16 +146,33 @@ class ScoreJob(_Job):
         card = read_card(self.model_dir)
         return {"command": "score", "model_id": card["model_id"], "model_version": card["model_version"],
                 "weights_sha256": card["weights"].get("sha256"),
-                "precision": self.precision, "backend": self.backend, "overflow": self.overflow}
+                "precision": self.precision, "backend": self.backend, "overflow": self.overflow,
+                "causal": self.causal}
 
     def stamp(self) -> dict[str, Any]:
-        return {"precision": self.scorer.precision, "backend": self.scorer.backend} if self.scorer else {}
+        if self.scorer is None:
+            return {}
+        threads = self._threads
+        if self.scorer.backend == "torch":
+            import torch
 
-    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+            threads = torch.get_num_threads()
+        return {"precision": self.scorer.precision, "backend": self.scorer.backend,
+                "batch_size": self.scorer.batch_size, "threads": threads}
+
+    def score(self, items: Any, inputs: Any) -> Any:
+        """Score ``items`` (read from ``inputs``) in this process; the history is collected from
+        ``inputs`` first when the job is causal. Returns the ``ScoreResults``."""
+        from brightscan.preprocess.history import History
+
+        self.setup(None, device=None)
+        earlier = History.collect(inputs) if self.causal else None
+        return self.scorer.score_alerts(items, earlier=earlier)
+
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: Counts) -> None:
         from brightscan.score.results import ScoreResults
 
-        if self.scorer is None:
-            self.setup(1)
+        self.setup(None)
         scorer = self.scorer
         for rows, scores, rejections in scorer.iter_scored(read_alerts(partition.paths), overlap=False):
             part = ScoreResults(scorer.model_id, scorer.model_version)
@@ -149,26 +186,43 @@ class ScoreJob(_Job):
 
 
 @dataclass
-class PreprocessJob(_Job):
-    """Prepare each alert of a partition (``brightscan preprocess --cluster``): identity, file,
-    features, and the triplet flattened into one fixed-size float32 list per row."""
+class PreprocessJob(Job):
+    """Prepare alerts (every option of ``brightscan preprocess``, built once from the command line):
+    in-process, :meth:`to_dir` writes ``triplets.npy`` + ``alerts.parquet``; per partition
+    (``--cluster``), identity, file, features, and the triplet flattened into one fixed-size
+    float32 list per row."""
 
     feature_set: str = "v1"  # v1 (25) or icml2023 (14)
     overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
     chunk_size: int = 256  # alerts per chunk (and per row group)
+    causal: bool = False  # merge each object's earlier alerts in the input (in-process only)
 
     @property
     def schema(self) -> pa.Schema:  # type: ignore[override]
-        base = feature_table_schema((*IDENTITY_COLUMNS, ("source", pa.string())), self.feature_set)
-        return base.append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH)))
+        from brightscan.preprocess.batch import alerts_schema
+
+        return alerts_schema(self.feature_set).append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH)))
+
+    def check_partitioned(self) -> None:
+        if self.causal:
+            raise ConfigError("--causal is not available with --cluster (each partition uses its "
+                              "packets' own history)")
 
     def run_card(self) -> dict[str, Any]:
         from brightscan.preprocess import PREPROCESSING_VERSION
 
         return {"command": "preprocess", "feature_set": self.feature_set, "overflow": self.overflow,
-                "preprocessing_version": PREPROCESSING_VERSION}
+                "causal": self.causal, "preprocessing_version": PREPROCESSING_VERSION}
 
-    def _write(self, partition: Partition, data: Any, rejected: Any, counts: _Counts) -> None:
+    def to_dir(self, inputs: Any, out: Any, on_item: Any = None) -> Any:
+        """Run in this process into ``out`` (see :func:`brightscan.preprocess.batch.preprocess_to_dir`);
+        returns its summary."""
+        from brightscan.preprocess.batch import preprocess_to_dir
+
+        return preprocess_to_dir(inputs, out, self.feature_set, overflow=self.overflow, causal=self.causal,
+                                 chunk_size=self.chunk_size, on_item=on_item)
+
+    def _write(self, partition: Partition, data: Any, rejected: Any, counts: Counts) -> None:
         pipeline = Pipeline(self.feature_set, overflow=self.overflow, chunk_size=self.chunk_size)
         write_chunks(pipeline, read_alerts(partition.paths), self.schema, data, rejected, counts)
 
@@ -186,7 +240,7 @@ def chunk_columns(chunk: Any, names: tuple[str, ...] | list[str]) -> dict[str, A
 
 
 def write_chunks(pipeline: Pipeline, items: Any, schema: pa.Schema, data: Any, rejected: Any,
-                 counts: _Counts, extra: Any = None) -> None:
+                 counts: Counts, extra: Any = None) -> None:
     """Prepare ``items`` chunk by chunk and write each chunk's rows (``schema``'s columns, with
     ``extra(rows) -> columns`` added) and rejections: one row group per chunk."""
     for chunk in pipeline.chunks(items):

@@ -76,6 +76,7 @@ def run_partitioned(job: Any, inputs: Iterable[Any], out: str | Path, *, client:
         When some partitions failed (after all others finished).
     """
     t0 = time.perf_counter()
+    job.check_partitioned()
     layout = RunLayout(out, job.data)
     partitions = plan_partitions(inputs)
     layout.start(job.run_card(), resume=resume)

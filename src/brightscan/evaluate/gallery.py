@@ -4,8 +4,8 @@ Galleries, each a list of alerts of the evaluated split with their score:
 
 * the highest-scoring negatives and the lowest-scoring positives (alert level);
 * the earliest saves of the optimised policy (deciding alerts, earliest against the scanners);
-* the false positives of ``gt1`` (its deciding alert on sources that are not bright);
-* the misses of the optimised policy (bright sources it never passed: their best alert).
+* the false positives of ``gt1`` (its deciding alert on objects that are not bright);
+* the misses of the optimised policy (bright objects it never passed: their best alert).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brightscan.policy import BasePolicy, ObjectHistory, replay
+from brightscan.policy import BasePolicy, ObjectHistory, first_pass
 
 #: Pictures per gallery (each is about 15 kB in the page).
 PER_GALLERY = 12
@@ -41,26 +41,26 @@ def alert_galleries(table: pd.DataFrame, scores: np.ndarray) -> dict[str, list[d
             "low_positives": [_row(table, i, scores[i]) for i in low_pos]}
 
 
-def source_galleries(table: pd.DataFrame, scores: np.ndarray, sources: Sequence[ObjectHistory],
+def object_galleries(table: pd.DataFrame, scores: np.ndarray, objects: Sequence[ObjectHistory],
                      gt1: BasePolicy, optimised: BasePolicy) -> dict[str, list[dict[str, Any]]]:
     """Earliest saves and misses of the optimised policy, false positives of gt1."""
     where = {int(c): i for i, c in enumerate(table["candid"].to_numpy())}
     saves, false_pos, misses = [], [], []
-    for source in sources:
-        index = _deciding_index(optimised, source)
-        if source.label == 1 and index is None:
-            best = max(source.alerts, key=lambda a: a.score)
+    for obj in objects:
+        index = _deciding_index(optimised, obj)
+        if obj.label == 1 and index is None:
+            best = max(obj.alerts, key=lambda a: a.score)
             misses.append(_row(table, where[best.candid], best.score, "best alert; never passed"))
-        elif source.label == 1:
-            alert = source.alerts[index]
-            lead = None if source.save_jd is None else alert.jd - source.save_jd
+        elif obj.label == 1:
+            alert = obj.alerts[index]
+            lead = None if obj.save_jd is None else alert.jd - obj.save_jd
             note = (f"{lead:+.2f} d vs scanners" if lead is not None
-                    else f"{alert.jd - source.alerts[0].jd:.2f} d after first alert")
-            saves.append((lead if lead is not None else alert.jd - source.alerts[0].jd,
+                    else f"{alert.jd - obj.alerts[0].jd:.2f} d after first alert")
+            saves.append((lead if lead is not None else alert.jd - obj.alerts[0].jd,
                           _row(table, where[alert.candid], alert.score, note)))
-        first = _deciding_index(gt1, source)
-        if source.label == 0 and first is not None:
-            alert = source.alerts[first]
+        first = _deciding_index(gt1, obj)
+        if obj.label == 0 and first is not None:
+            alert = obj.alerts[first]
             false_pos.append(_row(table, where[alert.candid], alert.score, "deciding alert"))
     saves.sort(key=lambda pair: pair[0])
     false_pos.sort(key=lambda r: -r["score"])
@@ -90,7 +90,6 @@ def attach_pictures(galleries: dict[str, Any], dataset_dir: Path, split: str) ->
         entry["png"] = f"data:image/png;base64,{png}"
 
 
-def _deciding_index(policy: BasePolicy, source: ObjectHistory) -> int | None:
+def _deciding_index(policy: BasePolicy, obj: ObjectHistory) -> int | None:
     """Index of the alert at which the decision core first passes the object (None: never)."""
-    candid = replay(policy, source.alerts).passed_candid
-    return None if candid is None else next(i for i, a in enumerate(source.alerts) if a.candid == candid)
+    return first_pass(policy, obj.alerts)

@@ -1,7 +1,7 @@
-"""From an alert table with scores to per-source, jd-sorted score histories; the paper's selection.
+"""From an alert table with scores to per-object, jd-sorted score histories; the paper's selection.
 
-Source selection (the paper, section 3): keep sources with at least two alerts, and drop bright
-(label 1) sources whose observed peak is fainter than 18.5 mag, since BTS would not have been
+Object selection (the paper's "source" selection, section 3): keep objects with at least two alerts,
+and drop bright (label 1) objects whose observed peak is fainter than 18.5 mag, since BTS would not have been
 expected to save them.
 """
 
@@ -17,11 +17,11 @@ import pandas as pd
 
 from brightscan.errors import InputError
 from brightscan.storage import read_csv_table
-from brightscan.policy import BasePolicy, ObjectHistory, ScoredAlert, replay
+from brightscan.policy import BasePolicy, ObjectHistory, ScoredAlert, first_pass
 
 log = logging.getLogger(__name__)
 
-#: BTS magnitude limit: bright sources must peak brighter than this to be counted.
+#: BTS magnitude limit: bright objects must peak brighter than this to be counted.
 BRIGHT_PEAK_LIMIT = 18.5
 
 
@@ -51,7 +51,7 @@ def build_objects(
     Raises
     ------
     InputError
-        Missing columns, a length mismatch, or a source with two different labels.
+        Missing columns, a length mismatch, or an object with two different labels.
     """
     need = {"candid", "objectId", "jd", "magpsf", "label"}
     missing = need - set(table.columns)
@@ -67,7 +67,7 @@ def build_objects(
     for object_id, group in frame.groupby("objectId", sort=True):
         labels = group["label"].unique()
         if len(labels) != 1:
-            raise InputError(f"source {object_id} has alerts with different labels {sorted(labels.tolist())}")
+            raise InputError(f"object {object_id} has alerts with different labels {sorted(labels.tolist())}")
         alerts = tuple(
             ScoredAlert(
                 candid=int(row["candid"]), jd=float(row["jd"]), score=float(row["_score"]),
@@ -86,12 +86,12 @@ def build_objects(
 
 
 def select_objects(
-    sources: Sequence[ObjectHistory], min_alerts: int = 2, bright_peak_limit: float = BRIGHT_PEAK_LIMIT,
+    objects: Sequence[ObjectHistory], min_alerts: int = 2, bright_peak_limit: float = BRIGHT_PEAK_LIMIT,
 ) -> list[ObjectHistory]:
-    """The paper's selection: >= ``min_alerts`` alerts; label-1 sources must peak <= the limit."""
-    kept = [s for s in sources if len(s.alerts) >= min_alerts
+    """The paper's selection: >= ``min_alerts`` alerts; label-1 objects must peak <= the limit."""
+    kept = [s for s in objects if len(s.alerts) >= min_alerts
             and not (s.label == 1 and s.observed_peak > bright_peak_limit)]
-    log.info("source selection: kept %d of %d sources", len(kept), len(sources))
+    log.info("object selection: kept %d of %d objects", len(kept), len(objects))
     return kept
 
 
@@ -102,24 +102,25 @@ def read_scanner_saves(path: str | Path) -> dict[str, float]:
     return {o: float(t) for o, t in zip(frame["objectId"], jd) if not math.isnan(t)}
 
 
-def apply_policy(policy: BasePolicy, sources: Sequence[ObjectHistory]) -> tuple[np.ndarray, np.ndarray]:
-    """Replay each object's jd-sorted alerts through the decision core, as autoscan decides them.
+def apply_policy(policy: BasePolicy, objects: Sequence[ObjectHistory]) -> tuple[np.ndarray, np.ndarray]:
+    """Ask the decision core when each object first passed, replaying its jd-sorted alerts as
+    autoscan decides them (:func:`brightscan.policy.first_pass`).
 
     Returns ``(passed, pass_jd)`` per object (``pass_jd`` NaN: never passed).
     """
-    passed = np.zeros(len(sources), dtype=bool)
-    pass_jd = np.full(len(sources), np.nan)
-    for i, source in enumerate(sources):
-        state = replay(policy, source.alerts)
-        if state.passed:
-            passed[i], pass_jd[i] = True, state.passed_jd
+    passed = np.zeros(len(objects), dtype=bool)
+    pass_jd = np.full(len(objects), np.nan)
+    for i, obj in enumerate(objects):
+        index = first_pass(policy, obj.alerts)
+        if index is not None:
+            passed[i], pass_jd[i] = True, obj.alerts[index].jd
     return passed, pass_jd
 
 
-def object_arrays(sources: Sequence[ObjectHistory]) -> dict[str, np.ndarray]:
-    """Per-source ``label``, ``peak_mag`` and ``save_jd`` (NaN: not saved) as arrays."""
+def object_arrays(objects: Sequence[ObjectHistory]) -> dict[str, np.ndarray]:
+    """Per-object ``label``, ``peak_mag`` and ``save_jd`` (NaN: not saved) as arrays."""
     return {
-        "label": np.array([s.label for s in sources], dtype=int),
-        "peak_mag": np.array([s.observed_peak for s in sources], dtype=float),
-        "save_jd": np.array([np.nan if s.save_jd is None else s.save_jd for s in sources], dtype=float),
+        "label": np.array([s.label for s in objects], dtype=int),
+        "peak_mag": np.array([s.observed_peak for s in objects], dtype=float),
+        "save_jd": np.array([np.nan if s.save_jd is None else s.save_jd for s in objects], dtype=float),
     }

@@ -22,16 +22,21 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 STYLES = ("-", "--", "-.", ":")
 
 
-def _figure(width: float = 6.0, height: float = 4.5, rows: int = 1, **grid: Any) -> tuple[Any, Any]:
+def new_figure(width: float = 6.0, height: float = 4.5, rows: int = 1, *, dpi: int = DPI,
+               grid_lines: bool = True, **grid: Any) -> tuple[Any, Any]:
+    """A matplotlib figure drawn off-screen (no pyplot state) and its ``rows`` axes, one above the
+    other (``grid``: ``sharex``, ``height_ratios``, ...), with light grid lines unless told not to.
+    The one figure helper of the reports and the autoscan summary pages."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 1, squeeze=False, **grid)[:, 0] if rows > 1 else [fig.add_subplot()]
-    for ax in axes:
-        ax.grid(True, color="#e5e5e5", lw=0.6)
-        ax.set_axisbelow(True)
+    if grid_lines:
+        for ax in axes:
+            ax.grid(True, color="#e5e5e5", lw=0.6)
+            ax.set_axisbelow(True)
     return fig, axes
 
 
@@ -51,7 +56,7 @@ def _band(ax: Any, x: np.ndarray, values: Mapping[str, Any], key: str, colour: s
 
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
     """ROC curves: ``{label: (fpr, tpr, auc)}``."""
-    fig, (ax,) = _figure(5.2, 4.8)
+    fig, (ax,) = new_figure(5.2, 4.8)
     for i, (label, (fpr, tpr, auc)) in enumerate(curves.items()):
         ax.plot(fpr, tpr, ls=STYLES[i % len(STYLES)], lw=1.8, label=f"{label} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
@@ -63,7 +68,7 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: s
 
 def plot_outcomes_by_magnitude(outcomes: Mapping[str, np.ndarray], path: str | Path, title: str = "") -> Path:
     """Figure 2: stacked TP/FN/TN/FP bars per magnitude bin, with m < 18.5 highlighted."""
-    fig, (ax,) = _figure(6.8, 4.4)
+    fig, (ax,) = new_figure(6.8, 4.4)
     edges = np.asarray(outcomes["edges"])
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges) * 0.9
     bottom = np.zeros(len(centers))
@@ -88,7 +93,7 @@ def plot_completeness_purity(by_peak: Mapping[str, Mapping[str, np.ndarray]],
     ``by_peak`` and ``overall`` map a policy (or model) label to the output of
     :func:`~brightscan.metrics.metrics_by_peak` / :func:`~brightscan.metrics.source_metrics`.
     """
-    fig, axes = _figure(7.0, 8.4, rows=3, sharex=True, height_ratios=[3, 3, 2.2])
+    fig, axes = new_figure(7.0, 8.4, rows=3, sharex=True, height_ratios=[3, 3, 2.2])
     n = max(len(by_peak), 1)
     first = next(iter(by_peak.values()))
     edges = np.asarray(first["edges"], float)
@@ -125,7 +130,7 @@ def plot_delays(delays: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """Figure 3 (right): policy minus scanner identification time (days), one row per policy,
     each bright source a dot, the median marked and written."""
     labels = list(delays)
-    fig, (ax,) = _figure(7.0, 1.2 + 0.55 * max(len(labels), 1))
+    fig, (ax,) = new_figure(7.0, 1.2 + 0.55 * max(len(labels), 1))
     rng = np.random.default_rng(0)  # vertical jitter only, for legibility
     any_points = False
     for i, label in enumerate(labels):
@@ -154,7 +159,7 @@ def plot_delays(delays: Mapping[str, np.ndarray], path: str | Path) -> Path:
 def plot_reliability(curves: Mapping[str, Mapping[str, np.ndarray]], path: str | Path) -> Path:
     """Reliability diagram: observed frequency against mean score per bin, ``{label: bins}``,
     with the number of alerts written at each point and drawn per bin underneath."""
-    fig, (ax, hist) = _figure(5.6, 6.4, rows=2, height_ratios=[3, 1.2])
+    fig, (ax, hist) = new_figure(5.6, 6.4, rows=2, height_ratios=[3, 1.2])
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
     offset = 0.0
     width = 1.0 / max(len(next(iter(curves.values()))["count"]), 1) / (len(curves) + 1)
@@ -180,7 +185,7 @@ def plot_frontier(curves: Mapping[int, Sequence[Mapping[str, Any]]], chosen: Map
                   target: float, path: str | Path) -> Path:
     """Policy search on the validation sources: purity against completeness as the threshold
     moves, one curve per N (other cuts as chosen); the chosen policy starred."""
-    fig, (ax,) = _figure(6.4, 4.8)
+    fig, (ax,) = new_figure(6.4, 4.8)
     for i, (n, rows) in enumerate(curves.items()):
         comp = np.array([r["completeness"] for r in rows], float)
         pur = np.array([np.nan if r["purity"] is None else r["purity"] for r in rows], float)

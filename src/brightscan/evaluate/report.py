@@ -2,17 +2,20 @@
 
 Flow for each model (and the ``compare`` model alike):
 
-1. score every alert of the evaluated split and of ``val`` (no N_max thinning) with the model
+1. score every alert of the evaluated split and of ``val`` (no N_max thinning) with the score
    package's :class:`~brightscan.score.scorer.Scorer`, on the dataset's triplets and the feature
-   columns the model's card names;
-2. optionally fit a temperature on the ``val`` logits and store it in the model directory;
+   columns the model's card names; an alert whose score is not finite is a rejection
+   (``REPORT/rejected.parquet``, counted in ``metrics.json``'s ``rejected``), not a crash;
+2. optionally fit a temperature on the ``val`` logits: the scores use it, and the calibrated model is
+   written as a new version beside the report (``REPORT/calibrated-model``), never into the model read;
 3. alert metrics (ROC/AUC, accuracy/precision/recall at 0.5, outcomes by magnitude, calibration);
 4. per-source histories with the paper's selection; the fixed policies, and a
-   :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` sources only and applied once to
+   :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` objects only and applied once to
    the evaluated split.
 
 Outputs: ``REPORT/metrics.json``, ``REPORT/policy.json`` (the optimised policy, which autoscan reads
-with ``--policy``), PNG figures, ``REPORT/index.html`` (self-contained).
+with ``--policy``), ``REPORT/rejected.parquet``, PNG figures, ``REPORT/index.html`` (self-contained),
+and with calibration ``REPORT/calibrated-model`` (and ``calibrated-compare``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import numpy as np
 from brightscan import metrics as M
 from brightscan.errors import InputError
 from brightscan.evaluate import plots
-from brightscan.evaluate.gallery import alert_galleries, attach_pictures, source_galleries
+from brightscan.evaluate.gallery import alert_galleries, attach_pictures, object_galleries
 from brightscan.evaluate.objects import apply_policy, build_objects, read_scanner_saves, select_objects, object_arrays
 from brightscan.policy import GtN, ObjectHistory, PolicySearch, create_policy
 from brightscan.policy.search import DEFAULT_GRID
@@ -56,10 +59,10 @@ class EvaluateConfig:
     policies: tuple[str, ...] = DEFAULT_POLICIES  # fixed policies to report (create_policy names)
     target_completeness: float = 0.99  # policy search: minimum completeness on val
     search_grid: dict[str, list[Any]] | None = None  # policy search grid (None: the default grid)
-    calibrate: bool = False  # fit a temperature on val logits and store it in the model dir
+    calibrate: bool = False  # fit a temperature on val logits; write REPORT/calibrated-model with it
     batch_size: int = 256  # alerts per model call
     min_alerts: int = 2  # source selection: at least this many alerts
-    bright_peak_limit: float = 18.5  # source selection: bright sources must peak at least this bright
+    bright_peak_limit: float = 18.5  # object selection: bright objects must peak at least this bright
     n_reliability_bins: int = 10  # equal-width score bins for ECE and the reliability diagram
 
 
@@ -70,27 +73,33 @@ class ModelEvaluation:
     name: str  # model_id/model_version label
     metrics: dict[str, Any]  # the metrics.json section of this model
     figures: dict[str, Any] = field(default_factory=dict)  # arrays the plots need
+    rejections: list[Any] = field(default_factory=list)  # alerts left out (non-finite score)
 
 
 def _score_split(scorer: Any, dataset_dir: Path, split: str, batch_size: int,
-                 progress: Progress | None = None) -> tuple[Any, np.ndarray]:
-    """``(table, raw logits)`` for every row of ``DS/<split>`` (no thinning)."""
+                 progress: Progress | None = None) -> tuple[Any, np.ndarray, list[Any]]:
+    """``(table, raw logits, rejections)`` for every row of ``DS/<split>`` (no thinning), scored
+    by the score package; a row whose logit is not finite is a rejection (stage ``score``) and is
+    left out of the table and the logits, as it would be everywhere else."""
     from brightscan.dataset import open_split
+    from brightscan.score.scorer import reject_non_finite
 
     data = open_split(dataset_dir, split, feature_names=scorer.loaded.feature_names)
-    logits = np.empty(len(data), dtype=np.float64)
     uses_image = scorer.loaded.config.uses_image
-    for start in range(0, len(data), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(data)))
-        trip = data.reader.read(rows) if uses_image else None
-        logits[rows] = scorer.predict_logits(trip, data.features[rows])
-        if progress is not None:
-            progress(len(rows))
-    data.reader.close()
-    if not np.all(np.isfinite(logits)):
-        raise InputError(f"{dataset_dir}/{split}: the model gave non-finite logits for "
-                         f"{int(np.sum(~np.isfinite(logits)))} alerts")
-    return data.table, logits
+    try:
+        logits = scorer.predict_stored(
+            len(data), lambda rows: (data.reader.read(rows) if uses_image else None, data.features[rows]),
+            rows_per_read=batch_size, on_rows=progress)
+    finally:
+        data.reader.close()
+    table = data.table
+    identity = table[["candid", "objectId"]].assign(source=f"{dataset_dir}/{split}").to_dict("records")
+    finite, rejections = reject_non_finite(identity, logits)
+    if rejections:
+        log.warning("%s/%s: %d alert(s) with a non-finite score left out (%s)", dataset_dir, split,
+                    len(rejections), ", ".join(str(r.candid) for r in rejections[:5]))
+        table = table[finite].reset_index(drop=True)
+    return table, logits[finite], rejections
 
 
 def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | None,
@@ -98,21 +107,21 @@ def _selected_objects(table: Any, scores: np.ndarray, saves: dict[str, float] | 
     return select_objects(build_objects(table, scores, saves), config.min_alerts, config.bright_peak_limit)
 
 
-def peak_bins(sources: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray:
-    """Peak-magnitude bin edges covering every source (at least the paper's 15-19 mag)."""
-    peaks = np.array([s.observed_peak for s in sources], float)
+def peak_bins(objects: Sequence[ObjectHistory], step: float = 0.5) -> np.ndarray:
+    """Peak-magnitude bin edges covering every object (at least the paper's 15-19 mag)."""
+    peaks = np.array([s.observed_peak for s in objects], float)
     peaks = peaks[np.isfinite(peaks)]
     lo = min(15.0, np.floor(peaks.min() / step) * step) if peaks.size else 15.0
     hi = max(19.0, (np.floor(peaks.max() / step) + 1) * step) if peaks.size else 19.0
     return np.arange(lo, hi + step / 2, step)
 
 
-def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
+def _policy_metrics(policy: Any, objects: Sequence[ObjectHistory],
                     bins: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
-    arr = object_arrays(sources)
-    passed, pass_jd = apply_policy(policy, sources)
+    arr = object_arrays(objects)
+    passed, pass_jd = apply_policy(policy, objects)
     summary = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
-    # 95% intervals from a seeded bootstrap over sources: completeness_ci, purity_ci, median_delay_days_ci
+    # 95% intervals from a seeded bootstrap over objects: completeness_ci, purity_ci, median_delay_days_ci
     summary.update(M.bootstrap_source_intervals(arr["label"], passed, pass_jd, arr["save_jd"], seed=0))
     summary["policy"] = policy.to_dict()
     by_peak = M.metrics_by_peak(arr["label"], passed, arr["peak_mag"], bins=bins)
@@ -122,19 +131,19 @@ def _policy_metrics(policy: Any, sources: Sequence[ObjectHistory],
     return summary, fig
 
 
-def threshold_curves(search: PolicySearch, val_sources: Sequence[ObjectHistory],
+def threshold_curves(search: PolicySearch, val_objects: Sequence[ObjectHistory],
                      grid: dict[str, list[Any]] | None) -> dict[int, list[dict[str, Any]]]:
     """Validation completeness and purity of the chosen policy's family as its threshold moves,
     one curve per N of the grid (the other cuts as chosen)."""
     full = {**DEFAULT_GRID, **(grid or {})}
     best = search.best_.get_params()
-    arr = object_arrays(val_sources)
+    arr = object_arrays(val_objects)
     curves: dict[int, list[dict[str, Any]]] = {}
     for n in full["n"]:
         rows = []
         for threshold in sorted(full["threshold"]):
             params = {**best, "n": int(n), "threshold": float(threshold)}
-            passed, pass_jd = apply_policy(GtN.from_dict({"params": params}), val_sources)
+            passed, pass_jd = apply_policy(GtN.from_dict({"params": params}), val_objects)
             m = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
             rows.append({"params": params, "completeness": m["completeness"], "purity": m["purity"],
                          "n_passed": m["n_passed"]})
@@ -160,23 +169,18 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                    saves: dict[str, float] | None = None, progress: Progress | None = None,
                    galleries: bool = False) -> ModelEvaluation:
     """Score, calibrate (optionally), and evaluate one model on one dataset."""
-    from brightscan.model import set_temperature
     from brightscan.score.scorer import Scorer
 
     model_dir, dataset_dir = Path(model_dir), Path(dataset_dir)
     scorer = Scorer(model_dir, batch_size=min(config.batch_size, 64))
     name = f"{scorer.model_id}/{scorer.model_version}"
-    test_table, test_logits = _score_split(scorer, dataset_dir, config.split, config.batch_size, progress)
-    val_table, val_logits = _score_split(scorer, dataset_dir, "val", config.batch_size, progress)
+    test_table, test_logits, test_rejected = _score_split(scorer, dataset_dir, config.split, config.batch_size,
+                                                          progress)
+    val_table, val_logits, val_rejected = _score_split(scorer, dataset_dir, "val", config.batch_size, progress)
     y_test = test_table["label"].to_numpy(int)
     cal = _calibration(y_test, test_logits, val_table["label"].to_numpy(int), val_logits,
                        scorer.temperature, config)
-    temperature = scorer.temperature
-    if config.calibrate:
-        temperature = cal["temperature_fitted"]
-        set_temperature(model_dir, temperature)
-        cal["written_to"] = str(model_dir / "model.json")  # the CLI says so
-        log.info("stored temperature %.4f in %s", temperature, model_dir)
+    temperature = cal["temperature_fitted"] if config.calibrate else scorer.temperature
     test_scores, val_scores = M.sigmoid(test_logits / temperature), M.sigmoid(val_logits / temperature)
 
     alert = M.alert_metrics(y_test, test_scores)
@@ -194,20 +198,20 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                         f"after (T {cal['temperature_fitted']:.2f}, fitted on val)": cal["reliability_after"]},
         "policies": {},
     }
-    test_sources = _selected_objects(test_table, test_scores, saves, config)
-    val_sources = _selected_objects(val_table, val_scores, saves, config)
-    bins = peak_bins(test_sources)
+    test_objects = _selected_objects(test_table, test_scores, saves, config)
+    val_objects = _selected_objects(val_table, val_scores, saves, config)
+    bins = peak_bins(test_objects)
     policies: dict[str, Any] = {}
     fixed = {pname: create_policy(pname) for pname in config.policies}
     for pname, policy in fixed.items():
-        policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_sources, bins)
-    search = PolicySearch(config.target_completeness, config.search_grid).fit(val_sources)
-    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_sources, bins)
-    on_val = _policy_metrics(search, val_sources, bins)[0]  # the chosen policy on val, with its intervals
+        policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_objects, bins)
+    search = PolicySearch(config.target_completeness, config.search_grid).fit(val_objects)
+    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_objects, bins)
+    on_val = _policy_metrics(search, val_objects, bins)[0]  # the chosen policy on val, with its intervals
     policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,
                                          "rule": search.rule_, "n_candidates": search.n_candidates_,
                                          **{k: v for k, v in on_val.items() if k.endswith("_ci")}}
-    curves = threshold_curves(search, val_sources, config.search_grid)
+    curves = threshold_curves(search, val_objects, config.search_grid)
     figs["frontier"] = (curves, search.best_score_, config.target_completeness)
     metrics = {
         "model": {"dir": str(model_dir), "model_id": scorer.model_id, "model_version": scorer.model_version},
@@ -215,14 +219,15 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
         "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
-        "sources": {"n_selected": len(test_sources), "n_selected_val": len(val_sources)},
+        "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},
+        "rejected": {config.split: len(test_rejected), "val": len(val_rejected)},
     }
     if galleries:
         found = alert_galleries(test_table, test_scores)
-        found.update(source_galleries(test_table, test_scores, test_sources,
+        found.update(object_galleries(test_table, test_scores, test_objects,
                                       fixed.get("gt1", create_policy("gt1")), search))
         metrics["galleries"] = found
-    return ModelEvaluation(name, metrics, figs)
+    return ModelEvaluation(name, metrics, figs, [*test_rejected, *val_rejected])
 
 
 def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
@@ -245,7 +250,9 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     compare : path, optional
         A second model evaluated the same way, reported side by side.
     calibrate : bool
-        Fit and store a temperature on ``val`` for each model (``config.calibrate`` otherwise).
+        Fit a temperature on ``val`` for each model (``config.calibrate`` otherwise); the scores use
+        it, and each model is written with it as a new version into ``out/calibrated-model`` (and
+        ``out/calibrated-compare``). The models read are never changed.
     progress : callable, optional
         Called with the number of alerts scored after each batch (val and ``split``, per model).
     command : str, optional
@@ -268,6 +275,12 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     saves = read_scanner_saves(scanner_saves) if scanner_saves is not None else None
     main = evaluate_model(model_dir, dataset_dir, config, saves, progress, galleries=True)
     other = evaluate_model(compare, dataset_dir, config, saves, progress) if compare is not None else None
+    out.mkdir(parents=True, exist_ok=True)
+    if config.calibrate:
+        _write_calibrated(main, model_dir, out / "calibrated-model")
+        if other is not None:
+            _write_calibrated(other, compare, out / "calibrated-compare")
+    _write_rejections([main, *([other] if other is not None else [])], out / "rejected.parquet")
     card = read_card(model_dir)
     result: dict[str, Any] = {
         "split": config.split, "dataset": str(dataset_dir), **main.metrics,
@@ -281,7 +294,6 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     if other is not None:
         result["compare"] = other.metrics
     result = to_jsonable(result)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     # the policy the search chose, ready for ``brightscan autoscan run --policy REPORT/policy.json``
     (out / "policy.json").write_text(json.dumps(result["policies"][OPTIMISED]["policy"], indent=2) + "\n",
@@ -294,6 +306,32 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     write_html(result, images, out / "index.html", galleries=pictures)
     log.info("report written to %s", out)
     return result
+
+
+def _write_calibrated(evaluation: ModelEvaluation, model_dir: str | Path, out: Path) -> None:
+    """The model with the temperature fitted on val, as a new version beside the report (the
+    model read is never changed); the CLI says where."""
+    from brightscan.model import write_calibrated
+
+    calibration = evaluation.metrics["calibration"]
+    if (out / "model.json").exists():  # a rerun of the same report replaces its own copy
+        import shutil
+
+        shutil.rmtree(out)
+    write_calibrated(model_dir, calibration["temperature"], out, fitted_on="val")
+    calibration["written_to"] = str(out)
+    log.info("calibrated model (temperature %.4f) written to %s", calibration["temperature"], out)
+
+
+def _write_rejections(evaluations: list[ModelEvaluation], path: Path) -> None:
+    """``REPORT/rejected.parquet``: the alerts left out of the evaluation (always written)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from brightscan.storage import REJECTION_SCHEMA
+
+    rows = [r.as_row() for e in evaluations for r in e.rejections]
+    pq.write_table(pa.Table.from_pylist(rows, schema=REJECTION_SCHEMA), path)
 
 
 def write_figures(main: ModelEvaluation, other: ModelEvaluation | None, out: Path) -> dict[str, Path]:

@@ -14,7 +14,7 @@ only when used.
 from __future__ import annotations
 
 from brightscan.model.config import BRANCH_MODES, ModelConfig
-from brightscan.model.io import LoadedModel, load_model, read_card, save_model, set_temperature
+from brightscan.model.io import LoadedModel, load_model, read_card, save_model, set_temperature, write_calibrated
 from brightscan.model.keras_import import import_keras
 from brightscan.model.mi_cnn import MultiInputCNN
 from brightscan.model.onnx_export import export_onnx
@@ -35,4 +35,5 @@ __all__ = [
     "register_preset",
     "save_model",
     "set_temperature",
+    "write_calibrated",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "read_card",
     "set_temperature",
     "sha256_file",
+    "write_calibrated",
 ]
 
 CARD_NAME = "model.json"
@@ -318,3 +319,30 @@ def set_temperature(directory: str | Path, temperature: float) -> None:
     card = read_card(directory)
     card["temperature"] = _check_temperature(temperature)
     _write_json(directory / CARD_NAME, card)
+
+
+def write_calibrated(directory: str | Path, temperature: float, out: str | Path, *,
+                     fitted_on: str | None = None) -> Path:
+    """Write a new version of the model in ``directory`` with a calibration temperature, into
+    ``out`` (created; it must not hold a model): the same weights (their hash stays valid), a card
+    with ``temperature``, ``model_version`` ``<version>+calibrated`` and ``provenance.calibrated_from``.
+    The model read is never changed.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    import shutil
+
+    directory, out = Path(directory), Path(out)
+    card = read_card(directory)
+    if (out / CARD_NAME).exists():
+        raise ModelFileError(f"{out} already holds a model")
+    shutil.copytree(directory, out, dirs_exist_ok=True)
+    card["temperature"] = _check_temperature(temperature)
+    card["provenance"] = {**(card.get("provenance") or {}), "calibrated_from": {
+        "model_dir": str(directory), "model_version": card["model_version"], "fitted_on": fitted_on}}
+    card["model_version"] = f"{card['model_version']}+calibrated"
+    _write_json(out / CARD_NAME, card)
+    return out

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from brightscan.times import jd_to_datetime
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -66,8 +68,7 @@ def jd_to_utc(jd: float | None, seconds: bool = False) -> str:
     """Julian date as ``YYYY-MM-DD HH:MM[:SS]`` UTC."""
     if jd is None or not math.isfinite(jd):
         return "–"
-    when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=jd - 2440587.5)
-    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def unix_to_utc(ts: float | None) -> str:

@@ -14,7 +14,7 @@ Policies are registered by name (:mod:`brightscan.policy.registry`), like the mo
 from __future__ import annotations
 
 from brightscan.policy.base import BasePolicy
-from brightscan.policy.decision import AlertView, Decision, ObjectState, decide, replay
+from brightscan.policy.decision import AlertView, Decision, ObjectState, StepPolicy, decide, first_pass, replay
 from brightscan.policy.records import ObjectHistory, ScoredAlert, sort_history
 from brightscan.policy.registry import (
     create_policy,
@@ -29,6 +29,6 @@ from brightscan.policy.search import DEFAULT_GRID, PolicySearch
 
 __all__ = [
     "AlertView", "BasePolicy", "DEFAULT_GRID", "Decision", "GtN", "ObjectHistory", "ObjectState", "PolicySearch",
-    "ScoredAlert", "create_policy", "decide", "list_policies", "policy_from_dict", "register_policy",
-    "register_policy_class", "register_policy_pattern", "replay", "sort_history",
+    "ScoredAlert", "StepPolicy", "create_policy", "decide", "first_pass", "list_policies", "policy_from_dict",
+    "register_policy", "register_policy_class", "register_policy_pattern", "replay", "sort_history",
 ]

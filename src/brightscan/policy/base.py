@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from brightscan.errors import ConfigError
-from brightscan.policy.decision import AlertView
+from brightscan.policy.decision import AlertView, ObjectState, decide, first_pass
 from brightscan.policy.records import ScoredAlert, ObjectHistory
 from brightscan.serial import to_jsonable
 
@@ -41,7 +41,7 @@ class BasePolicy:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BasePolicy:
         """Rebuild from :meth:`to_dict` output; ``ConfigError`` on unknown or invalid settings."""
-        return build_policy(cls, dict(data.get("params") or {}), cls.__name__)
+        return validated_policy(cls, dict(data.get("params") or {}), cls.__name__)
 
     def fit(self, val_sources: Sequence[ObjectHistory]) -> BasePolicy:
         """Learn from validation sources; fixed policies learn nothing. Returns ``self``."""
@@ -65,8 +65,6 @@ class BasePolicy:
         The default folds :meth:`step` over the history through the decision core; policies may
         override it with a vectorised version that gives the same answer (the contract test checks).
         """
-        from brightscan.policy.decision import ObjectState, decide
-
         state, out = ObjectState(), np.zeros(len(history), dtype=bool)
         for i, alert in enumerate(history):
             decision = decide(self, state, alert)
@@ -80,11 +78,9 @@ class BasePolicy:
         return bool(self.decisions(history)[-1])
 
     def first_pass_index(self, history: Sequence[ScoredAlert]) -> int | None:
-        """Index of the first alert at which the source passes, or None if it never does."""
-        if len(history) == 0:
-            return None
-        hits = np.flatnonzero(self.decisions(history))
-        return int(hits[0]) if hits.size else None
+        """Index of the first alert at which the object passes, or None if it never does: the
+        decision core's answer (:func:`brightscan.policy.decision.first_pass`)."""
+        return first_pass(self, history)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description that :func:`policy_from_dict` turns back into a policy."""
@@ -100,8 +96,11 @@ class BasePolicy:
     __hash__ = None  # type: ignore[assignment]  # mutable settings, like scikit-learn estimators
 
 
-def build_policy(factory: Callable[..., BasePolicy], settings: dict[str, Any], what: str) -> BasePolicy:
-    """``factory(**settings)``, validated; a ``ConfigError`` naming ``what`` when the settings are wrong."""
+def validated_policy(factory: Callable[..., BasePolicy], settings: dict[str, Any], what: str) -> BasePolicy:
+    """``factory(**settings)``, validated; a ``ConfigError`` naming ``what`` when the settings are wrong.
+
+    (Named ``build_policy`` before; that name now means autoscan's policy from its config.)
+    """
     try:
         policy = factory(**settings)
     except TypeError as exc:

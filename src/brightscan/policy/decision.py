@@ -17,14 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from brightscan.policy.records import ScoredAlert
 
-if TYPE_CHECKING:
-    from brightscan.policy.base import BasePolicy
-
-__all__ = ["AlertView", "Decision", "ObjectState", "decide", "replay"]
+__all__ = ["AlertView", "Decision", "ObjectState", "StepPolicy", "decide", "first_pass", "replay"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +34,17 @@ class AlertView:
     peakmag: float  # peakmag_so_far feature, else the brightest magpsf of the object so far
     age: float  # age feature, else days since the object's first alert
     ndet: float  # ndethist, else the number of alerts so far (this one included)
+
+
+class StepPolicy(Protocol):
+    """What the core needs of a policy (every :class:`~brightscan.policy.base.BasePolicy` is one);
+    the core never imports the policies, so the policy package has no import cycle."""
+
+    def start(self) -> tuple[Any, ...]:
+        """The policy's memory for an object with no alerts yet."""
+
+    def step(self, memory: tuple[Any, ...], alert: AlertView) -> tuple[tuple[Any, ...], bool]:
+        """One new alert: the updated memory, and whether the object passes at this alert."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +109,12 @@ def view(state: ObjectState, alert: ScoredAlert) -> AlertView:
     )
 
 
-def decide(policy: BasePolicy, state: ObjectState, alert: ScoredAlert) -> Decision:
+def decide(policy: StepPolicy, state: ObjectState, alert: ScoredAlert) -> Decision:
     """Decide one new alert of an object.
 
     Parameters
     ----------
-    policy : BasePolicy
+    policy : StepPolicy
         Any registered policy (it implements ``start`` and ``step``).
     state : ObjectState
         The object's state before this alert (``ObjectState()`` for a new object).
@@ -131,7 +139,7 @@ def decide(policy: BasePolicy, state: ObjectState, alert: ScoredAlert) -> Decisi
     return Decision(passes=passes, first=first, state=new)
 
 
-def replay(policy: BasePolicy, alerts: Sequence[ScoredAlert],
+def replay(policy: StepPolicy, alerts: Sequence[ScoredAlert],
            state: ObjectState | None = None) -> ObjectState:
     """Decide an object's alerts one by one, in the order given; the final state.
 
@@ -142,3 +150,16 @@ def replay(policy: BasePolicy, alerts: Sequence[ScoredAlert],
     for alert in alerts:
         state = decide(policy, state, alert).state
     return state
+
+
+def first_pass(policy: StepPolicy, alerts: Sequence[ScoredAlert]) -> int | None:
+    """The one answer to "when did this object first pass?": the index in ``alerts`` of the alert
+    at which the core first passes the object, deciding them one by one in the order given
+    (sorted by ``jd``, that alert's ``jd`` is the decision time); None when it never passes."""
+    state = ObjectState()
+    for i, alert in enumerate(alerts):
+        decision = decide(policy, state, alert)
+        if decision.first:
+            return i
+        state = decision.state
+    return None

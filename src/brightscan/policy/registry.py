@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from brightscan.errors import ConfigError
-from brightscan.policy.base import BasePolicy, build_policy
+from brightscan.policy.base import BasePolicy, validated_policy
 
 __all__ = ["create_policy", "list_policies", "policy_from_dict", "register_policy", "register_policy_class",
            "register_policy_pattern"]
@@ -70,7 +70,7 @@ def create_policy(name: str, **overrides: Any) -> BasePolicy:
                 break
     if factory is None:
         raise ConfigError(f"unknown policy {name!r}; known: {', '.join(list_policies())}")
-    return build_policy(factory, overrides, name)
+    return validated_policy(factory, overrides, name)
 
 
 def policy_from_dict(data: dict[str, Any]) -> BasePolicy:

@@ -20,7 +20,7 @@ import numpy as np
 from brightscan.errors import BrightscanWarning, ConfigError
 from brightscan.metrics import source_metrics
 from brightscan.policy.base import BasePolicy
-from brightscan.policy.decision import AlertView
+from brightscan.policy.decision import AlertView, first_pass
 from brightscan.policy.records import ScoredAlert, ObjectHistory
 from brightscan.policy.registry import policy_from_dict, register_policy, register_policy_class
 from brightscan.policy.rules import GtN, history_arrays
@@ -49,6 +49,7 @@ class _Flat:
 
     def __init__(self, sources: Sequence[ObjectHistory]):
         keep = [s for s in sources if len(s.alerts) > 0]
+        self.alerts = [a for s in keep for a in s.alerts]
         cols = [history_arrays(s.alerts) for s in keep]
         self.cols = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]} if cols else {}
         lengths = np.array([len(s.alerts) for s in keep], dtype=int)
@@ -67,6 +68,30 @@ class _Flat:
         passed = first < big
         pass_jd = np.where(passed, self.cols["jd"][np.minimum(first, big - 1)], np.nan)
         return passed, pass_jd
+
+    def decide(self, policy: BasePolicy) -> tuple[np.ndarray, np.ndarray]:
+        """Per source: passed and the first pass's jd, as the decision core answers: counted at once
+        for a plain :class:`GtN` (a fitted search counts its ``best_``), asked of the core alert by
+        alert for any other policy. ``tests/policy/test_contract.py`` proves the two equal for every
+        registered policy."""
+        if isinstance(policy, PolicySearch):
+            policy = policy._fitted()
+        if type(policy) is GtN and self.starts.size:
+            policy.validate()
+            return self.first_pass(policy.qualifying(self.cols), int(policy.n))
+        passed = np.zeros(self.starts.size, dtype=bool)
+        pass_jd = np.full(self.starts.size, np.nan)
+        for i, (start, end) in enumerate(zip(self.starts, self.ends)):
+            index = first_pass(policy, self.alerts[start:end])
+            if index is not None:
+                passed[i], pass_jd[i] = True, self.alerts[start + index].jd
+        return passed, pass_jd
+
+
+def count_first_passes(policy: BasePolicy, sources: Sequence[ObjectHistory]) -> tuple[np.ndarray, np.ndarray]:
+    """``(passed, pass_jd)`` per source with at least one alert, as the policy search counts them
+    (vectorised for gtN policies); equal to :func:`brightscan.policy.decision.first_pass` per source."""
+    return _Flat(sources).decide(policy)
 
 
 @register_policy_class

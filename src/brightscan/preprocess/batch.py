@@ -21,8 +21,9 @@ from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
 
 log = logging.getLogger(__name__)
 
-#: Scalar columns of ``alerts.parquet`` written before the features, in this order.
-ID_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (*IDENTITY_COLUMNS, ("source", pa.string()))
+#: Scalar columns of a preprocessed ``alerts.parquet`` written before the features, in this order:
+#: the identity and the file each alert came from (also the first columns of a ``--cluster`` run's).
+PREPARED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (*IDENTITY_COLUMNS, ("source", pa.string()))
 
 #: Accepted alerts per chunk of work (bounded memory whatever the input size).
 CHUNK_SIZE = 256
@@ -49,7 +50,7 @@ class PreprocessSummary:
 
 def alerts_schema(feature_set: str) -> pa.Schema:
     """Schema of ``alerts.parquet`` for a feature set."""
-    return feature_table_schema(ID_COLUMNS, feature_set)
+    return feature_table_schema(PREPARED_COLUMNS, feature_set)
 
 
 def preprocess_to_dir(
@@ -59,6 +60,7 @@ def preprocess_to_dir(
     *,
     overflow: str = "reject",
     causal: bool = False,
+    chunk_size: int = CHUNK_SIZE,
     on_item: Callable[[], None] | None = None,
 ) -> PreprocessSummary:
     """Read alerts, build triplets and features, stream them to ``out_dir``.
@@ -76,6 +78,8 @@ def preprocess_to_dir(
     causal : bool
         Merge the source's other alerts in the input into the history (nothing later than the
         alert's own ``jd``); otherwise use the packet's ``prv_candidates`` only, as production.
+    chunk_size : int
+        Accepted alerts prepared together (memory is bounded by it).
     on_item : callable, optional
         Called once per alert or rejection (progress bars).
 
@@ -85,7 +89,7 @@ def preprocess_to_dir(
         When an input does not exist, or nothing at all could be read.
     """
     inputs = list(inputs)
-    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=CHUNK_SIZE,
+    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=chunk_size,
                         history=History.collect(inputs) if causal else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Three callers fill it in three ways, and the features treat every one the same (
 later than the alert's own ``jd`` is used, see :func:`brightscan.preprocess.features.causal_detections`):
 
 - ``History.collect(inputs)``: a first pass over files, every alert of each object (the causal
-  mode of ``preprocess``, ``score`` and ``dataset build``);
+  mode of ``preprocess``, ``score`` and ``dataset build``; on a cluster, one ``collect`` per
+  partition, then :meth:`History.merged`);
 - ``History(stored_rows, grow=True)``: autoscan's rows already in its database, to which each
   newly accepted alert is added as it is prepared (alerts arrive in ``jd`` order);
 - ``History()``: nothing but the packet's own ``prv_candidates``, as production does.
@@ -54,6 +55,16 @@ class History:
         for item in read_alerts(inputs):
             if isinstance(item, Alert):
                 history._by_object.setdefault(item.object_id, []).append(detection_record(item))
+        return history
+
+    @classmethod
+    def merged(cls, parts: Iterable[History]) -> History:
+        """One history of several (e.g. each partition's :meth:`collect`), records in the order
+        given: the same as :meth:`collect` over the parts' inputs in that order."""
+        history = cls()
+        for part in parts:
+            for object_id, rows in part._by_object.items():
+                history._by_object.setdefault(object_id, []).extend(rows)
         return history
 
     def earlier(self, alert: Alert) -> Sequence[Mapping[str, Any]]:

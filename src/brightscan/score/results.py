@@ -8,6 +8,7 @@ that could not be scored are never given a fake score; they are rejection record
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ import numpy as np
 
 from brightscan.alerts import Rejection
 
-__all__ = ["SCORE_COLUMNS", "REJECTION_COLUMNS", "ScoreResults", "rejected_path", "write_scores"]
+__all__ = ["SCORE_COLUMNS", "REJECTION_COLUMNS", "ScoreResults", "read_run_card", "rejected_path", "write_scores"]
 
 SCORE_COLUMNS = ("candid", "objectId", "jd", "magpsf", "fid", "score", "model_id", "model_version")
 REJECTION_COLUMNS = ("candid", "objectId", "source", "stage", "reason")
+#: Key of the run card in a scores file's Parquet metadata.
+RUN_KEY = b"brightscan.run"
 
 
 @dataclass
@@ -84,8 +87,11 @@ def rejected_path(out: str | Path) -> Path:
     return out.with_name(stem + ".rejected.parquet")
 
 
-def write_scores(results: ScoreResults, out: str | Path) -> tuple[Path, Path]:
+def write_scores(results: ScoreResults, out: str | Path, run: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write the scores to ``out`` and the rejections beside it (always, even when empty).
+
+    ``run``, when given, is the run card (what was computed, with which settings), stored as JSON
+    in the scores file's metadata under ``brightscan.run`` (:func:`read_run_card`).
 
     Returns
     -------
@@ -96,7 +102,18 @@ def write_scores(results: ScoreResults, out: str | Path) -> tuple[Path, Path]:
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(results.to_arrow(), out)
+    table = results.to_arrow()
+    if run is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_KEY: json.dumps(run)})
+    pq.write_table(table, out)
     rejected = rejected_path(out)
     pq.write_table(results.rejections_to_arrow(), rejected)
     return out, rejected
+
+
+def read_run_card(path: str | Path) -> dict[str, Any] | None:
+    """The run card :func:`write_scores` stored in a scores file, or None."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[RUN_KEY]) if RUN_KEY in metadata else None

@@ -13,7 +13,7 @@ so does an alert whose score is not finite (stage ``score``): a score is never m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from brightscan.score.batching import prefetch
 from brightscan.score.precision import choose_precision
 from brightscan.score.results import ScoreResults
 
-__all__ = ["Scorer", "score_chunk"]
+__all__ = ["Scorer", "reject_non_finite", "score_chunk"]
 
 #: Earlier detections of each object: a History, or a mapping objectId -> detection records.
 Earlier = History | Mapping[str, Iterable[Mapping[str, Any]]]
@@ -128,6 +128,20 @@ class Scorer:
         # sigmoid as exp(-log(1 + e^-z)): exact, and no overflow warning for very negative logits
         return np.exp(-np.logaddexp(0.0, -logits / self.temperature))
 
+    def predict_stored(self, n: int, read: Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None]],
+                       *, rows_per_read: int = 256, on_rows: Callable[[int], None] | None = None) -> np.ndarray:
+        """Raw logits ``(n,)`` of ``n`` stored alerts (a dataset split), read ``rows_per_read`` at a
+        time by ``read(rows) -> (triplets or None, features)``, so memory stays bounded by one read.
+        ``on_rows(k)`` is called after each read (progress bars). Non-finite logits are returned
+        as they are: :func:`reject_non_finite` turns them into rejections."""
+        logits = np.empty(n, dtype=np.float64)
+        for start in range(0, n, rows_per_read):
+            rows = np.arange(start, min(start + rows_per_read, n))
+            logits[rows] = self.predict_logits(*read(rows))
+            if on_rows is not None:
+                on_rows(len(rows))
+        return logits
+
     # --- alerts --------------------------------------------------------------------------------
     def pipeline(self, earlier: Earlier | None = None) -> Pipeline:
         """The preparation pipeline for this model's feature set, in chunks of ``batch_size``."""
@@ -214,5 +228,12 @@ def score_chunk(scorer: Any, chunk: PreparedChunk) -> tuple[np.ndarray, list[Rej
     if not chunk.rows:
         return np.zeros(0), []
     scores = np.asarray(scorer.score_arrays(chunk.triplet_array(), chunk.feature_array()), dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(scores))
-    return scores, [reject(chunk.rows[i], "score", "model score is not finite") for i in bad]
+    return scores, reject_non_finite(chunk.rows, scores)[1]
+
+
+def reject_non_finite(rows: Sequence[Mapping[str, Any]], values: np.ndarray) -> tuple[np.ndarray, list[Rejection]]:
+    """Which ``values`` (scores or logits, aligned with identity ``rows``: ``candid``,
+    ``objectId``, ``source``) are finite, and a rejection (stage ``score``) for each other one:
+    a score is never made up, and one bad alert never stops a run."""
+    finite = np.isfinite(values)
+    return finite, [reject(rows[i], "score", "model score is not finite") for i in np.flatnonzero(~finite)]

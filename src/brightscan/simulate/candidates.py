@@ -192,10 +192,3 @@ def candidate_record(common: dict[str, Any], detection: dict[str, Any], static: 
     )
     record["dsdiff"] = record["dsnrms"] - record["ssnrms"]
     return record
-
-
-def prv_record(common: dict[str, Any], detection: dict[str, Any] | None) -> dict[str, Any]:
-    """A ``prv_candidate`` record: a detection, or a non-detection (null candid and photometry)."""
-    if detection is None:
-        return common
-    return {**common, **{k: v for k, v in detection.items() if k != "_match"}}

@@ -120,9 +120,3 @@ def _cv_flux(lc: LightCurve, t: np.ndarray, band: int) -> np.ndarray:
         rise = 1.0 / (1.0 + np.exp(-np.clip(dt - 0.8, -20, 20) / 0.25))  # about one day to rise
         total += peak * rise * np.exp(-np.clip(dt - 1.5, 0, None) / lc.t_fall[band])
     return total - quiescent
-
-
-def mag_of_flux(flux: np.ndarray) -> np.ndarray:
-    """Magnitude of a positive flux; ``inf`` where the flux is not positive."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(flux > 0, -2.5 * np.log10(np.maximum(flux, 1e-300)), np.inf)

@@ -31,10 +31,9 @@ from brightscan.simulate.config import CLASSES, SurveyConfig, SurveyResult
 from brightscan.simulate.observing import NIGHT_MARGIN, Nights, make_nights
 from brightscan.simulate.packets import PARAM_COLUMNS, SourceOutput, simulate_source
 from brightscan.simulate.scanners import make_scan_times
+from brightscan.times import JD_UNIX_EPOCH
 
 log = logging.getLogger(__name__)
-
-JD_UNIX_EPOCH = 2440587.5
 
 
 def jd_of_date(day: date) -> float:
