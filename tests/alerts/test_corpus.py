@@ -136,4 +136,8 @@ def test_avro_and_fink_parquet_agree_where_they_hold_the_same_alert(real_parquet
         others.update(fingerprint(list(read_alerts(real_parquet_dir / name)), scorer))
     shared = science.keys() & others.keys()
     assert len(shared) > 20
-    assert all(science[c] == others[c] for c in shared)
+    # Model inputs bit for bit. The scores to float32 rounding only: the two files put an alert in
+    # different batches, and oneDNN may sum a convolution in another order for another batch (seen
+    # on an AMD EPYC with avx512_bf16: 0.0041485479 against 0.0041485440 for one alert of 57).
+    assert all(science[c][:2] == others[c][:2] for c in shared)
+    assert all(science[c][2] == pytest.approx(others[c][2], rel=1e-5, abs=1e-7) for c in shared)
