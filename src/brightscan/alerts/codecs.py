@@ -81,10 +81,10 @@ def _snappy(body: bytes, max_bytes: int) -> bytes:
     data, (expected,) = memoryview(body)[:-4], _CRC.unpack_from(body, len(body) - 4)
     try:
         size = cramjam.snappy.decompress_raw_len(data)
-        if size > _SNAPPY_MAX_RATIO * len(data) + 64:
-            raise CorruptBlock(f"snappy block claims {size} bytes from {len(data)}")
         if size > max_bytes:  # the header says it: refused before anything is allocated
             raise _too_large(max_bytes)
+        if size > _SNAPPY_MAX_RATIO * len(data) + 64:
+            raise CorruptBlock(f"snappy block claims {size} bytes from {len(data)}")
         out = bytearray(size)  # decompressing into place is 5x faster than cramjam's Buffer -> bytes
         written = cramjam.snappy.decompress_raw_into(data, out)
     except cramjam.DecompressionError as exc:
