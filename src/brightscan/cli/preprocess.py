@@ -10,11 +10,13 @@ from brightscan.cli.common import (
     JSON_OPTION,
     OVERFLOW_OPTION,
     QUIET_OPTION,
+    READ_LIMIT_OPTION,
     FeatureSetName,
     OutputGuard,
     Output,
     OverflowMode,
     handle_errors,
+    read_limits,
     rejection_table,
 )
 from brightscan.errors import BrightscanError
@@ -32,6 +34,7 @@ def preprocess(
         help="Merge the source's earlier alerts in the input into the history (never later ones).",
     ),
     overflow: OverflowMode = OVERFLOW_OPTION,
+    read_limit: list[str] = READ_LIMIT_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,
@@ -42,6 +45,9 @@ def preprocess(
     from brightscan.alerts import count_alerts
     from brightscan.preprocess.batch import preprocess_to_dir
 
+    limits = read_limits(read_limit)
+    if read_limit and (cluster is not None or resume):
+        raise typer.BadParameter("--read-limit is not available with --cluster (workers use the defaults)")
     if cluster is not None or resume:
         if causal:
             raise typer.BadParameter("--causal is not available with --cluster (each partition uses its "
@@ -57,7 +63,7 @@ def preprocess(
     with handle_errors(cleanup=guard.remove_new), show.progress() as progress:
         task = progress.add_task("preprocessing alerts", total=count_alerts(inputs))
         summary = preprocess_to_dir(
-            inputs, out, features, overflow=overflow, causal=causal,
+            inputs, out, features, overflow=overflow, causal=causal, limits=limits,
             on_item=lambda: progress.advance(task),
         )
         progress.stop()

@@ -11,6 +11,7 @@ from brightscan.cli.common import (
     JSON_OPTION,
     OVERFLOW_OPTION,
     QUIET_OPTION,
+    READ_LIMIT_OPTION,
     Backend,
     ScorePrecision,
     Output,
@@ -18,6 +19,7 @@ from brightscan.cli.common import (
     OverflowMode,
     counted,
     handle_errors,
+    read_limits,
     rejection_table,
 )
 from brightscan.errors import BrightscanError
@@ -47,6 +49,7 @@ def score(
         help="Merge the source's earlier alerts in the input into the history (as `preprocess`).",
     ),
     overflow: OverflowMode = OVERFLOW_OPTION,
+    read_limit: list[str] = READ_LIMIT_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,
@@ -60,6 +63,9 @@ def score(
     from brightscan.score.results import rejected_path, write_scores
     from brightscan.score.scorer import Scorer
 
+    limits = read_limits(read_limit)
+    if read_limit and (cluster is not None or resume):
+        raise typer.BadParameter("--read-limit is not available with --cluster (workers use the defaults)")
     if cluster is not None or resume:
         _score_partitioned(inputs, model, out, backend, batch_size, _PRECISION[precision], device, causal,
                            cluster, cluster_config, resume)
@@ -68,11 +74,11 @@ def score(
     guard = OutputGuard(out, rejected_path(out))
     with handle_errors(cleanup=guard.remove_new):
         scorer = Scorer(model, backend=backend, batch_size=batch_size, precision=_PRECISION[precision],
-                        num_threads=threads, device=device, overflow=overflow)
-        earlier = History.collect(inputs) if causal else None
+                        num_threads=threads, device=device, overflow=overflow, limits=limits)
+        earlier = History.collect(inputs, limits) if causal else None
         with show.progress() as progress:
             task = progress.add_task("scoring alerts", total=count_alerts(inputs))
-            items = counted(read_alerts(inputs), lambda n: progress.advance(task, n))
+            items = counted(read_alerts(inputs, limits=limits), lambda n: progress.advance(task, n))
             results = scorer.score_alerts(items, earlier=earlier)
         reasons = Counter((r.stage, reason_kind(r.reason)) for r in results.rejections)
         if reasons:
