@@ -84,8 +84,9 @@ def xz_zeros(total: int) -> bytes:
 
 
 def snappy_claim(total: int) -> bytes:
-    """A raw snappy body whose header claims ``total`` bytes (and a CRC32 that cannot matter)."""
-    return _uvarint(total) + b"\x00" * 16 + b"\x00\x00\x00\x00"
+    """A raw snappy body whose header claims ``total`` bytes (at most the format's 4 GiB - 1; the
+    CRC32 cannot matter)."""
+    return _uvarint(min(total, 0xFFFFFFFF)) + b"\x00" * 16 + b"\x00\x00\x00\x00"
 
 
 def _uvarint(value: int) -> bytes:

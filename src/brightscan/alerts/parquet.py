@@ -13,7 +13,10 @@ container, decoded as a ``.avro`` file is.
 
 Bounded (:class:`~brightscan.alerts.limits.ReadLimits`): a row group whose columns we read take
 more than ``max_row_group_bytes`` uncompressed (as its metadata states) is rejected without being
-decoded; a page whose header lies about its size fails inside Arrow and rejects its row group;
+decoded; rows are decoded in batches small enough that a batch cannot exceed that limit either,
+even when a dictionary-encoded column repeats one huge value in every row (no value can be larger
+than its column chunk, so ``rows x chunk size`` bounds a batch); a page whose header lies about its
+size fails inside Arrow and rejects its row group;
 cutout bytes are bounded again when preprocessing inflates them (``max_cutout_bytes``), and
 Kafka message values by the Avro limits.
 """
@@ -91,8 +94,8 @@ def _rows(pfile: pq.ParquetFile, columns: list[str], source: str,
         size = pfile.metadata.row_group(group).num_rows
         row = first
         try:
-            _check_size(pfile.metadata.row_group(group), columns, group, limits)
-            for batch in pfile.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=columns):
+            rows = _batch_rows(pfile.metadata.row_group(group), columns, group, limits)
+            for batch in pfile.iter_batches(batch_size=rows, row_groups=[group], columns=columns):
                 for record in batch.to_pylist():
                     yield row, record
                     row += 1
@@ -101,14 +104,15 @@ def _rows(pfile: pq.ParquetFile, columns: list[str], source: str,
         first += size
 
 
-def _check_size(meta: pq.RowGroupMetaData, columns: list[str], group: int, limits: ReadLimits) -> None:
-    """Refuse a row group whose columns we read decompress, by its metadata, beyond the limit."""
+def _batch_rows(meta: pq.RowGroupMetaData, columns: list[str], group: int, limits: ReadLimits) -> int:
+    """Rows to decode at a time; refuse a row group whose columns, by its metadata, exceed the limit."""
     wanted = set(columns)
     total = sum(meta.column(i).total_uncompressed_size for i in range(meta.num_columns)
                 if meta.column(i).path_in_schema.split(".", 1)[0] in wanted)
     if total > limits.max_row_group_bytes:
         raise LimitExceeded(f"row group {group} holds {total} bytes uncompressed",
                             limits.describe("max_row_group_bytes"))
+    return max(1, min(BATCH_ROWS, limits.max_row_group_bytes // max(total, 1)))
 
 
 def _lost_rows(source: str, group: int, row: int, end: int, reason: str) -> Iterator[tuple[int, Rejection]]:
