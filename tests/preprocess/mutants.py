@@ -92,6 +92,9 @@ def record_mutants(schema: dict, record: dict, rng: np.random.Generator) -> dict
         "jd_absurd": (packet(with_cand(jd=1e12)), "candidate jd 1000000000000.0 is outside"),
         "ra_out_of_range": (packet(with_cand(ra=400.0)), "candidate ra 400.0 is outside [0, 360]"),
         "dec_out_of_range": (packet(with_cand(dec=-100.0)), "candidate dec -100.0 is outside [-90, 90]"),
+        "prv_nan_magpsf": (packet({**record, "prv_candidates": [
+            {**record["prv_candidates"][0], "magpsf": float("nan")}, *record["prv_candidates"][1:]]}),
+            "prv_candidates[0] magpsf nan is not finite"),
         "objectid_too_long": (packet({**record, "objectId": "ZTF" + "a" * 40}), "more than 32"),
         "objectid_not_ztf": (packet({**record, "objectId": "ZTF20ab/cdefg"}), "is not a ZTF name"),
         "objectid_path": (packet({**record, "objectId": "../../etc"}), "characters other than"),
