@@ -66,9 +66,9 @@ def test_a_codec_bomb_block_is_rejected_and_its_neighbours_read(three, codec):
 def test_the_block_limit_is_configurable(three):
     schema, records = three
     data = avro_bytes(schema, records, "deflate", sync_interval=1)
-    small = ReadLimits(max_block_bytes=10_000)  # smaller than one real packet
+    small = ReadLimits(max_block_bytes=30_000)  # above the 27 kB schema, below one real packet
     items = list(decode_avro(data, "x.avro", small))
-    assert all(isinstance(i, Rejection) and "(max_block_bytes=10000)" in i.reason for i in items)
+    assert all(isinstance(i, Rejection) and "(max_block_bytes=30000)" in i.reason for i in items)
     assert len(items) == 3
     assert all(isinstance(i, Alert) for i in decode_avro(data, "x.avro"))
 
@@ -87,6 +87,13 @@ def test_a_stored_block_beyond_the_limit_is_skipped_unread(three, seekable):
     assert len(rejections) == 5  # the block's count is plausible: one rejection per record
     assert all("block of 3000000 bytes is larger than allowed (max_block_bytes=1000000)" in r.reason
                for r in rejections)
+
+
+def test_a_header_entry_beyond_the_block_limit_is_refused_before_it_is_read():
+    data = bombs.container("x" * 5000, "null", [])  # a 5 kB "schema"
+    (rejection,) = decode_avro(data, "header.avro", ReadLimits(max_block_bytes=4096))
+    assert rejection.reason == ("unreadable Avro header: header entry of 5000 bytes is larger than allowed "
+                                "(max_block_bytes=4096)")
 
 
 def test_a_block_claiming_2_60_records_is_rejected_at_once():

@@ -92,7 +92,7 @@ def read_avro_stream(stream: BinaryIO, source: str,
         yield Rejection(None, None, source, "read", what)
         return
     try:
-        metadata, sync = _read_header(stream)
+        metadata, sync = _read_header(stream, limits.max_block_bytes)
         codec = metadata.get("avro.codec", b"null").decode("ascii") or "null"
         schema = _writer_schema(metadata["avro.schema"]) if codec in CODECS else None
     except Exception as exc:  # broken framing, bad JSON, invalid schema: fastavro raises many types
@@ -288,8 +288,11 @@ def count_avro_records(stream: BinaryIO, limits: ReadLimits = DEFAULT_LIMITS) ->
         return max(total, 1)
 
 
-def _read_header(stream: BinaryIO) -> tuple[dict[str, bytes], bytes]:
-    """The metadata map (``avro.schema``, ``avro.codec``) and sync marker after the magic."""
+def _read_header(stream: BinaryIO, max_bytes: int = DEFAULT_LIMITS.max_block_bytes) -> tuple[dict[str, bytes], bytes]:
+    """The metadata map (``avro.schema``, ``avro.codec``) and sync marker after the magic.
+
+    A key or value longer than ``max_bytes`` (``max_block_bytes``) is refused before it is read.
+    """
     metadata: dict[str, bytes] = {}
     while True:
         count = _read_long(stream)
@@ -299,11 +302,18 @@ def _read_header(stream: BinaryIO) -> tuple[dict[str, bytes], bytes]:
             count = -count
             _read_long(stream)
         for _ in range(count):
-            key = _read_exact(stream, _read_long(stream)).decode("utf-8")
-            metadata[key] = _read_exact(stream, _read_long(stream))
+            key = _read_exact(stream, _header_length(stream, max_bytes)).decode("utf-8")
+            metadata[key] = _read_exact(stream, _header_length(stream, max_bytes))
     if "avro.schema" not in metadata:
         raise _CorruptData("header has no avro.schema")
     return metadata, _read_exact(stream, _SYNC_SIZE)
+
+
+def _header_length(stream: BinaryIO, max_bytes: int) -> int:
+    size = _read_long(stream)
+    if size > max_bytes:
+        raise _CorruptData(f"header entry of {size} bytes is larger than allowed (max_block_bytes={max_bytes})")
+    return size
 
 
 def _read_long(stream: BinaryIO, first: bytes = b"") -> int:
