@@ -6,8 +6,11 @@ and the good records beside a bomb are still read. Memory is measured with ``tra
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -217,6 +220,38 @@ def test_a_parquet_row_group_beyond_the_limit_is_rejected_and_the_others_read(tm
     assert [r.source for r in rejections] == [f"{path}#{i}" for i in (3, 4, 5)]
     assert all("row group 1 holds" in r.reason and "(max_row_group_bytes=4194304)" in r.reason
                for r in rejections)
+
+
+_PEAK_CHILD = """
+import sys
+from brightscan.alerts import read_alerts, ReadLimits
+
+def hwm():
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
+
+before = hwm()
+count = sum(1 for _ in read_alerts(sys.argv[1], limits=ReadLimits(max_row_group_bytes=32 << 20)))
+print(count, hwm() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_a_dictionary_encoded_value_repeated_in_every_row_is_read_in_bounded_batches(tmp_path, real_parquet_dir):
+    """One 4 MiB stamp referenced by 160 rows: 4 MiB by the metadata (78 kB on disk), 640 MiB
+    decoded. The reader keeps the column as a dictionary and expands a few rows at a time; Arrow
+    allocates outside Python, so the peak resident set of a fresh process is measured (95 MB
+    here, 206 MB with the column decoded by Arrow)."""
+    table = pa.concat_tables([pq.read_table(real_parquet_dir / "datatest-part2.parquet").slice(0, 1)] * 160)
+    stamps = pa.DictionaryArray.from_arrays(pa.array(np.zeros(160, np.int32)), pa.array([bytes(4 << 20)]))
+    cutout = pa.StructArray.from_arrays([pa.array(["x"] * 160), stamps], names=["fileName", "stampData"])
+    table = table.set_column(table.schema.get_field_index("cutoutScience"), "cutoutScience", cutout)
+    path = tmp_path / "dictionary.parquet"
+    pq.write_table(table, path, compression="zstd", store_schema=False)  # no Arrow schema: plain binary
+    assert path.stat().st_size < 1_000_000
+    done = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(path)], capture_output=True, text=True, check=True)
+    count, growth_mb = done.stdout.split()
+    assert int(count) == 160
+    assert float(growth_mb) < 4 * 32  # MB: a few batches of 7 rows, not the 640 MiB column
 
 
 def test_limits_are_one_typed_object_with_sizes_by_name():

@@ -41,7 +41,7 @@ class ReadLimits:
     max_member_bytes: int = 256 * MiB  # one tar member, read whole (an Avro file inside an archive)
     max_archive_members: int = 10_000_000  # members of one tar archive, whatever their kind
     max_tar_header_bytes: int = 1 * MiB  # one extended tar header (pax, GNU long name), read whole
-    max_row_group_bytes: int = 1 * GiB  # uncompressed size of the columns read from one Parquet row group
+    max_row_group_bytes: int = 512 * MiB  # uncompressed size of the columns read from one Parquet row group
     max_cutout_bytes: int = 1 * MiB  # one cutout stamp after gunzip (ZTF's: ~20 kB)
 
     def __post_init__(self) -> None:

@@ -74,14 +74,20 @@ def read_parquet_file(file: str | Path | BinaryIO, source: str | None = None,
         return
     names = set(pfile.schema_arrow.names)
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing and _is_kafka_dump(pfile.schema_arrow):
-        yield from _kafka_values(pfile, source, limits)
-        return
-    if missing:
+    kafka = bool(missing) and _is_kafka_dump(pfile.schema_arrow)
+    if missing and not kafka:
         yield Rejection(None, None, source, "read",
                         f"Parquet file lacks alert column(s) {', '.join(missing)}")
         return
-    columns = [c for c in (*CORE_COLUMNS, *EXTRA_COLUMNS) if c in names]
+    columns = ["value"] if kafka else [c for c in (*CORE_COLUMNS, *EXTRA_COLUMNS) if c in names]
+    try:
+        pfile = _keeping_dictionaries(file, pfile, columns, limits)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        yield Rejection(None, None, source, "read", f"not a readable Parquet file: {_one_line(exc)}")
+        return
+    if kafka:
+        yield from _kafka_values(pfile, source, limits)
+        return
     for row, record in _rows(pfile, columns, source, limits):
         yield record if isinstance(record, Rejection) else _alert(record, f"{source}#{row}")
 
@@ -113,6 +119,29 @@ def _batch_rows(meta: pq.RowGroupMetaData, columns: list[str], group: int, limit
         raise LimitExceeded(f"row group {group} holds {total} bytes uncompressed",
                             limits.describe("max_row_group_bytes"))
     return max(1, min(BATCH_ROWS, limits.max_row_group_bytes // max(total, 1)))
+
+
+def _keeping_dictionaries(file: str | Path | BinaryIO, pfile: pq.ParquetFile, columns: list[str],
+                          limits: ReadLimits) -> pq.ParquetFile:
+    """``pfile``, or the file reopened so that Arrow keeps dictionary-encoded text and binary
+    columns as dictionaries where decoding them whole could pass ``max_row_group_bytes``.
+
+    A dictionary page holds each distinct value once: one 4 MiB stamp referenced by every row
+    looks like 4 MiB in the metadata and decodes to rows x 4 MiB, which Arrow would build for the
+    whole row group. Kept as a dictionary, only the rows of one batch are ever expanded. Real files
+    never come near the bound (values x chunk size), so they are read as before.
+    """
+    wanted, paths = set(columns), set()
+    meta = pfile.metadata
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            if (chunk.physical_type == "BYTE_ARRAY" and chunk.has_dictionary_page
+                    and chunk.path_in_schema.split(".", 1)[0] in wanted
+                    and chunk.num_values * chunk.total_uncompressed_size > limits.max_row_group_bytes):
+                paths.add(chunk.path_in_schema)
+    return pq.ParquetFile(file, read_dictionary=sorted(paths)) if paths else pfile
 
 
 def _lost_rows(source: str, group: int, row: int, end: int, reason: str) -> Iterator[tuple[int, Rejection]]:
