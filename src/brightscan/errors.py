@@ -63,3 +63,21 @@ class ModelFileError(BrightscanError):
 
 class ConfigError(BrightscanError):
     """A configuration file or value is invalid."""
+
+
+class LimitExceeded(BrightscanError):
+    """An input claims, or expands to, more than a read limit allows (a decompression bomb).
+
+    Parameters
+    ----------
+    reason : str
+        What was found, e.g. ``"block decompresses to more than 16777216 bytes"``.
+    limit : str
+        The :class:`~brightscan.alerts.limits.ReadLimits` field that was exceeded, with its value
+        (``"max_block_bytes=16777216"``); it ends the message, so every rejection names it.
+    """
+
+    def __init__(self, reason: str, limit: str) -> None:
+        super().__init__(f"{reason} ({limit})")
+        self.reason = reason
+        self.limit = limit

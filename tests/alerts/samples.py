@@ -8,6 +8,7 @@ import datetime
 import gzip
 import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,17 @@ def stamp_bytes(image: np.ndarray, *, compress: bool = True) -> bytes:
     fits.PrimaryHDU(np.asarray(image)).writeto(out)
     raw = out.getvalue()
     return gzip.compress(raw) if compress else raw
+
+
+def tar_gz(members: list[tuple[str, bytes]]) -> bytes:
+    """A ``.tar.gz`` archive of ``members`` (name, bytes)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def with_stamp(record: dict, field: str, data: bytes | None) -> dict:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import importlib.util
-import io
 import shutil
-import tarfile
 import threading
 import uuid
 
@@ -17,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from alerts.samples import real_avro_files
+from alerts.samples import real_avro_files, tar_gz
 from brightscan.alerts import Alert, Rejection, iter_input_files, read_alerts
 from brightscan.cli.main import app
 from brightscan.errors import InputError
@@ -36,16 +34,6 @@ def memory_root():
     yield fs, root
     if fs.exists(root):
         fs.rm(root, recursive=True)
-
-
-def _tar(members) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def candids(items) -> list[int]:
@@ -96,7 +84,7 @@ def test_memory_urls_every_container(memory_root, avro_files, real_parquet_dir):
     fs.pipe(f"{root}/night/b.avro", avro_files[1].read_bytes())
     fs.pipe(f"{root}/night/a.avro", avro_files[0].read_bytes())
     fs.pipe(f"{root}/night/sub/archive.tar.gz",
-            _tar([(f"x/{p.name}", p.read_bytes()) for p in avro_files[2:4]]))
+            tar_gz([(f"x/{p.name}", p.read_bytes()) for p in avro_files[2:4]]))
     fs.pipe(f"{root}/night/_SUCCESS", b"")
     fs.pipe(f"{root}/fink/part-0.parquet", parquet.read_bytes())
     url = f"memory://{root}"
@@ -158,7 +146,7 @@ def test_https_style_urls_through_a_loopback_web_server(web_root, avro_files, re
     shutil.copy(avro_files[0], www / "a.avro")
     parquet = sorted(real_parquet_dir.glob("*.parquet"))[0]
     shutil.copy(parquet, www / "alerts.parquet")
-    (www / "night.tar.gz").write_bytes(_tar([(p.name, p.read_bytes()) for p in avro_files[1:3]]))
+    (www / "night.tar.gz").write_bytes(tar_gz([(p.name, p.read_bytes()) for p in avro_files[1:3]]))
     items = list(read_alerts([f"{base}/a.avro", f"{base}/night.tar.gz", f"{base}/alerts.parquet"]))
     n_rows = pq.ParquetFile(parquet).metadata.num_rows
     assert len(candids(items)) == 3 + n_rows
@@ -209,7 +197,7 @@ def test_a_connection_dropped_mid_file_rejects_that_file_only(web_root, avro_fil
     pytest.importorskip("aiohttp", reason="fsspec's http filesystem needs aiohttp (the test extra has it)")
     www, base = web_root
     shutil.copy(avro_files[0], www / "good.avro")
-    handler = type("Handler", (_CutShort,), {"payload": _tar([(p.name, p.read_bytes()) for p in avro_files])})
+    handler = type("Handler", (_CutShort,), {"payload": tar_gz([(p.name, p.read_bytes()) for p in avro_files])})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.handle_error = lambda request, address: None
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -39,7 +39,7 @@ def _run_card(root: Path) -> dict:
 
 def test_score_every_option_same_in_both_engines(real_avro_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
     options = ["--model", tiny_model, "--backend", "torch", "--precision", "fp32", "--batch-size", "5",
-               "--threads", "1", "--device", "cpu", "--overflow", "production"]
+               "--threads", "1", "--device", "cpu", "--overflow", "production", "--read-limit", "max_cutout_bytes=2MiB"]
     here, there = tmp_path / "scores.parquet", tmp_path / "dask"
     _invoke("score", real_avro_dir, *options, "--out", here)
     _invoke("score", real_avro_dir, *options, "--out", there, "--cluster", "local:1")
@@ -51,6 +51,7 @@ def test_score_every_option_same_in_both_engines(real_avro_dir: Path, tiny_model
     assert len(rejected) == sum(r["rejections"] for r in RunLayout(there, "scores").manifest())
     card, stored = _run_card(there), read_run_card(here)
     assert card["overflow"] == "production" and card["precision"] == "float32" and card["backend"] == "torch"
+    assert card["read_limits"]["max_cutout_bytes"] == 2 * 2**20
     assert {k: stored[k] for k in card} == card
     for row in RunLayout(there, "scores").manifest():  # what each worker set up, as in this process
         assert {k: row[k] for k in ("precision", "backend", "batch_size", "threads")} == \
@@ -67,7 +68,7 @@ def test_causal_is_refused_on_a_cluster_not_dropped(real_avro_dir: Path, tiny_mo
 
 
 def test_preprocess_every_option_same_in_both_engines(real_avro_dir: Path, tmp_path: Path) -> None:
-    options = ["--features", "icml2023", "--overflow", "production"]
+    options = ["--features", "icml2023", "--overflow", "production", "--read-limit", "max_cutout_bytes=2MiB"]
     here, there = tmp_path / "here", tmp_path / "dask"
     _invoke("preprocess", real_avro_dir, *options, "--out", here)
     _invoke("preprocess", real_avro_dir, *options, "--out", there, "--cluster", "local:1")
@@ -85,6 +86,7 @@ def test_preprocess_every_option_same_in_both_engines(real_avro_dir: Path, tmp_p
     assert np.array_equal(triplets[order], flat[other])
     card = _run_card(there)
     assert card == _run_card(here) and card["overflow"] == "production" and card["feature_set"] == "icml2023"
+    assert card["read_limits"]["max_cutout_bytes"] == 2 * 2**20
 
 
 def test_dataset_build_every_option_same_in_both_engines(real_avro_dir: Path, tmp_path: Path) -> None:

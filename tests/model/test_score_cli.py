@@ -128,3 +128,17 @@ def _accepted_by_preprocessing_one(alert) -> bool:
         return True
     except AlertError:
         return False
+
+
+def test_score_takes_read_limits(tmp_path, tiny_model_dir, real_avro_dir):
+    """``--read-limit`` reaches the scorer's reading and cutout inflation; a bad one is a usage error."""
+    refused = runner.invoke(app, ["score", str(real_avro_dir), "--model", str(tiny_model_dir),
+                                  "--out", str(tmp_path / "a.parquet"), "--read-limit", "max_cutout_bytes=10KiB"])
+    assert refused.exit_code == 1
+    assert "cutout inflates to more than N bytes" in refused.output and "all 38 rejected" in refused.output
+    scored = runner.invoke(app, ["score", str(real_avro_dir), "--model", str(tiny_model_dir),
+                                 "--out", str(tmp_path / "b.parquet"), "--read-limit", "max_block_records=10"])
+    assert scored.exit_code == 0 and "scored 36 alerts" in scored.output, scored.output
+    usage = runner.invoke(app, ["score", str(real_avro_dir), "--model", str(tiny_model_dir),
+                                "--read-limit", "max_block_bytes=0"])
+    assert usage.exit_code == 2 and "must be a positive integer" in " ".join(usage.output.split())

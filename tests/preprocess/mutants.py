@@ -86,8 +86,30 @@ def record_mutants(schema: dict, record: dict, rng: np.random.Generator) -> dict
         "string_sgscore1": (packet(with_cand(sgscore1="0.5"), _set_type(schema, "sgscore1", ["string", "null"])),
                             "feature sgscore1 is not a number"),
         "string_jd": (packet(with_cand(jd="2458000.5"), _set_type(schema, "jd", "string")), "no numeric jd"),
-        "nan_magpsf": (packet(with_cand(magpsf=float("nan"))), "feature magpsf is NaN"),
+        # values checked where the record is read (stage read), each reason naming the field
+        "nan_magpsf": (packet(with_cand(magpsf=float("nan"))), "candidate magpsf nan is not finite"),
+        "inf_diffmaglim": (packet(with_cand(diffmaglim=float("inf"))), "candidate diffmaglim inf is not finite"),
+        "jd_absurd": (packet(with_cand(jd=1e12)), "candidate jd 1000000000000.0 is outside"),
+        "ra_out_of_range": (packet(with_cand(ra=400.0)), "candidate ra 400.0 is outside [0, 360]"),
+        "dec_out_of_range": (packet(with_cand(dec=-100.0)), "candidate dec -100.0 is outside [-90, 90]"),
+        "prv_nan_magpsf": (packet({**record, "prv_candidates": [
+            {**record["prv_candidates"][0], "magpsf": float("nan")}, *record["prv_candidates"][1:]]}),
+            "prv_candidates[0] magpsf nan is not finite"),
+        "objectid_too_long": (packet({**record, "objectId": "ZTF" + "a" * 40}), "more than 32"),
+        "objectid_not_ztf": (packet({**record, "objectId": "ZTF20ab/cdefg"}), "is not a ZTF name"),
+        "objectid_path": (packet({**record, "objectId": "../../etc"}), "characters other than"),
+        "candid_huge_digits": (packet({**record, "candid": "9" * 5000}, _set_top_type(schema, "candid", "string")),
+                               "(5002 characters) is outside the int64 range"),
     }
+
+
+def _set_top_type(schema: dict, name: str, avro_type) -> dict:
+    schema = copy.deepcopy(schema)
+    for item in schema["fields"]:
+        if item["name"] == name:
+            item["type"] = avro_type
+            item.pop("default", None)
+    return schema
 
 
 def build_mixed_batch(root: Path, avro_dir: Path, parquet_dir: Path | None = None, seed: int = 0) -> Batch:

@@ -101,11 +101,27 @@ def test_nothing_readable_exits_2(tmp_path, runner):
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--features", "v9"], "'v9' is not one of 'v1', 'icml2023'"),
-     (["--overflow", "clip"], "'clip' is not one of 'reject', 'production'")],
+     (["--overflow", "clip"], "'clip' is not one of 'reject', 'production'"),
+     (["--read-limit", "max_block_bytes"], "'max_block_bytes' is not NAME=SIZE"),
+     (["--read-limit", "max_alert=5"], "unknown read limit(s) ['max_alert']"),
+     (["--read-limit", "max_cutout_bytes=-1"], "'-1' is not a size")],
 )
 def test_bad_options_exit_2(tmp_path, runner, real_avro_dir, args, message):
     result = invoke(runner, str(real_avro_dir), "--out", str(tmp_path / "out"), *args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_read_limits_from_the_command_line(tmp_path, runner, real_avro_dir):
+    """``--read-limit`` reaches both the cutout inflation and the readers."""
+    small = invoke(runner, str(real_avro_dir), "--out", str(tmp_path / "a"),
+                   "--read-limit", "max_cutout_bytes=10KiB", "--read-limit", "max_block_bytes=64MiB")
+    assert small.exit_code == 1  # every stamp (~20 kB inflated) is refused: nothing accepted
+    assert "cutout inflates to more than N bytes" in small.output and "no alert was accepted" in small.output
+    blocks = invoke(runner, str(real_avro_dir), "--out", str(tmp_path / "b"), "--read-limit", "max_block_bytes=1k")
+    assert blocks.exit_code == 2  # no packet fits a 1 kB block: nothing could be read at all
+    assert "no alert could be read" in blocks.output
+    default = invoke(runner, str(real_avro_dir), "--out", str(tmp_path / "c"), "--read-limit", "max_cutout_bytes=1MiB")
+    assert default.exit_code == 0 and "accepted 36" in default.output
 
 
 def test_missing_input_exits_2(tmp_path, runner):

@@ -17,6 +17,12 @@ decompressed, or fails its checksum, loses its own records only; a record that c
 loses the rest of its block (nothing says where the next record starts) but not the next blocks;
 broken framing (a bad length, a wrong sync marker, a truncated block) is skipped up to the next
 sync marker. Each lost record becomes a :class:`Rejection` naming the file and record number.
+
+Bounds (:class:`~brightscan.alerts.limits.ReadLimits`): a block whose stored body exceeds
+``max_block_bytes``, or which claims more than ``max_block_records`` records, is skipped without
+being read whole; a body is decompressed only up to ``max_block_bytes``; a block claiming more
+records than its records take bytes, or an array claiming more items than bytes are left, is
+refused at once, never iterated. Each becomes a rejection naming the limit.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from typing import Any, BinaryIO
 
 import fastavro
 
-from brightscan.alerts.avro_compiler import Decoder, UnsupportedSchema, compile_reader
+from brightscan.alerts.avro_compiler import Decoder, ItemCountError, UnsupportedSchema, compile_reader
 from brightscan.alerts.codecs import CODECS, CorruptBlock, decompress_block
+from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.records import Alert, Rejection, alert_from_record
+from brightscan.errors import LimitExceeded
 
 #: Avro container files start with these four bytes.
 AVRO_MAGIC = b"Obj\x01"
@@ -58,7 +66,8 @@ class _Lost:
     reason: str
 
 
-def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejection]:
+def read_avro_stream(stream: BinaryIO, source: str,
+                     limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Alert | Rejection]:
     """Decode every packet of one Avro container, lazily.
 
     Parameters
@@ -68,6 +77,8 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
         skipped to the next sync marker.
     source : str
         Where the container came from; record ``i > 0`` is named ``source#i``.
+    limits : ReadLimits, optional
+        Bounds on block sizes and record counts (default :data:`~brightscan.alerts.limits.DEFAULT_LIMITS`).
 
     Yields
     ------
@@ -81,7 +92,7 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
         yield Rejection(None, None, source, "read", what)
         return
     try:
-        metadata, sync = _read_header(stream)
+        metadata, sync = _read_header(stream, limits.max_block_bytes)
         codec = metadata.get("avro.codec", b"null").decode("ascii") or "null"
         schema = _writer_schema(metadata["avro.schema"]) if codec in CODECS else None
     except Exception as exc:  # broken framing, bad JSON, invalid schema: fastavro raises many types
@@ -91,7 +102,7 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
         yield from _read_with_fastavro(stream, source, codec)
         return
     index = 0
-    for block in _iter_blocks(stream, sync, codec):
+    for block in _iter_blocks(stream, sync, codec, limits):
         if isinstance(block, _Lost):
             yield from _lost_records(source, index, block)
             index += block.count or 0
@@ -116,9 +127,10 @@ def record_source(source: str, index: int) -> str:
     return source if index == 0 else f"{source}#{index}"
 
 
-def decode_avro(data: bytes, source: str = "<bytes>") -> Iterator[Alert | Rejection]:
+def decode_avro(data: bytes, source: str = "<bytes>",
+                limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Alert | Rejection]:
     """Decode an in-memory Avro container (a Kafka message value, a tar member)."""
-    return read_avro_stream(io.BytesIO(data), source)
+    return read_avro_stream(io.BytesIO(data), source, limits)
 
 
 def _lost_records(source: str, index: int, lost: _Lost) -> Iterator[Rejection]:
@@ -134,7 +146,8 @@ def _lost_records(source: str, index: int, lost: _Lost) -> Iterator[Rejection]:
                         f"unreadable Avro block ({span}): {lost.reason}")
 
 
-def _iter_blocks(stream: BinaryIO, sync: bytes, codec: str) -> Iterator[tuple[int, bytes] | _Lost]:
+def _iter_blocks(stream: BinaryIO, sync: bytes, codec: str,
+                 limits: ReadLimits) -> Iterator[tuple[int, bytes] | _Lost]:
     """Each block's record count and decompressed body, or a :class:`_Lost` for a damaged one."""
     seekable = stream.seekable()
     while True:
@@ -148,7 +161,8 @@ def _iter_blocks(stream: BinaryIO, sync: bytes, codec: str) -> Iterator[tuple[in
             size = _read_long(stream)
             if count < 0 or size < 0:
                 raise _CorruptData(f"negative block count or size ({count}, {size})")
-            body = _read_exact(stream, size)
+            over = _over_limits(count, size, limits)
+            body = _read_exact(stream, size) if over is None else _skip(stream, size)
             if _read_exact(stream, _SYNC_SIZE) != sync:
                 raise _CorruptData("sync marker mismatch")
         except _CorruptData as exc:
@@ -161,10 +175,45 @@ def _iter_blocks(stream: BinaryIO, sync: bytes, codec: str) -> Iterator[tuple[in
             if resumed is None:
                 return
             continue
+        if over is not None:  # a well-framed block beyond a limit: skipped unread, its records lost
+            yield _Lost(count if count <= limits.max_block_records else None, over)
+            continue
         try:
-            yield count, decompress_block(codec, body)
-        except CorruptBlock as exc:
+            records = decompress_block(codec, body, limits.max_block_bytes)
+        except (CorruptBlock, LimitExceeded) as exc:
             yield _Lost(count, str(exc))
+            continue
+        if count > len(records):  # 2^60 records of no bytes: refused at once, never iterated
+            yield _Lost(count, f"block claims {count} records in {len(records)} bytes: more records than bytes")
+            continue
+        yield count, records
+
+
+def _over_limits(count: int, size: int, limits: ReadLimits) -> str | None:
+    """Why a block must be skipped unread (its stored size or claimed count), or None."""
+    if size > limits.max_block_bytes:
+        return f"block of {size} bytes is larger than allowed ({limits.describe('max_block_bytes')})"
+    if count > limits.max_block_records:
+        return f"block claims {count} records, more than allowed ({limits.describe('max_block_records')})"
+    return None
+
+
+def _skip(stream: BinaryIO, size: int) -> bytes:
+    """Step over ``size`` bytes without holding them (a seek, or reads of bounded chunks)."""
+    if stream.seekable():
+        here = stream.tell()
+        left = stream.seek(0, io.SEEK_END) - here
+        if size > left:  # not a large block: a broken length (resynchronised by the caller)
+            raise _CorruptData(f"truncated: {size} bytes expected, {left} left")
+        stream.seek(here + size)
+        return b""
+    left = size
+    while left:
+        part = stream.read(min(left, _CHUNK))
+        if not part:
+            raise _CorruptData(f"truncated: {size} bytes expected, {size - left} left")
+        left -= len(part)
+    return b""
 
 
 def _resync(stream: BinaryIO, sync: bytes, start: int) -> int | None:
@@ -191,6 +240,8 @@ def _decode_record(body: bytes, pos: int, schema: tuple[dict[str, Any], Decoder 
     if decoder is not None:
         try:
             return decoder(body, pos)
+        except ItemCountError:
+            raise  # a claim fastavro would iterate until memory runs out: never handed to it
         except (IndexError, ValueError, struct.error):
             pass  # malformed data: fastavro re-reads it and raises (or not) exactly as before
     block = io.BytesIO(body)
@@ -215,7 +266,7 @@ def _writer_schema(text: bytes) -> tuple[dict[str, Any], Decoder | None]:
     return cached
 
 
-def count_avro_records(stream: BinaryIO) -> int:
+def count_avro_records(stream: BinaryIO, limits: ReadLimits = DEFAULT_LIMITS) -> int:
     """Number of packets in one Avro container, from the block headers alone (nothing decoded).
 
     Used for progress totals; a file that is not Avro or breaks counts as one item (the
@@ -230,14 +281,18 @@ def count_avro_records(stream: BinaryIO) -> int:
             first = stream.read(1)
             if not first:
                 return max(total, 1)
-            total += _read_long(stream, first)
+            count = _read_long(stream, first)
+            total += count if 0 <= count <= limits.max_block_records else 1  # one rejection
             stream.seek(_read_long(stream) + _SYNC_SIZE, io.SEEK_CUR)
     except _CorruptData:
         return max(total, 1)
 
 
-def _read_header(stream: BinaryIO) -> tuple[dict[str, bytes], bytes]:
-    """The metadata map (``avro.schema``, ``avro.codec``) and sync marker after the magic."""
+def _read_header(stream: BinaryIO, max_bytes: int = DEFAULT_LIMITS.max_block_bytes) -> tuple[dict[str, bytes], bytes]:
+    """The metadata map (``avro.schema``, ``avro.codec``) and sync marker after the magic.
+
+    A key or value longer than ``max_bytes`` (``max_block_bytes``) is refused before it is read.
+    """
     metadata: dict[str, bytes] = {}
     while True:
         count = _read_long(stream)
@@ -247,11 +302,18 @@ def _read_header(stream: BinaryIO) -> tuple[dict[str, bytes], bytes]:
             count = -count
             _read_long(stream)
         for _ in range(count):
-            key = _read_exact(stream, _read_long(stream)).decode("utf-8")
-            metadata[key] = _read_exact(stream, _read_long(stream))
+            key = _read_exact(stream, _header_length(stream, max_bytes)).decode("utf-8")
+            metadata[key] = _read_exact(stream, _header_length(stream, max_bytes))
     if "avro.schema" not in metadata:
         raise _CorruptData("header has no avro.schema")
     return metadata, _read_exact(stream, _SYNC_SIZE)
+
+
+def _header_length(stream: BinaryIO, max_bytes: int) -> int:
+    size = _read_long(stream)
+    if size > max_bytes:
+        raise _CorruptData(f"header entry of {size} bytes is larger than allowed (max_block_bytes={max_bytes})")
+    return size
 
 
 def _read_long(stream: BinaryIO, first: bytes = b"") -> int:

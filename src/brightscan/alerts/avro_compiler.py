@@ -17,6 +17,9 @@ values match exactly; a logical type fastavro ignores is read as its base type, 
 undefined name, nesting deeper than Python's parser allows), and the caller keeps fastavro. A
 decoding function raises on malformed data (``IndexError``, ``ValueError``, ``struct.error``,
 ``UnicodeDecodeError``); the caller then lets fastavro decide, so errors read exactly as before.
+The one exception is an array or map block claiming more items than bytes remain in the buffer
+(2^60 nulls in ten bytes): that raises :class:`ItemCountError` at once, which the caller must not
+hand to fastavro, whose loop would append items until memory runs out.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ class UnsupportedSchema(ValueError):
     """The schema uses a construct this compiler does not generate code for."""
 
 
+class ItemCountError(Exception):
+    """An array or map claims more items than bytes remain: never iterated, never retried.
+
+    Not a ``ValueError``, so that no caller mistakes it for damage fastavro should re-read.
+    """
+
+
+def _too_many_items(count: int, left: int) -> ItemCountError:
+    return ItemCountError(f"an array or map claims {count} items with {left} bytes left in its block")
+
+
 def compile_reader(schema: dict[str, Any]) -> Decoder:
     """Generate the decoding function of a (JSON-parsed, not fastavro-parsed) writer schema.
 
@@ -52,6 +66,7 @@ def compile_reader(schema: dict[str, Any]) -> Decoder:
         "_float": struct.Struct("<f").unpack_from,
         "_double": struct.Struct("<d").unpack_from,
         "_long": _read_long,
+        "_too_many": _too_many_items,
     }
     try:
         top = builder.record(schema, schema.get("namespace", ""))
@@ -188,6 +203,9 @@ class _Builder:
             f"{pad}    if {count} < 0:  # a block with its byte size",
             f"{pad}        {count} = -{count}",
             f"{pad}        _, pos = _long(buf, pos)",
+            # every item takes a byte (items of no bytes at all are refused too): never loop past the data
+            f"{pad}    if {count} > len(buf) - pos:",
+            f"{pad}        raise _too_many({count}, len(buf) - pos)",
             f"{pad}    for _ in range({count}):",
         ]
         if is_map:

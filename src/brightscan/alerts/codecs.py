@@ -16,7 +16,9 @@ bzip2, xz  the standard library's ``bz2`` / ``lzma``
 ========== ==================================================================================
 
 Any other codec name (``lz4`` is fastavro's own extension) is left to ``fastavro.reader``, which
-reads it or says which library it lacks. A damaged body raises :class:`CorruptBlock`.
+reads it or says which library it lacks. A damaged body raises :class:`CorruptBlock`; a body
+that would decompress to more than the block limit raises
+:class:`~brightscan.errors.LimitExceeded` as soon as the output passes it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ import lzma
 import struct
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import cramjam
 from isal import isal_zlib
+
+from brightscan.alerts.limits import DEFAULT_LIMITS
+from brightscan.errors import LimitExceeded
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -45,23 +51,38 @@ class CorruptBlock(ValueError):
     """A block body cannot be decompressed, or fails its checksum."""
 
 
-def _null(body: bytes) -> bytes:
+def _too_large(max_bytes: int) -> LimitExceeded:
+    return LimitExceeded(f"block decompresses to more than {max_bytes} bytes", f"max_block_bytes={max_bytes}")
+
+
+def _null(body: bytes, max_bytes: int) -> bytes:
+    if len(body) > max_bytes:
+        raise _too_large(max_bytes)
     return body
 
 
-def _deflate(body: bytes) -> bytes:
+def _deflate(body: bytes, max_bytes: int) -> bytes:
+    # One bounded call: never more than max_bytes + 1 bytes out, however small the input
+    inflater = isal_zlib.decompressobj(wbits=-15)
     try:
-        return isal_zlib.decompress(body, wbits=-15)
+        plain = inflater.decompress(body, max_bytes + 1)
     except isal_zlib.error as exc:
         raise CorruptBlock(f"bad deflate data ({exc})") from None
+    if len(plain) > max_bytes:
+        raise _too_large(max_bytes)
+    if not inflater.eof:
+        raise CorruptBlock("bad deflate data (incomplete or truncated stream)")
+    return plain
 
 
-def _snappy(body: bytes) -> bytes:
+def _snappy(body: bytes, max_bytes: int) -> bytes:
     if len(body) < 4:
         raise CorruptBlock(f"snappy block of {len(body)} bytes has no room for its CRC32")
     data, (expected,) = memoryview(body)[:-4], _CRC.unpack_from(body, len(body) - 4)
     try:
         size = cramjam.snappy.decompress_raw_len(data)
+        if size > max_bytes:  # the header says it: refused before anything is allocated
+            raise _too_large(max_bytes)
         if size > _SNAPPY_MAX_RATIO * len(data) + 64:
             raise CorruptBlock(f"snappy block claims {size} bytes from {len(data)}")
         out = bytearray(size)  # decompressing into place is 5x faster than cramjam's Buffer -> bytes
@@ -76,29 +97,49 @@ def _snappy(body: bytes) -> bytes:
     return plain
 
 
-def _zstandard(body: bytes) -> bytes:
-    try:
-        return zstd.decompress(body)
-    except zstd.ZstdError as exc:
-        raise CorruptBlock(f"bad zstandard data ({exc})") from None
+def _streams(body: bytes, max_bytes: int, new: Callable[[], Any], errors: tuple[type[BaseException], ...],
+             name: str, *, trailing_ok: bool) -> bytes:
+    """Concatenated streams (zstd frames, bzip2 / xz streams), one decompressor each, bounded.
+
+    Each call asks for at most what is left of ``max_bytes`` plus one byte, so a bomb stops as soon
+    as it passes the limit. ``trailing_ok``: data after the first stream that is not a stream is
+    ignored (as ``bz2.decompress`` and ``lzma.decompress`` do); zstandard refuses it.
+    """
+    parts, total, data = [], 0, body
+    while True:
+        stream = new()
+        try:
+            piece = stream.decompress(data, max_bytes - total + 1)
+        except errors as exc:
+            if trailing_ok and parts:
+                break
+            raise CorruptBlock(f"bad {name} data ({exc})") from None
+        total += len(piece)
+        if total > max_bytes:
+            raise _too_large(max_bytes)
+        parts.append(piece)
+        if not stream.eof:
+            raise CorruptBlock(f"bad {name} data (compressed data ended before the end-of-stream marker)")
+        data = stream.unused_data
+        if not data:
+            return b"".join(parts)
+    return b"".join(parts)
 
 
-def _bzip2(body: bytes) -> bytes:
-    try:
-        return bz2.decompress(body)
-    except (OSError, ValueError) as exc:
-        raise CorruptBlock(f"bad bzip2 data ({exc})") from None
+def _zstandard(body: bytes, max_bytes: int) -> bytes:
+    return _streams(body, max_bytes, zstd.ZstdDecompressor, (zstd.ZstdError,), "zstandard", trailing_ok=False)
 
 
-def _xz(body: bytes) -> bytes:
-    try:
-        return lzma.decompress(body)
-    except lzma.LZMAError as exc:
-        raise CorruptBlock(f"bad xz data ({exc})") from None
+def _bzip2(body: bytes, max_bytes: int) -> bytes:
+    return _streams(body, max_bytes, bz2.BZ2Decompressor, (OSError, ValueError), "bzip2", trailing_ok=True)
 
 
-#: Codec name (the container's ``avro.codec``) -> block decompressor.
-CODECS: dict[str, Callable[[bytes], bytes]] = {
+def _xz(body: bytes, max_bytes: int) -> bytes:
+    return _streams(body, max_bytes, lzma.LZMADecompressor, (lzma.LZMAError,), "xz", trailing_ok=True)
+
+
+#: Codec name (the container's ``avro.codec``) -> block decompressor ``(body, max_bytes) -> records``.
+CODECS: dict[str, Callable[[bytes, int], bytes]] = {
     "null": _null,
     "deflate": _deflate,
     "snappy": _snappy,
@@ -108,8 +149,11 @@ CODECS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-def decompress_block(codec: str, body: bytes) -> bytes:
-    """The record bytes of one block.
+def decompress_block(codec: str, body: bytes, max_bytes: int = DEFAULT_LIMITS.max_block_bytes) -> bytes:
+    """The record bytes of one block, never more than ``max_bytes`` of them.
+
+    Every codec decompresses incrementally (or, for snappy, reads the size its header states)
+    and stops as soon as the output passes ``max_bytes``: a small bomb never allocates more.
 
     Raises
     ------
@@ -117,6 +161,7 @@ def decompress_block(codec: str, body: bytes) -> bytes:
         For a codec outside :data:`CODECS`.
     CorruptBlock
         When the body is damaged.
+    LimitExceeded
+        When the records would take more than ``max_bytes`` (``max_block_bytes``).
     """
-    return CODECS[codec](body)
-
+    return CODECS[codec](body, max_bytes)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from brightscan.alerts.avro import count_avro_records, read_avro_stream
+from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.locations import SUFFIXES, InputFile, PathLike, is_url, resolve_inputs, walk_inputs
 from brightscan.alerts.parquet import read_parquet_file
 from brightscan.alerts.records import Alert, Rejection
@@ -19,7 +20,8 @@ __all__ = ["SUFFIXES", "count_alerts", "iter_input_files", "read_alerts", "read_
 log = logging.getLogger(__name__)
 
 
-def read_alerts(inputs: PathLike | Iterable[PathLike]) -> Iterator[Alert | Rejection]:
+def read_alerts(inputs: PathLike | Iterable[PathLike], *,
+                limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Alert | Rejection]:
     """Yield every alert (or rejection) found in files, archives, directories, globs and URLs.
 
     Parameters
@@ -30,6 +32,9 @@ def read_alerts(inputs: PathLike | Iterable[PathLike]) -> Iterator[Alert | Rejec
         order, skipping ``.``/``_``-prefixed names); glob patterns (``night/*.avro``,
         ``**`` recursive); fsspec URLs (``memory://``, ``file://``, and ``s3://``, ``gs://``,
         ``https://`` with the ``remote`` extra) of any of these.
+    limits : ReadLimits, optional
+        Bounds on decompressed sizes and claimed counts; whatever exceeds one is rejected with a
+        reason naming it (default :data:`~brightscan.alerts.limits.DEFAULT_LIMITS`).
 
     Raises
     ------
@@ -39,7 +44,7 @@ def read_alerts(inputs: PathLike | Iterable[PathLike]) -> Iterator[Alert | Rejec
         readable inputs become :class:`Rejection` records instead.
     """
     for file in walk_inputs(resolve_inputs(inputs)):
-        yield from read_file(file)
+        yield from read_file(file, limits)
 
 
 def iter_input_files(inputs: PathLike | Iterable[PathLike]) -> Iterator[InputFile]:
@@ -47,14 +52,14 @@ def iter_input_files(inputs: PathLike | Iterable[PathLike]) -> Iterator[InputFil
     return walk_inputs(resolve_inputs(inputs))
 
 
-def read_file(path: InputFile) -> Iterator[Alert | Rejection]:
+def read_file(path: InputFile, limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Alert | Rejection]:
     """Read one file (a local path, or a URL opened through fsspec) by its suffix.
 
     A file that cannot be opened, or whose reading fails part-way (a disk or network error),
     yields one rejection saying so after whatever was read before.
     """
     if isinstance(path, str) and is_url(path):
-        yield from _read_remote(path)
+        yield from _read_remote(path, limits)
         return
     source = str(path)
     try:
@@ -63,10 +68,10 @@ def read_file(path: InputFile) -> Iterator[Alert | Rejection]:
         yield Rejection(None, None, source, "read", f"cannot open file: {exc}")
         return
     with stream:
-        yield from _guarded(_read_stream(stream, source), source, (OSError, EOFError))
+        yield from _guarded(_read_stream(stream, source, limits), source, (OSError, EOFError))
 
 
-def _read_remote(url: str) -> Iterator[Alert | Rejection]:
+def _read_remote(url: str, limits: ReadLimits) -> Iterator[Alert | Rejection]:
     import fsspec
 
     try:
@@ -77,7 +82,7 @@ def _read_remote(url: str) -> Iterator[Alert | Rejection]:
         return
     with opened:
         stream = _random_access(opened, url) if url.lower().endswith(".parquet") else opened
-        yield from _guarded(_read_stream(stream, url), url, (Exception,))
+        yield from _guarded(_read_stream(stream, url, limits), url, (Exception,))
 
 
 def _random_access(opened: BinaryIO, url: str) -> BinaryIO:
@@ -96,14 +101,14 @@ def _random_access(opened: BinaryIO, url: str) -> BinaryIO:
             return io.BytesIO(whole.read())
 
 
-def _read_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejection]:
+def _read_stream(stream: BinaryIO, source: str, limits: ReadLimits) -> Iterator[Alert | Rejection]:
     name = source.lower()
     if name.endswith(".parquet"):
-        yield from read_parquet_file(stream, source)
+        yield from read_parquet_file(stream, source, limits)
     elif name.endswith((".tar", ".tar.gz", ".tgz")):
-        yield from read_tarball(stream, source)
+        yield from read_tarball(stream, source, limits)
     else:
-        yield from read_avro_stream(stream, source)
+        yield from read_avro_stream(stream, source, limits)
 
 
 def _guarded(items: Iterator[Alert | Rejection], source: str,

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 #: Cutout field names in ZTF packets, in the model's channel order (science, reference, difference).
 CUTOUT_FIELDS: tuple[str, str, str] = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
+
+#: ``candid`` is a signed 64-bit integer in ZTF's schema and in every table we write.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: The longest ``objectId`` accepted (the autoscan database's column is this wide).
+OBJECT_ID_MAX_LENGTH = 32
+#: ZTF's object names: ``ZTF`` + two digits (the year) + seven lowercase letters.
+ZTF_OBJECT_ID = re.compile(r"ZTF[0-9]{2}[a-z]{7}")
+#: Any other survey's or export's names: letters, digits and ``_ - . : +`` only (no ``/``, no
+#: spaces or control characters: names end up in URLs, file names and log lines).
+OBJECT_ID = re.compile(r"[A-Za-z0-9_.:+-]+")
+#: Julian dates from 1858 (MJD 0) to 2406: anything else is not an observation time.
+JD_RANGE = (2_400_000.5, 2_600_000.0)
+#: Candidate magnitudes that must be finite when present (null is allowed: no measurement).
+MAGNITUDE_FIELDS = ("magpsf", "sigmapsf", "diffmaglim")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,32 +71,40 @@ class Rejection:
 def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejection:
     """Validate a decoded packet (Avro record or Parquet row) and build an :class:`Alert`.
 
-    Only the identity and the structure are checked here; missing features and bad cutouts are
-    the preprocessing stage's business, so they are reported with that stage. Exports that drop
+    The identity, the structure and the values every later stage trusts are checked here:
+    ``candid`` within int64, ``objectId`` at most 32 characters of a safe pattern (ZTF's exactly),
+    ``jd`` within :data:`JD_RANGE`, ``ra`` in [0, 360] and ``dec`` in [-90, 90] when they are
+    numbers, candidate magnitudes and ``prv_candidates`` dates finite; each rejection names the
+    field. Missing features and bad cutouts are the preprocessing stage's business, so they are
+    reported with that stage. Exports that drop
     the top-level ``candid`` (Spark's, some brokers') are read through ``candidate.candid``; a
     missing ``prv_candidates`` field means no earlier detections, as a null one does in ZTF's
     packets.
     """
     candidate = record.get("candidate")
     candid, candid_problem = _candid(record, candidate)
-    object_id = record.get("objectId")
-    object_id = object_id if isinstance(object_id, str) and object_id else None
+    raw_id = record.get("objectId")
+    id_problem = _object_id_problem(raw_id)
+    object_id = raw_id if id_problem is None else None
 
     def reject(reason: str) -> Rejection:
         return Rejection(candid, object_id, source, "read", reason)
 
     if not isinstance(candidate, Mapping):
         return reject("packet has no candidate record")
-    if object_id is None:
-        return reject("packet has no objectId")
+    if id_problem is not None:
+        return reject(id_problem)
     if candid is None:
         return reject(candid_problem)
     jd = candidate.get("jd")
-    if not isinstance(jd, (int, float)) or isinstance(jd, bool) or jd != jd:
+    if not _is_number(jd) or jd != jd:
         return reject("candidate has no numeric jd")
     prv = record.get("prv_candidates") or ()
     if not isinstance(prv, (list, tuple)) or not all(isinstance(p, Mapping) for p in prv):
         return reject("prv_candidates is not a list of records")
+    problem = _value_problem(candidate, prv)
+    if problem is not None:
+        return reject(problem)
     cutouts = {name: _stamp_bytes(record.get(name)) for name in CUTOUT_FIELDS}
     schemavsn = record.get("schemavsn")
     return Alert(
@@ -94,18 +118,61 @@ def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejecti
     )
 
 
+def _object_id_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be an ``objectId``, or None when it can."""
+    if not isinstance(value, str) or not value:
+        return "packet has no objectId"
+    shown = repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if len(value) > OBJECT_ID_MAX_LENGTH:
+        return f"objectId {shown} is {len(value)} characters long, more than {OBJECT_ID_MAX_LENGTH}"
+    if value.startswith("ZTF") and not ZTF_OBJECT_ID.fullmatch(value):
+        return f"objectId {shown} is not a ZTF name (ZTF, 2 digits, 7 lowercase letters)"
+    if not OBJECT_ID.fullmatch(value):
+        return f"objectId {shown} holds characters other than letters, digits and _-.:+"
+    return None
+
+
+def _value_problem(candidate: Mapping[str, Any], prv: Any) -> str | None:
+    """The first candidate or history value outside its physical range, named; None if all fit."""
+    jd = candidate["jd"]
+    if not JD_RANGE[0] <= jd <= JD_RANGE[1]:
+        return f"candidate jd {jd!r} is outside {JD_RANGE[0]}-{JD_RANGE[1]}"
+    for name, low, high in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        value = candidate.get(name)
+        if _is_number(value) and not low <= value <= high:  # a non-number is the features stage's
+            return f"candidate {name} {value!r} is outside [{low:g}, {high:g}]"
+    for name in MAGNITUDE_FIELDS:
+        value = candidate.get(name)
+        if _is_number(value) and not math.isfinite(value):
+            return f"candidate {name} {value!r} is not finite"
+    isfinite = math.isfinite
+    for number, entry in enumerate(prv):  # hot: ~30 entries an alert; only floats can be non-finite
+        jd, magpsf = entry.get("jd"), entry.get("magpsf")
+        if isinstance(jd, float) and not isfinite(jd):
+            return f"prv_candidates[{number}] jd {jd!r} is not finite"
+        if isinstance(magpsf, float) and not isfinite(magpsf):
+            return f"prv_candidates[{number}] magpsf {magpsf!r} is not finite"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _candid(record: Mapping[str, Any], candidate: Any) -> tuple[int | None, str]:
     """The packet's candid (top level, else ``candidate.candid``), or None and why."""
     values = [("candid", record.get("candid"))]
     if isinstance(candidate, Mapping):
         values.append(("candidate.candid", candidate.get("candid")))
-    for _, value in values:
+    for name, value in values:
         number = _as_int(value)
+        if number is not None and not INT64_MIN <= number <= INT64_MAX:
+            return None, f"{name} {_short(value)} is outside the int64 range"
         if number is not None:
             return number, ""
     for name, value in values:
         if value is not None:
-            return None, f"{name} {value!r} is not an integer"
+            return None, f"{name} {_short(value)} is not an integer"
     return None, "packet has no integer candid (neither candid nor candidate.candid)"
 
 
@@ -125,5 +192,13 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
+        # a digit string longer than int64's 19 digits is out of range, whatever its value: never
+        # converted (Python refuses over 4300 digits, and a huge one costs quadratic time)
+        return int(value) if len(value.lstrip("0")) <= 19 else INT64_MAX + 1
     return None
+
+
+def _short(value: Any) -> str:
+    # A value quoted in a reason, cut short: an attacker's 1 MB digit string never reaches a log.
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else f"<{value.bit_length()}-bit int>"
+    return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"

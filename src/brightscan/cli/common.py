@@ -51,6 +51,33 @@ JSON_OPTION = typer.Option(False, "--json", help="Print a machine-readable JSON 
 OVERFLOW_OPTION = typer.Option(
     "reject", "--overflow",
     help="Cutouts with float32 overflow sentinels: reject them, or zero the channel as production does.")
+READ_LIMIT_OPTION = typer.Option(
+    None, "--read-limit", metavar="NAME=SIZE",
+    help="Raise or lower a reading bound, e.g. max_block_bytes=64MiB or max_cutout_bytes=2MiB (repeatable; "
+         "names and defaults: docs/ingest.md, Bounds). Whatever exceeds one is rejected, naming it.")
+
+
+def read_limits(pairs: list[str] | None) -> Any:
+    """The :class:`~brightscan.alerts.limits.ReadLimits` of ``--read-limit NAME=SIZE`` options.
+
+    Raises
+    ------
+    typer.BadParameter
+        For a pair without ``=``, an unknown name or a value that is not a positive size (exit 2).
+    """
+    from brightscan.alerts.limits import ReadLimits
+    from brightscan.errors import ConfigError
+
+    values: dict[str, str] = {}
+    for pair in pairs or ():
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not NAME=SIZE", param_hint="--read-limit")
+        values[name.strip()] = value.strip()
+    try:
+        return ReadLimits.from_mapping(values)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--read-limit") from None
 
 
 def error_line(message: str) -> None:

@@ -10,11 +10,13 @@ from brightscan.cli.common import (
     JSON_OPTION,
     OVERFLOW_OPTION,
     QUIET_OPTION,
+    READ_LIMIT_OPTION,
     FeatureSetName,
     OutputGuard,
     Output,
     OverflowMode,
     handle_errors,
+    read_limits,
     rejection_table,
 )
 from brightscan.errors import BrightscanError
@@ -32,6 +34,7 @@ def preprocess(
         help="Merge the source's earlier alerts in the input into the history (never later ones).",
     ),
     overflow: OverflowMode = OVERFLOW_OPTION,
+    read_limit: list[str] = READ_LIMIT_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,
@@ -44,7 +47,7 @@ def preprocess(
     from brightscan.distributed.partitions import write_json_atomic
 
     # one job from every option: this process runs it whole, --cluster runs it per partition
-    job = PreprocessJob(features, overflow, causal=causal)
+    job = PreprocessJob(features, overflow, causal=causal, limits=read_limits(read_limit))
     if cluster is not None or resume:
         with handle_errors():
             run = run_job(job, inputs, out, cluster, cluster_config, resume)

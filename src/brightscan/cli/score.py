@@ -11,6 +11,7 @@ from brightscan.cli.common import (
     JSON_OPTION,
     OVERFLOW_OPTION,
     QUIET_OPTION,
+    READ_LIMIT_OPTION,
     Backend,
     ScorePrecision,
     Output,
@@ -18,6 +19,7 @@ from brightscan.cli.common import (
     OverflowMode,
     counted,
     handle_errors,
+    read_limits,
     rejection_table,
 )
 from brightscan.errors import BrightscanError
@@ -47,6 +49,7 @@ def score(
         help="Merge the source's earlier alerts in the input into the history (as `preprocess`).",
     ),
     overflow: OverflowMode = OVERFLOW_OPTION,
+    read_limit: list[str] = READ_LIMIT_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
     cluster: str = cluster_option,
@@ -61,7 +64,8 @@ def score(
 
     # one job from every option: this process runs it whole, --cluster runs it per partition
     job = ScoreJob(str(model), backend=backend, precision=_PRECISION[precision], batch_size=batch_size,
-                   device=device, overflow=overflow, threads=threads, causal=causal)
+                   device=device, overflow=overflow, threads=threads, causal=causal,
+                   limits=read_limits(read_limit))
     if cluster is not None or resume:
         with handle_errors():
             summary = run_job(job, inputs, out, cluster, cluster_config, resume)
@@ -72,7 +76,7 @@ def score(
     with handle_errors(cleanup=guard.remove_new):
         with show.progress() as progress:
             task = progress.add_task("scoring alerts", total=count_alerts(inputs))
-            items = counted(read_alerts(inputs), lambda n: progress.advance(task, n))
+            items = counted(read_alerts(inputs, limits=job.limits), lambda n: progress.advance(task, n))
             results = job.score(items, inputs)
         reasons = Counter((r.stage, reason_kind(r.reason)) for r in results.rejections)
         if reasons:

@@ -18,13 +18,13 @@ import os
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from brightscan.alerts import read_alerts
+from brightscan.alerts import DEFAULT_LIMITS, ReadLimits, read_alerts
 from brightscan.errors import ConfigError
 from brightscan.distributed.partitions import Partition, RunLayout, atomic_parquet, write_json_atomic
 from brightscan.preprocess.cutouts import STAMP_SIZE
@@ -109,6 +109,7 @@ class ScoreJob(Job):
     overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
     threads: int | None = None  # model threads (None: the engine's budget, or the runtime's choice)
     causal: bool = False  # merge each object's earlier alerts in the input (in-process only)
+    limits: ReadLimits = DEFAULT_LIMITS  # bounds on decompressed sizes and claimed counts
     scorer: Any = field(default=None, repr=False, compare=False)  # built by setup, never pickled
     _threads: int | None = field(default=None, init=False, repr=False, compare=False)  # as set up
 
@@ -138,7 +139,8 @@ class ScoreJob(Job):
             self._threads = self.threads or model_threads
             self.scorer = Scorer(self.model_dir, backend=self.backend, precision=self.precision,
                                  batch_size=self.batch_size, num_threads=self._threads,
-                                 device=self.device or device, overflow=self.overflow)
+                                 device=self.device or device, overflow=self.overflow,
+                                 limits=self.limits)
 
     def run_card(self) -> dict[str, Any]:
         from brightscan.model.io import read_card
@@ -147,7 +149,7 @@ class ScoreJob(Job):
         return {"command": "score", "model_id": card["model_id"], "model_version": card["model_version"],
                 "weights_sha256": card["weights"].get("sha256"),
                 "precision": self.precision, "backend": self.backend, "overflow": self.overflow,
-                "causal": self.causal}
+                "causal": self.causal, "read_limits": asdict(self.limits)}
 
     def stamp(self) -> dict[str, Any]:
         if self.scorer is None:
@@ -166,7 +168,7 @@ class ScoreJob(Job):
         from brightscan.preprocess.history import History
 
         self.setup(None, device=None)
-        earlier = History.collect(inputs) if self.causal else None
+        earlier = History.collect(inputs, self.limits) if self.causal else None
         return self.scorer.score_alerts(items, earlier=earlier)
 
     def _write(self, partition: Partition, data: Any, rejected: Any, counts: Counts) -> None:
@@ -174,7 +176,7 @@ class ScoreJob(Job):
 
         self.setup(None)
         scorer = self.scorer
-        for rows, scores, rejections in scorer.iter_scored(read_alerts(partition.paths), overlap=False):
+        for rows, scores, rejections in scorer.iter_scored(read_alerts(partition.paths, limits=self.limits), overlap=False):
             part = ScoreResults(scorer.model_id, scorer.model_version)
             part.extend(rows, scores, rejections)
             if rows:
@@ -196,6 +198,7 @@ class PreprocessJob(Job):
     overflow: str = "reject"  # cutouts with overflow sentinels: reject or production
     chunk_size: int = 256  # alerts per chunk (and per row group)
     causal: bool = False  # merge each object's earlier alerts in the input (in-process only)
+    limits: ReadLimits = DEFAULT_LIMITS  # bounds on decompressed sizes and claimed counts
 
     @property
     def schema(self) -> pa.Schema:  # type: ignore[override]
@@ -212,7 +215,8 @@ class PreprocessJob(Job):
         from brightscan.preprocess import PREPROCESSING_VERSION
 
         return {"command": "preprocess", "feature_set": self.feature_set, "overflow": self.overflow,
-                "causal": self.causal, "preprocessing_version": PREPROCESSING_VERSION}
+                "causal": self.causal, "read_limits": asdict(self.limits),
+                "preprocessing_version": PREPROCESSING_VERSION}
 
     def to_dir(self, inputs: Any, out: Any, on_item: Any = None) -> Any:
         """Run in this process into ``out`` (see :func:`brightscan.preprocess.batch.preprocess_to_dir`);
@@ -220,11 +224,12 @@ class PreprocessJob(Job):
         from brightscan.preprocess.batch import preprocess_to_dir
 
         return preprocess_to_dir(inputs, out, self.feature_set, overflow=self.overflow, causal=self.causal,
-                                 chunk_size=self.chunk_size, on_item=on_item)
+                                 chunk_size=self.chunk_size, limits=self.limits, on_item=on_item)
 
     def _write(self, partition: Partition, data: Any, rejected: Any, counts: Counts) -> None:
-        pipeline = Pipeline(self.feature_set, overflow=self.overflow, chunk_size=self.chunk_size)
-        write_chunks(pipeline, read_alerts(partition.paths), self.schema, data, rejected, counts)
+        pipeline = Pipeline(self.feature_set, overflow=self.overflow, chunk_size=self.chunk_size,
+                            limits=self.limits)
+        write_chunks(pipeline, read_alerts(partition.paths, limits=self.limits), self.schema, data, rejected, counts)
 
 
 def chunk_columns(chunk: Any, names: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from brightscan.alerts.limits import DEFAULT_LIMITS
 from brightscan.alerts.records import Alert
 from brightscan.preprocess.cutouts import (
     CUTOUT_ORDER,
@@ -34,10 +35,14 @@ def preprocess_alert(
     *,
     earlier: Iterable[Mapping[str, Any]] = (),
     overflow: str = "reject",
+    max_cutout_bytes: int = DEFAULT_LIMITS.max_cutout_bytes,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Triplet (63, 63, 3) and feature vector of one alert; raises an ``AlertError`` subclass."""
+    """Triplet (63, 63, 3) and feature vector of one alert; raises an ``AlertError`` subclass.
+
+    ``max_cutout_bytes`` bounds each stamp while it is inflated (:func:`make_triplet`).
+    """
     features = compute_features(alert, feature_set, earlier=earlier)
-    return make_triplet(alert, overflow=overflow), features
+    return make_triplet(alert, overflow=overflow, max_cutout_bytes=max_cutout_bytes), features
 
 
 __all__ = [

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from brightscan.alerts import Rejection, read_alerts
+from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.errors import InputError
 from brightscan.preprocess.cutouts import STAMP_SIZE
 from brightscan.preprocess.history import History
@@ -62,6 +63,7 @@ def preprocess_to_dir(
     causal: bool = False,
     chunk_size: int = CHUNK_SIZE,
     on_item: Callable[[], None] | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> PreprocessSummary:
     """Read alerts, build triplets and features, stream them to ``out_dir``.
 
@@ -82,6 +84,8 @@ def preprocess_to_dir(
         Accepted alerts prepared together (memory is bounded by it).
     on_item : callable, optional
         Called once per alert or rejection (progress bars).
+    limits : ReadLimits, optional
+        Bounds on decompressed sizes and claimed counts while reading and inflating cutouts.
 
     Raises
     ------
@@ -89,8 +93,8 @@ def preprocess_to_dir(
         When an input does not exist, or nothing at all could be read.
     """
     inputs = list(inputs)
-    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=chunk_size,
-                        history=History.collect(inputs) if causal else None)
+    pipeline = Pipeline(feature_set, overflow=overflow, chunk_size=chunk_size, limits=limits,
+                        history=History.collect(inputs, limits) if causal else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = PreprocessSummary(out_dir=out, feature_set=feature_set)
@@ -99,7 +103,7 @@ def preprocess_to_dir(
         ParquetRowWriter(out / "alerts.parquet", alerts_schema(feature_set)) as table,
         ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected,
     ):
-        for chunk in pipeline.chunks(read_alerts(inputs), on_item=on_item):
+        for chunk in pipeline.chunks(read_alerts(inputs, limits=limits), on_item=on_item):
             for rejection in chunk.rejections:
                 _record(summary, rejected, rejection)
             if chunk.rows:

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from brightscan.alerts.limits import DEFAULT_LIMITS
 from brightscan.alerts.records import CUTOUT_FIELDS, Alert
 from brightscan.errors import CutoutError
 from brightscan.preprocess.fits import StampDecodeError, decode_fits_image, gunzip, simple_image_layout
@@ -40,26 +41,27 @@ _STAMP_BYTES = STAMP_SIZE * STAMP_SIZE * 4
 OVERFLOW_MODES = ("reject", "production")
 
 
-def decode_stamp(data: bytes | None) -> np.ndarray:
-    """Gunzip and decode one stamp into a native float32 2-D array (NaNs kept).
+def decode_stamp(data: bytes | None, max_bytes: int = DEFAULT_LIMITS.max_cutout_bytes) -> np.ndarray:
+    """Gunzip (at most ``max_bytes``) and decode one stamp into a native float32 2-D array (NaNs kept).
 
     Raises
     ------
     StampDecodeError
-        With the reason, when the bytes are absent or undecodable or the image has a bad shape.
+        With the reason, when the bytes are absent, undecodable or too large, or the image has a
+        bad shape.
     """
-    return _decode_raw(data).astype(np.float32)  # native byte order; a copy we may modify in place
+    return _decode_raw(data, max_bytes).astype(np.float32)  # native byte order; a copy we may modify
 
 
-def _decode_raw(data: bytes | None) -> np.ndarray:
+def _decode_raw(data: bytes | None, max_bytes: int) -> np.ndarray:
     # The stamp as FITS stores it (a read-only big-endian view of the inflated bytes), shape checked.
-    return _image_of(_inflate(data))
+    return _image_of(_inflate(data, max_bytes))
 
 
-def _inflate(data: bytes | None) -> bytes:
+def _inflate(data: bytes | None, max_bytes: int) -> bytes:
     if not data:
         raise StampDecodeError("cutout is missing or empty")
-    return gunzip(data)
+    return gunzip(data, max_bytes)
 
 
 def _image_of(raw: bytes) -> np.ndarray:
@@ -128,7 +130,8 @@ def _normalize_like_production(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32, copy=False)
 
 
-def make_triplet(alert: Alert, *, overflow: str = "reject") -> np.ndarray:
+def make_triplet(alert: Alert, *, overflow: str = "reject",
+                 max_cutout_bytes: int = DEFAULT_LIMITS.max_cutout_bytes) -> np.ndarray:
     """Build the (63, 63, 3) float32 triplet [science, reference, difference] of one alert.
 
     Parameters
@@ -138,6 +141,8 @@ def make_triplet(alert: Alert, *, overflow: str = "reject") -> np.ndarray:
     overflow : {"reject", "production"}
         ``"reject"`` (default) rejects stamps holding float32 overflow sentinels;
         ``"production"`` reproduces production, which silently zeroes such a channel.
+    max_cutout_bytes : int, optional
+        A stamp inflating to more is rejected while inflating (``ReadLimits.max_cutout_bytes``).
 
     Raises
     ------
@@ -149,7 +154,7 @@ def make_triplet(alert: Alert, *, overflow: str = "reject") -> np.ndarray:
     inflated: list[bytes | StampDecodeError] = []  # each cutout inflated once, for either path
     for field in CUTOUT_FIELDS:
         try:
-            inflated.append(_inflate(alert.cutouts.get(field)))
+            inflated.append(_inflate(alert.cutouts.get(field), max_cutout_bytes))
         except StampDecodeError as exc:
             inflated.append(exc)
     if overflow == "reject":

@@ -11,10 +11,12 @@ import zlib
 
 import numpy as np
 
-try:  # ISA-L inflates about twice as fast as zlib; its igzip_lib entry point is the cheapest call
-    from isal import igzip_lib as _igzip_lib
+from brightscan.alerts.limits import DEFAULT_LIMITS
+
+try:  # ISA-L inflates about twice as fast as zlib
+    from isal import isal_zlib as _inflate_lib
 except ImportError:  # pragma: no cover - isal is a core dependency, but stay importable without it
-    _igzip_lib = None
+    _inflate_lib = zlib  # type: ignore[assignment]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 2880
@@ -27,16 +29,33 @@ class StampDecodeError(ValueError):
     """The bytes are not a decodable stamp; the message says why."""
 
 
-def gunzip(data: bytes) -> bytes:
-    """Inflate gzip bytes; raw (un-gzipped) FITS is passed through unchanged."""
+def gunzip(data: bytes, max_bytes: int = DEFAULT_LIMITS.max_cutout_bytes) -> bytes:
+    """Inflate gzip bytes, never more than ``max_bytes`` of them; raw (un-gzipped) FITS passes through.
+
+    The output is bounded *while* inflating (one call asking for at most ``max_bytes + 1``
+    bytes), so a few kB of gzip that would inflate to gigabytes stop at the limit; a raw stamp
+    larger than the limit is refused too. Only the first gzip member is read, as before.
+
+    Raises
+    ------
+    StampDecodeError
+        When the data do not inflate (bad CRC, truncated) or exceed ``max_bytes`` (the reason
+        names ``max_cutout_bytes``).
+    """
     if data[:2] != _GZIP_MAGIC:
+        if len(data) > max_bytes:
+            raise StampDecodeError(f"cutout of {len(data)} bytes is larger than allowed (max_cutout_bytes={max_bytes})")
         return data
+    inflater = _inflate_lib.decompressobj(wbits=31)  # wbits 31: gzip container, CRC checked at its end
     try:
-        if _igzip_lib is not None:  # gzip container, CRC checked; ~20% cheaper than isal_zlib here
-            return _igzip_lib.decompress(data, flag=_igzip_lib.DECOMP_GZIP)
-        return zlib.decompress(data, 31)  # wbits 31: gzip container
+        raw = inflater.decompress(data, max_bytes + 1)
     except Exception as exc:  # isal raises IsalError, zlib raises zlib.error
         raise StampDecodeError(f"undecodable gzip data ({exc})") from None
+    if len(raw) > max_bytes:
+        raise StampDecodeError(f"cutout inflates to more than {max_bytes} bytes (max_cutout_bytes={max_bytes})")
+    if not inflater.eof:
+        raise StampDecodeError("undecodable gzip data (incomplete or truncated stream)")
+    return raw
 
 
 def decode_fits_image(raw: bytes) -> np.ndarray:
@@ -54,8 +73,6 @@ def decode_fits_image(raw: bytes) -> np.ndarray:
         dtype, height, width, data_start = layout
         return np.frombuffer(raw, dtype=dtype, count=height * width, offset=data_start).reshape(height, width)
     header, data_start = _parse_header(raw)
-    if any(key in header for key in ("BSCALE", "BZERO", "BLANK")):
-        return _decode_with_astropy(raw)
     try:
         bitpix = int(header["BITPIX"])
         naxis = int(header["NAXIS"])
@@ -75,6 +92,9 @@ def decode_fits_image(raw: bytes) -> np.ndarray:
     count = width * height
     if data_start + count * np.dtype(dtype).itemsize > len(raw):
         raise StampDecodeError("FITS data are truncated")
+    if any(key in header for key in ("BSCALE", "BZERO", "BLANK")):
+        # scaled integers: astropy, only once the header is known to describe a sane, present image
+        return _decode_with_astropy(raw)
     return np.frombuffer(raw, dtype=dtype, count=count, offset=data_start).reshape(height, width)
 
 

@@ -47,12 +47,17 @@ class History:
         self.grow = grow
 
     @classmethod
-    def collect(cls, inputs: Any) -> History:
-        """First pass over alert files: every readable alert's detection record, by object."""
+    def collect(cls, inputs: Any, limits: Any = None) -> History:
+        """First pass over alert files: every readable alert's detection record, by object.
+
+        ``limits`` (a :class:`~brightscan.alerts.limits.ReadLimits`) bounds the reading, as in the
+        second pass.
+        """
         from brightscan.alerts import read_alerts
+        from brightscan.alerts.limits import DEFAULT_LIMITS
 
         history = cls()
-        for item in read_alerts(inputs):
+        for item in read_alerts(inputs, limits=limits or DEFAULT_LIMITS):
             if isinstance(item, Alert):
                 history._by_object.setdefault(item.object_id, []).append(detection_record(item))
         return history

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.records import Alert, Rejection
 from brightscan.errors import AlertError, ConfigError
 from brightscan.preprocess import PREPROCESSING_VERSION, preprocess_alert
@@ -131,10 +132,12 @@ class Pipeline:
         ``prv_candidates`` only, as production.
     chunk_size : int, optional
         Accepted alerts per chunk; default: the whole input in one chunk.
+    limits : ReadLimits, optional
+        Its ``max_cutout_bytes`` bounds each stamp while it is inflated (the readers take the rest).
     """
 
     def __init__(self, feature_set: str, *, overflow: str = "reject", history: History | None = None,
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> None:
         try:
             self.names = feature_names(feature_set)
         except KeyError as exc:
@@ -147,6 +150,7 @@ class Pipeline:
         self.overflow = overflow
         self.history = history if history is not None else History()
         self.chunk_size = chunk_size
+        self.limits = limits
 
     def chunks(self, items: Iterable[Alert | Rejection], *,
                on_item: Callable[[], None] | None = None) -> Iterator[PreparedChunk]:
@@ -179,7 +183,8 @@ class Pipeline:
     def _add(self, chunk: PreparedChunk, alert: Alert) -> None:
         try:
             triplet, features = preprocess_alert(alert, self.feature_set, earlier=self.history.earlier(alert),
-                                                 overflow=self.overflow)
+                                                 overflow=self.overflow,
+                                                 max_cutout_bytes=self.limits.max_cutout_bytes)
         except AlertError as exc:
             log.info("rejected %s (%s): %s", alert.candid, alert.source, exc.reason)
             chunk.rejections.append(reject(alert, exc.stage, exc.reason))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from brightscan.alerts import Alert, Rejection
+from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.errors import ConfigError
 from brightscan.model.io import load_model
 from brightscan.preprocess.history import History
@@ -62,12 +63,14 @@ class Scorer:
         Torch device; default cuda when available, else cpu.
     overflow : str
         Passed to preprocessing (how to treat overflowing cutout pixels).
+    limits : ReadLimits, optional
+        Bounds on reading (:meth:`score_files`) and on inflating cutouts.
     """
 
     def __init__(self, model_dir: str | Path, *, backend: str | None = None,
                  precision: str = "float32", batch_size: int = 32,
                  num_threads: int | None = None, device: str | torch.device | None = None,
-                 overflow: str = "reject") -> None:
+                 overflow: str = "reject", limits: ReadLimits = DEFAULT_LIMITS) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if precision == "auto":
@@ -81,6 +84,7 @@ class Scorer:
             torch.set_num_threads(num_threads)
         self.backend, self.precision, self.batch_size = backend, precision, batch_size
         self.overflow = overflow
+        self.limits = limits
         self.loaded = load_model(model_dir, device="cpu" if backend == "onnx" else device)
         self._run = BACKENDS[backend](self.loaded, precision, num_threads)
 
@@ -146,7 +150,8 @@ class Scorer:
     def pipeline(self, earlier: Earlier | None = None) -> Pipeline:
         """The preparation pipeline for this model's feature set, in chunks of ``batch_size``."""
         history = earlier if isinstance(earlier, History) or earlier is None else History(earlier)
-        return Pipeline(self.feature_set, overflow=self.overflow, history=history, chunk_size=self.batch_size)
+        return Pipeline(self.feature_set, overflow=self.overflow, history=history, chunk_size=self.batch_size,
+                        limits=self.limits)
 
     def prepare(self, items: Iterable[Alert | Rejection], *,
                 earlier: Earlier | None = None) -> Iterator[PreparedChunk]:
@@ -195,7 +200,7 @@ class Scorer:
 
         inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         earlier = History.collect(inputs) if causal else None
-        return self.score_alerts(read_alerts(inputs), earlier=earlier, overlap=overlap)
+        return self.score_alerts(read_alerts(inputs, limits=self.limits), earlier=earlier, overlap=overlap)
 
 
 def _auto_precision(model_dir: str | Path, backend: str | None, device: Any) -> str:
