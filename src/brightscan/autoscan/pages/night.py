@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from brightscan.autoscan.store import open_readonly, sources
+from brightscan.evaluate.plots import new_figure
 from brightscan.autoscan.pages.views import FILTERS, latency_seconds, night_bounds, night_view, object_view
 
 __all__ = ["latency_seconds", "night_bounds", "write_summary"]
@@ -27,19 +28,10 @@ _MAX_SOURCE_FIGURES = 100  # keep the page loadable on a busy night
 _COLOURS = {1: "#2e8b57", 2: "#c0392b", 3: "#7d3c98"}  # ZTF g, r, i
 
 
-def _figure(width: float, height: float, rows: int = 1, **grid: Any) -> tuple[Any, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(rows, 1, squeeze=False, **grid)[:, 0]
-
-
 def _fig_source(history: list[dict[str, Any]], decided_jd: float | None, threshold: float | None,
                 path: Path) -> None:
     """Light curve (magnitude by filter) with the score history under it, on one time axis."""
-    fig, (mag_ax, score_ax) = _figure(6.4, 3.6, rows=2, sharex=True, height_ratios=[3, 2])
+    fig, (mag_ax, score_ax) = new_figure(6.4, 3.6, rows=2, dpi=100, grid_lines=False, sharex=True, height_ratios=[3, 2])
     jd = np.array([h["jd"] for h in history], float)
     t0 = float(jd.min())
     for fid in sorted({h["fid"] for h in history}, key=lambda f: (f is None, f)):
@@ -62,7 +54,7 @@ def _fig_source(history: list[dict[str, Any]], decided_jd: float | None, thresho
 
 def _fig_hist(values: np.ndarray, xlabel: str, path: Path, threshold: float | None = None,
               bins: Any = 30) -> None:
-    fig, (ax,) = _figure(5.2, 3.0)
+    fig, (ax,) = new_figure(5.2, 3.0, dpi=100, grid_lines=False)
     ax.hist(values, bins=bins, color="#7b9cc4")
     if threshold is not None:
         ax.axvline(threshold, color="#b8322a", ls="--", label=f"policy threshold {threshold:.2f}")

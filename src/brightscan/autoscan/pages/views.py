@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from brightscan.autoscan.store import action_attempts, actions, alerts, rejections, sources
 from brightscan.errors import InputError
+from brightscan.times import jd_to_datetime, unix_to_jd
 
 __all__ = ["latency_seconds", "night_bounds", "night_of_latest_alert", "night_view", "object_view",
            "status_view"]
@@ -31,7 +32,7 @@ def night_bounds(night: str) -> tuple[float, float]:
         day = dt.datetime.strptime(night.replace("-", ""), "%Y%m%d").replace(tzinfo=dt.timezone.utc)
     except ValueError:
         raise InputError(f"--night must be YYYY-MM-DD or YYYYMMDD, got {night!r}") from None
-    start = day.timestamp() / 86400.0 + 2440587.5
+    start = unix_to_jd(day.timestamp())
     return start, start + 1.0
 
 
@@ -40,7 +41,7 @@ def night_of_latest_alert(conn: sa.Connection) -> str | None:
     jd = conn.execute(sa.select(sa.func.max(alerts.c.jd))).scalar()
     if jd is None:
         return None
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(days=float(jd) - 2440587.5)).strftime("%Y-%m-%d")
+    return jd_to_datetime(jd).strftime("%Y-%m-%d")
 
 
 def latency_seconds(conn: sa.Connection, object_ids: Sequence[str] | None = None) -> np.ndarray:

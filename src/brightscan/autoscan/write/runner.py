@@ -17,6 +17,7 @@ from brightscan.autoscan.write.service import AutoscanService, load_scorer
 from brightscan.autoscan.write.feeds import Feed, parse_feed
 from brightscan.autoscan.store import open_store
 from brightscan.errors import InputError
+from brightscan.times import jd_to_unix
 
 __all__ = ["RunReport", "build_service", "parse_time", "replay_actions", "run_autoscan", "scan_once"]
 
@@ -153,7 +154,7 @@ def parse_time(text: str | None, now: float | None = None) -> float | None:
     except ValueError:
         value = None
     if value is not None and value > 2400000:
-        return (value - 2440587.5) * 86400.0  # JD -> unix
+        return jd_to_unix(value)
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:

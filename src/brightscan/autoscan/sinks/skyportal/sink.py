@@ -22,6 +22,7 @@ from brightscan.autoscan.sinks.skyportal.followup import (FollowupPlan, matching
                                                           request_state)
 from brightscan.autoscan.sinks.skyportal.payloads import photometry_body, thumbnail_pngs
 from brightscan.errors import ConfigError
+from brightscan.times import jd_to_datetime
 
 __all__ = ["DEFAULT_ORIGIN", "SkyPortalSink"]
 
@@ -221,8 +222,7 @@ class SkyPortalSink:
 
 def _iso_from_jd(jd: float) -> str:
     """``passed_at`` of a candidate: the alert's time (so a repeat posts the same candidate)."""
-    when = dt.datetime(1970, 1, 1) + dt.timedelta(days=float(jd) - 2440587.5)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return jd_to_datetime(jd).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _judge_existing(existing: list[FollowupRequest], *, unconfirmed: bool) -> str | None:
