@@ -98,8 +98,32 @@ def test_the_summary_counts_429s(tmp_path):
     _dispatch(store, _Scripted("saved", rate_limited_per_call=3))
     store.dispose()
     page = write_summary(f"sqlite:///{tmp_path / 'db'}", "2025-11-21", tmp_path / "sum").read_text()
-    assert "SkyPortal 429s (rate limited)" in page
-    assert '<div class="v">3</div><div class="k">SkyPortal 429s' in " ".join(page.split())
+    assert "3 SkyPortal 429s (rate limited)" in _visible_text(page)  # the count, then its label
+
+
+def _visible_text(html: str) -> str:
+    """The text a reader sees, whitespace folded (not how the HTML spells it)."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.hidden = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.hidden += tag in ("script", "style")
+
+        def handle_endtag(self, tag):
+            self.hidden -= tag in ("script", "style")
+
+        def handle_data(self, data):
+            if not self.hidden:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
 
 
 def test_a_version_1_database_gains_the_429_column(tmp_path):
