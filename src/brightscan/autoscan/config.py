@@ -61,7 +61,7 @@ ACTION_KINDS = ("save", "followup", "annotation")
 
 @dataclass
 class PolicyConfig:
-    """Which source-level policy decides."""
+    """Which object-level policy decides."""
 
     name: str = "gt1"  # brightscan.policy name (gt1, gt2, bts_prod, ...)
     params: dict[str, Any] = field(default_factory=dict)  # overrides, e.g. {"threshold": 0.7}
@@ -142,15 +142,15 @@ class ServiceConfig:
     retry_max_s: float = 300.0  # cap of that delay
     poll_interval_s: float = 1.0  # directory polling period
     speedup: float = 10.0  # replay speed-up
-    drain_timeout_s: float = 600.0  # at the end of a finite source, wait this long for the outbox
+    drain_timeout_s: float = 600.0  # at the end of a finite feed, wait this long for the outbox
     overflow: str = "reject"  # cutout overflow handling (see brightscan.preprocess)
     chunk_size: int = 500  # most alerts per transaction (a big file is split into chunks)
-    dispatch_budget_s: float = 10.0  # longest delivery pass between two batches
+    dispatch_budget_s: float = 10.0  # longest delivery pass between two chunks
 
 
 @dataclass
 class AutoscanConfig:
-    """Everything ``brightscan autoscan`` needs besides the source and the model."""
+    """Everything ``brightscan autoscan`` needs besides the feed and the model."""
 
     db_url: str = "sqlite:///autoscan.db"  # SQLAlchemy URL
     policy: PolicyConfig = field(default_factory=PolicyConfig)  # decision rule

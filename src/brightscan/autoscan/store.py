@@ -1,8 +1,8 @@
-"""The autoscan database: alerts, sources, the action outbox, rejections and consumed inputs.
+"""The autoscan database: alerts, objects (table ``sources``), the action outbox, rejections and consumed inputs.
 
 SQLAlchemy Core over SQLite (default; a file in WAL mode) or PostgreSQL (by URL,
 ``postgresql+psycopg://user@host/db``). Everything the service decides is written here in one
-transaction per batch, so a process killed at any instant leaves either all of a batch or none
+transaction per chunk, so a process killed at any instant leaves either all of a chunk or none
 of it (see ``docs/autoscan.md`` for the exactly-once argument).
 
 The schema is versioned: :data:`MIGRATIONS` is an ordered list of functions, and
@@ -167,7 +167,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI connec
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    # BEGIN IMMEDIATE: the batch's reads and writes are one serialisable unit.
+    # BEGIN IMMEDIATE: the chunk's reads and writes are one serialisable unit.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -24,11 +24,11 @@ __all__ = ["latency_seconds", "night_bounds", "write_summary"]
 
 log = logging.getLogger(__name__)
 
-_MAX_SOURCE_FIGURES = 100  # keep the page loadable on a busy night
+_MAX_OBJECT_FIGURES = 100  # keep the page loadable on a busy night
 _COLOURS = {1: "#2e8b57", 2: "#c0392b", 3: "#7d3c98"}  # ZTF g, r, i
 
 
-def _fig_source(history: list[dict[str, Any]], decided_jd: float | None, threshold: float | None,
+def _fig_object(history: list[dict[str, Any]], decided_jd: float | None, threshold: float | None,
                 path: Path) -> None:
     """Light curve (magnitude by filter) with the score history under it, on one time axis."""
     fig, (mag_ax, score_ax) = new_figure(6.4, 3.6, rows=2, dpi=100, grid_lines=False, sharex=True, height_ratios=[3, 2])
@@ -73,11 +73,11 @@ def _pictures(store: Any, view: dict[str, Any], out: Path) -> None:
     from brightscan.pages import triplet_png
 
     with store.engine.connect() as conn:
-        for item in view["saved"][:_MAX_SOURCE_FIGURES]:
+        for item in view["saved"][:_MAX_OBJECT_FIGURES]:
             oid = item["object_id"]
             detail = object_view(conn, oid)
             item["figure"] = f"source_{oid}.png"
-            _fig_source(detail["alerts"], item["identified_jd"], view["threshold"], out / item["figure"])
+            _fig_object(detail["alerts"], item["identified_jd"], view["threshold"], out / item["figure"])
             blob = conn.execute(sa.select(sources.c.triplet).where(sources.c.object_id == oid)).scalar()
             if blob:
                 triplet = np.frombuffer(blob, dtype=np.float16).reshape(63, 63, 3).astype(np.float32)

@@ -87,7 +87,7 @@ def _actions_by_object(conn: sa.Connection, object_ids: Sequence[str]) -> dict[s
 
 
 def _saved(conn: sa.Connection, start: float, end: float, limit: int | None) -> list[dict[str, Any]]:
-    """Sources whose policy passed on an alert of the night, with the deciding alert's facts."""
+    """Objects whose policy passed on an alert of the night, with the deciding alert's facts."""
     query = (sa.select(sources.c.object_id, sources.c.n_alerts, sources.c.policy, sources.c.identified_candid,
                        sources.c.identified_jd, sources.c.identified_at, sources.c.saved_at,
                        sources.c.followup_state, alerts.c.magpsf, alerts.c.fid, alerts.c.score,
@@ -107,7 +107,7 @@ def _saved(conn: sa.Connection, start: float, end: float, limit: int | None) -> 
 
 
 def _near_misses(conn: sa.Connection, start: float, end: float, limit: int) -> list[dict[str, Any]]:
-    """The night's highest-scoring sources that the policy did not pass."""
+    """The night's highest-scoring objects that the policy did not pass."""
     best = sa.func.max(alerts.c.score).label("best_score")
     query = (sa.select(alerts.c.object_id, best, sa.func.count().label("alerts_tonight"),
                        sa.func.min(alerts.c.magpsf).label("brightest"), sources.c.n_alerts)
@@ -164,7 +164,7 @@ def night_view(conn: sa.Connection, night: str, near_misses: int = 10) -> dict[s
 
 
 def object_view(conn: sa.Connection, object_id: str) -> dict[str, Any] | None:
-    """One source: its state, every alert with its score, its actions and their attempts."""
+    """One object: its state, every alert with its score, its actions and their attempts."""
     source = conn.execute(sa.select(sources).where(sources.c.object_id == object_id)).mappings().first()
     if source is None:
         return None

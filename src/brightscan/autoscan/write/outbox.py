@@ -1,6 +1,6 @@
 """The transactional outbox: actions are enqueued with the alerts that caused them, then drained.
 
-:func:`enqueue` runs inside the batch's transaction, so an action exists if and only if the alert
+:func:`enqueue` runs inside the chunk's transaction, so an action exists if and only if the alert
 that triggered it was stored. :func:`dispatch` hands open actions to the sink one at a time and
 records each outcome in its own transaction. A crash between the sink's acknowledgement and that
 record leaves the action open; it is delivered again after restart, and the sink's
@@ -81,10 +81,10 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
     other action now would only stall ingestion behind timeouts) and, with ``budget_s``, once
     that many seconds have gone; what is left waits for the next pass.
 
-    Actions of one source are delivered in order: when one is not done (not yet due, or failed
-    this time), later actions of the same source wait, so a follow-up request never overtakes
+    Actions of one object are delivered in order: when one is not done (not yet due, or failed
+    this time), later actions of the same object wait, so a follow-up request never overtakes
     the save it depends on. When one has failed for good, the later ones are marked failed
-    without being sent (a follow-up for a source that could not be saved needs a human).
+    without being sent (a follow-up for an object that could not be saved needs a human).
     """
     stats = DispatchStats()
     with store.engine.connect() as conn:
@@ -157,17 +157,17 @@ def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s
 
 def _record(store: Store, row: Any, outcome: str, detail: str, values: dict[str, Any],
             started: float, finished: float, rate_limited: int = 0) -> None:
-    """One transaction: the action's new state, its attempt history row, the source's state."""
+    """One transaction: the action's new state, its attempt history row, the object's state (its ``sources`` row)."""
     values = {"attempts": row["attempts"] + 1, "updated_at": finished, **values}
     with store.transaction() as conn:
         conn.execute(actions.update().where(actions.c.id == row["id"]).values(**values))
         conn.execute(action_attempts.insert().values(
             action_id=row["id"], attempt=values["attempts"], outcome=outcome, detail=detail,
             started_at=started, finished_at=finished, rate_limited=rate_limited))
-        _update_source(conn, row, outcome, finished)
+        _update_object(conn, row, outcome, finished)
 
 
-def _update_source(conn: Connection, row: Any, outcome: str, now: float) -> None:
+def _update_object(conn: Connection, row: Any, outcome: str, now: float) -> None:
     where = sources.c.object_id == row["object_id"]
     if row["kind"] == "save" and outcome == "done":
         conn.execute(sources.update().where(where).values(saved_at=now, updated_at=now))

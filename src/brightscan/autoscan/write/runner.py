@@ -29,7 +29,7 @@ class RunReport:
     """What a run or a scan did, read back from the database."""
 
     alerts: int  # alerts stored in the database (all runs)
-    passed: int  # sources that passed the policy (all runs)
+    passed: int  # objects that passed the policy (all runs)
     actions_done: int  # actions acknowledged by the sink
     actions_pending: int  # still waiting (retries; pending or unconfirmed)
     actions_failed: int  # given up on
@@ -122,7 +122,7 @@ def replay_actions(config: AutoscanConfig, action_ids: list[int], *, show_only: 
             if history.action["state"] != "failed":
                 raise InputError(f"action {history.action['id']} ({history.action['idempotency_key']}) "
                                  f"is {history.action['state']}; only a failed action can be replayed")
-        for i in sorted(action_ids):  # in creation order: a source's save before its follow-up
+        for i in sorted(action_ids):  # in creation order: an object's save before its follow-up
             outbox.replay(store, i, now=time.time())
         stats = None
         if deliver:

@@ -1,7 +1,7 @@
 """The autoscan loop: consume a delivery → score → store → decide → enqueue, then drain the outbox.
 
-Everything a delivery changes (its alerts, rejections, source states, the actions a newly passing
-source triggers, and the record that its input was consumed) is written in ONE transaction, so a
+Everything a delivery changes (its alerts, rejections, object states, the actions a newly passing
+object triggers, and the record that its input was consumed) is written in ONE transaction, so a
 process killed at any instant keeps all of it or none of it; the outbox is drained afterwards in
 separate transactions (:mod:`brightscan.autoscan.write.outbox`).
 """
@@ -57,7 +57,7 @@ class DeliveryResult:
     stored: int = 0  # new alerts stored
     duplicates: int = 0  # alerts already stored (redelivery), skipped
     rejected: int = 0  # rejection records written
-    passed: list[str] = field(default_factory=list)  # sources that passed for the first time
+    passed: list[str] = field(default_factory=list)  # objects that passed for the first time
     skipped: bool = False  # the whole input was already consumed
 
 
@@ -281,16 +281,16 @@ class AutoscanService:
             self.dispatch()
         return outbox.pending_count(self.store)
 
-    def run(self, source: Feed, *, drain: bool = True) -> int:
-        """Consume ``source`` until it ends (forever for directories/Kafka); return pending count.
+    def run(self, feed: Feed, *, drain: bool = True) -> int:
+        """Consume ``feed`` until it ends (forever for directories/Kafka); return pending count.
 
         Actions left over from a previous (crashed) run are delivered first.
         """
         self.dispatch()
-        for delivery in source.deliveries(self.is_consumed):
+        for delivery in feed.deliveries(self.is_consumed):
             if delivery is not None:
                 self.process_delivery(delivery)
-                source.commit(delivery)
+                feed.commit(delivery)
             self.dispatch()
         return self.drain() if drain else outbox.pending_count(self.store)
 
