@@ -17,6 +17,9 @@ decompressed, or fails its checksum, loses its own records only; a record that c
 loses the rest of its block (nothing says where the next record starts) but not the next blocks;
 broken framing (a bad length, a wrong sync marker, a truncated block) is skipped up to the next
 sync marker. Each lost record becomes a :class:`Rejection` naming the file and record number.
+
+A stream that starts with byte 0 instead of the container magic is one Kafka wire-format message
+(Rubin's stream, as brokers save it): :mod:`brightscan.alerts.rubin_wire` decodes it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import fastavro
 from brightscan.alerts.avro_compiler import Decoder, UnsupportedSchema, compile_reader
 from brightscan.alerts.codecs import CODECS, CorruptBlock, decompress_block
 from brightscan.alerts.records import Alert, Rejection, alert_from_record
+from brightscan.alerts.rubin import RubinAlert
+from brightscan.alerts.rubin_wire import MAX_MESSAGE_BYTES, WIRE_MAGIC, decode_wire_message
 
 #: Avro container files start with these four bytes.
 AVRO_MAGIC = b"Obj\x01"
@@ -76,6 +81,9 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
         otherwise every readable record is yielded and every unreadable one rejected.
     """
     head = stream.read(4)
+    if head[:1] == WIRE_MAGIC:  # one Kafka wire-format message (Rubin's stream), not a container
+        yield read_wire_stream(head, stream, source)
+        return
     if head != AVRO_MAGIC:
         what = "file is empty" if not head else "not an Avro container file (bad magic bytes)"
         yield Rejection(None, None, source, "read", what)
@@ -109,6 +117,12 @@ def read_avro_stream(stream: BinaryIO, source: str) -> Iterator[Alert | Rejectio
                 break
             yield alert_from_record(record, record_source(source, index))
             index += 1
+
+
+def read_wire_stream(head: bytes, stream: BinaryIO, source: str) -> Alert | RubinAlert | Rejection:
+    """The rest of a stream that starts with the wire format's magic byte, decoded as one message."""
+    data = head + stream.read(MAX_MESSAGE_BYTES + 1 - len(head))  # bounded: never the whole of a huge file
+    return decode_wire_message(data, source)
 
 
 def record_source(source: str, index: int) -> str:

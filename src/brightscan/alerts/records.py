@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from brightscan.alerts.rubin import RubinAlert
 
 #: Cutout field names in ZTF packets, in the model's channel order (science, reference, difference).
 CUTOUT_FIELDS: tuple[str, str, str] = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
@@ -17,6 +20,8 @@ class Alert:
     Field names follow the ZTF schema at this boundary (``candid``, ``objectId`` in files);
     ``cutouts`` maps each of :data:`CUTOUT_FIELDS` to the raw (normally gzipped FITS) bytes.
     """
+
+    survey: ClassVar[str] = "ztf"
 
     object_id: str
     candid: int
@@ -52,15 +57,20 @@ class Rejection:
         }
 
 
-def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejection:
+def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | RubinAlert | Rejection:
     """Validate a decoded packet (Avro record or Parquet row) and build an :class:`Alert`.
 
     Only the identity and the structure are checked here; missing features and bad cutouts are
     the preprocessing stage's business, so they are reported with that stage. Exports that drop
     the top-level ``candid`` (Spark's, some brokers') are read through ``candidate.candid``; a
     missing ``prv_candidates`` field means no earlier detections, as a null one does in ZTF's
-    packets.
+    packets. A Rubin packet (a ``diaSource`` record, no ``candidate``) becomes a
+    :class:`~brightscan.alerts.rubin.RubinAlert` instead.
     """
+    from brightscan.alerts.rubin import is_rubin_record, rubin_alert_from_record  # rubin imports us
+
+    if isinstance(record, Mapping) and is_rubin_record(record):
+        return rubin_alert_from_record(record, source)
     candidate = record.get("candidate")
     candid, candid_problem = _candid(record, candidate)
     object_id = record.get("objectId")
