@@ -36,6 +36,8 @@ from brightscan.preprocess.rubin import (
 
 #: Bumped whenever the triplet or feature computation changes; stored in model and dataset files.
 PREPROCESSING_VERSION = "ztf-btsbot-1"
+#: The same for Rubin alerts (src/brightscan/preprocess/rubin.py).
+RUBIN_PREPROCESSING_VERSION = "rubin-1"
 
 
 def preprocess_alert(
@@ -71,6 +73,7 @@ __all__ = [
     "PAD_VALUE",
     "PREPROCESSING_VERSION",
     "RUBIN_FEATURE_SETS",
+    "RUBIN_PREPROCESSING_VERSION",
     "RUBIN_STAMP_SIZE",
     "STAMP_SIZE",
     "SURVEYS",
