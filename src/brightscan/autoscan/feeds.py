@@ -165,7 +165,7 @@ class ReplayFeed:
         """``(release jd, file)`` for every input file, sorted by release jd."""
         plan = []
         for path in iter_input_files(self.inputs):
-            jds = [item.jd for item in read_file(path) if isinstance(item, Alert)]
+            jds = [item.jd for item in read_file(path) if not isinstance(item, Rejection)]
             plan.append((max(jds) if jds else float("-inf"), path))
         return sorted(plan)
 

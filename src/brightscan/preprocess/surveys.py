@@ -16,7 +16,7 @@ from brightscan.errors import SurveyMismatchError
 from brightscan.preprocess.features import FEATURE_SETS
 from brightscan.preprocess.rubin import RUBIN_FEATURE_SETS
 
-__all__ = ["SURVEYS", "check_survey", "feature_set_names", "feature_set_survey"]
+__all__ = ["SURVEYS", "check_survey", "feature_set_names", "feature_set_survey", "input_size", "preprocessing_version"]
 
 #: Feature sets by survey.
 SURVEYS: Mapping[str, Mapping[str, tuple[str, ...]]] = {"ztf": FEATURE_SETS, "rubin": RUBIN_FEATURE_SETS}
@@ -34,6 +34,21 @@ def feature_set_survey(feature_set: str) -> str:
 def feature_set_names(feature_set: str) -> tuple[str, ...]:
     """The ordered feature names of any survey's feature set."""
     return SURVEYS[feature_set_survey(feature_set)][feature_set]
+
+
+def input_size(feature_set: str) -> int:
+    """The triplet side a dataset of this feature set stores: 63 for ZTF, Rubin's default for Rubin."""
+    from brightscan.preprocess.cutouts import STAMP_SIZE
+    from brightscan.preprocess.rubin import RUBIN_STAMP_SIZE
+
+    return RUBIN_STAMP_SIZE if feature_set_survey(feature_set) == "rubin" else STAMP_SIZE
+
+
+def preprocessing_version(feature_set: str) -> str:
+    """The preprocessing version stamped on datasets and models of this feature set's survey."""
+    from brightscan.preprocess import PREPROCESSING_VERSION, RUBIN_PREPROCESSING_VERSION
+
+    return RUBIN_PREPROCESSING_VERSION if feature_set_survey(feature_set) == "rubin" else PREPROCESSING_VERSION
 
 
 def check_survey(alert: Any, feature_set: str) -> None:

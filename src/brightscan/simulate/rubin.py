@@ -25,6 +25,7 @@ import csv
 import io
 import struct
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ class RubinSurveyConfig:
 
 
 def simulate_rubin_survey(config: RubinSurveyConfig, out_dir: str | Path) -> dict[str, int]:
-    """Write ``alerts/<night MJD>/<diaSourceId>.avro``, ``labels.csv`` and ``scanner_saves.csv``.
+    """Write ``alerts/<YYYYMMDD>/<diaSourceId>.avro``, ``labels.csv`` and ``scanner_saves.csv``.
 
     Returns
     -------
@@ -105,7 +106,7 @@ def simulate_rubin_survey(config: RubinSurveyConfig, out_dir: str | Path) -> dic
             visits = observe(source, config, rng, start_jd)
             packets = encode_packets(source, object_id, visits, rng, config.n_nights, start_jd)
             for night, dia_source_id, payload in packets:
-                folder = alerts_dir / f"{int(config.start_mjd) + night}"
+                folder = alerts_dir / night_name(config.start_mjd + night)
                 folder.mkdir(exist_ok=True)
                 (folder / f"{dia_source_id}.avro").write_bytes(payload)
             saved = save_time(source.cls, label, visits.alert_jd(), visits.alert_mag(), scans, config.scanners,
@@ -116,6 +117,11 @@ def simulate_rubin_survey(config: RubinSurveyConfig, out_dir: str | Path) -> dic
             counts["positive"] += label
             counts["saved"] += saved is not None
     return counts
+
+
+def night_name(mjd: float) -> str:
+    """``YYYYMMDD`` of the (UT) day holding an MJD, as the ZTF survey names its night folders."""
+    return (date(1858, 11, 17) + timedelta(days=int(mjd))).strftime("%Y%m%d")
 
 
 def _classes(config: RubinSurveyConfig) -> np.ndarray:
