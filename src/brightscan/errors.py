@@ -53,6 +53,12 @@ class FeatureError(AlertError):
     stage = "features"
 
 
+class SurveyMismatchError(AlertError):
+    """An alert of one survey met a model (or feature set) made for another (ZTF vs Rubin)."""
+
+    stage = "survey"
+
+
 class InputError(BrightscanError):
     """An input path or argument cannot be used at all (usage error)."""
 

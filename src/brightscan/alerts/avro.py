@@ -23,6 +23,9 @@ Bounds (:class:`~brightscan.alerts.limits.ReadLimits`): a block whose stored bod
 being read whole; a body is decompressed only up to ``max_block_bytes``; a block claiming more
 records than its records take bytes, or an array claiming more items than bytes are left, is
 refused at once, never iterated. Each becomes a rejection naming the limit.
+
+A stream that starts with byte 0 instead of the container magic is one Kafka wire-format message
+(Rubin's stream, as brokers save it): :mod:`brightscan.alerts.rubin_wire` decodes it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from brightscan.alerts.codecs import CODECS, CorruptBlock, decompress_block
 from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.records import Alert, Rejection, alert_from_record
 from brightscan.errors import LimitExceeded
+from brightscan.alerts.rubin import RubinAlert
+from brightscan.alerts.rubin_wire import MAX_MESSAGE_BYTES, WIRE_MAGIC, decode_wire_message
 
 #: Avro container files start with these four bytes.
 AVRO_MAGIC = b"Obj\x01"
@@ -87,6 +92,9 @@ def read_avro_stream(stream: BinaryIO, source: str,
         otherwise every readable record is yielded and every unreadable one rejected.
     """
     head = stream.read(4)
+    if head[:1] == WIRE_MAGIC:  # one Kafka wire-format message (Rubin's stream), not a container
+        yield read_wire_stream(head, stream, source)
+        return
     if head != AVRO_MAGIC:
         what = "file is empty" if not head else "not an Avro container file (bad magic bytes)"
         yield Rejection(None, None, source, "read", what)
@@ -120,6 +128,12 @@ def read_avro_stream(stream: BinaryIO, source: str,
                 break
             yield alert_from_record(record, record_source(source, index))
             index += 1
+
+
+def read_wire_stream(head: bytes, stream: BinaryIO, source: str) -> Alert | RubinAlert | Rejection:
+    """The rest of a stream that starts with the wire format's magic byte, decoded as one message."""
+    data = head + stream.read(MAX_MESSAGE_BYTES + 1 - len(head))  # bounded: never the whole of a huge file
+    return decode_wire_message(data, source)
 
 
 def record_source(source: str, index: int) -> str:

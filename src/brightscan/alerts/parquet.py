@@ -4,7 +4,8 @@ Read by column name, so every layout that keeps the packet's nested fields reads
 *raw* layout (the decoded packet plus ``timestamp``/``brokerIngestTimestamp``), its *science*
 layout (the same plus the science modules' columns, candidate fields in any order, some as
 doubles), Spark's partitioned output (``year=2019/month=09/day=03/part-*.snappy.parquet``,
-walked like any directory), any column order and any extra columns. ``candid`` is taken from
+walked like any directory), any column order and any extra columns; Fink's Rubin layout (the
+Rubin packet's fields as columns, ``diaSource`` instead of ``candidate``). ``candid`` is taken from
 ``candidate.candid`` when the top-level column is absent; a missing ``prv_candidates`` column reads
 as no earlier detections, and missing cutout columns leave the cutouts empty (each alert is then
 rejected by preprocessing, naming the cutout). A raw dump of ZTF's Kafka stream as Spark writes
@@ -41,6 +42,9 @@ CORE_COLUMNS = ("objectId", "candid", "schemavsn", "candidate", "prv_candidates"
 EXTRA_COLUMNS = ("cdsxmatch", "tns")
 #: Without these a file holds no alerts at all: one file-level rejection.
 REQUIRED_COLUMNS = ("objectId", "candidate")
+#: Rubin packets as Fink stores them (lsst.v10_0 and later): the packet's fields as columns.
+RUBIN_COLUMNS = ("diaSourceId", "diaSource", "prvDiaSources", "prvDiaForcedSources", "diaObject",
+                 "ssSource", "lsst_schema_version", *CUTOUT_FIELDS)
 
 #: Rows decoded at a time: bounds memory whatever the file size.
 BATCH_ROWS = 64
@@ -73,6 +77,16 @@ def read_parquet_file(file: str | Path | BinaryIO, source: str | None = None,
         yield Rejection(None, None, source, "read", f"not a readable Parquet file: {_one_line(exc)}")
         return
     names = set(pfile.schema_arrow.names)
+    if "diaSource" in names and "candidate" not in names:  # a Rubin layout
+        columns = [c for c in RUBIN_COLUMNS if c in names]
+        try:
+            pfile = _keeping_dictionaries(file, pfile, columns, limits)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            yield Rejection(None, None, source, "read", f"not a readable Parquet file: {_one_line(exc)}")
+            return
+        for row, record in _rows(pfile, columns, source, limits):
+            yield record if isinstance(record, Rejection) else alert_from_record(record, f"{source}#{row}")
+        return
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     kafka = bool(missing) and _is_kafka_dump(pfile.schema_arrow)
     if missing and not kafka:

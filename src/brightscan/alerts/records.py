@@ -6,7 +6,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from brightscan.alerts.rubin import RubinAlert
 
 #: Cutout field names in ZTF packets, in the model's channel order (science, reference, difference).
 CUTOUT_FIELDS: tuple[str, str, str] = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
@@ -33,6 +36,8 @@ class Alert:
     Field names follow the ZTF schema at this boundary (``candid``, ``objectId`` in files);
     ``cutouts`` maps each of :data:`CUTOUT_FIELDS` to the raw (normally gzipped FITS) bytes.
     """
+
+    survey: ClassVar[str] = "ztf"
 
     object_id: str
     candid: int
@@ -68,7 +73,7 @@ class Rejection:
         }
 
 
-def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejection:
+def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | RubinAlert | Rejection:
     """Validate a decoded packet (Avro record or Parquet row) and build an :class:`Alert`.
 
     The identity, the structure and the values every later stage trusts are checked here:
@@ -79,8 +84,13 @@ def alert_from_record(record: Mapping[str, Any], source: str) -> Alert | Rejecti
     reported with that stage. Exports that drop
     the top-level ``candid`` (Spark's, some brokers') are read through ``candidate.candid``; a
     missing ``prv_candidates`` field means no earlier detections, as a null one does in ZTF's
-    packets.
+    packets. A Rubin packet (a ``diaSource`` record, no ``candidate``) becomes a
+    :class:`~brightscan.alerts.rubin.RubinAlert` instead.
     """
+    from brightscan.alerts.rubin import is_rubin_record, rubin_alert_from_record  # rubin imports us
+
+    if isinstance(record, Mapping) and is_rubin_record(record):
+        return rubin_alert_from_record(record, source)
     candidate = record.get("candidate")
     candid, candid_problem = _candid(record, candidate)
     raw_id = record.get("objectId")

@@ -75,7 +75,7 @@ sources = sa.Table(
     sa.Column("identified_candid", sa.BigInteger),  # alert at which the policy first passed
     sa.Column("identified_jd", sa.Float),
     sa.Column("identified_at", sa.Float),  # unix time of that decision
-    sa.Column("triplet", sa.LargeBinary),  # float16 (63, 63, 3) of the identifying alert
+    sa.Column("triplet", sa.LargeBinary),  # float16 (S, S, 3) of the identifying alert (63 ZTF, 48 Rubin)
     sa.Column("saved_at", sa.Float),  # unix time the sink acknowledged the save
     sa.Column("followup_state", sa.String(16)),  # None | pending | requested | failed
     sa.Column("updated_at", sa.Float, nullable=False),

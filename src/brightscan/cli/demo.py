@@ -46,6 +46,8 @@ def demo(
         help=f"tiny ({DEMO_TIMES['tiny']}, for CI), small ({DEMO_TIMES['small']} on 2 cores), "
              "or paper (14,000 sources; hours)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the simulator, split, training and replay."),
+    survey: Literal["ztf", "rubin"] = typer.Option(
+        "ztf", "--survey", help="ztf, or rubin (simulated Rubin alerts, mi_cnn.rubin at 48 px; docs/rubin.md)."),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -56,7 +58,7 @@ def demo(
     show = Output(quiet, as_json)
     with handle_errors(), show.progress() as progress:
         tracker = _RichTracker(progress)
-        summary = run_demo(out, size=size, seed=seed, track=tracker)
+        summary = run_demo(out, size=size, seed=seed, track=tracker, survey=survey)
         tracker.finish()
     show.result(_summary_text(out, summary), summary)
 
@@ -67,15 +69,15 @@ def _summary_text(out: Path, summary: dict) -> str:
     lines = [
         f"survey: {survey['n_sources']} sources, {survey['n_alerts']} alerts, "
         f"{survey['n_positive_sources']} bright transients",
-        f"model: mi_cnn.icml2023, best epoch {summary['training']['best_epoch']}, "
+        f"model: {summary.get('preset', 'mi_cnn.icml2023')}, best epoch {summary['training']['best_epoch']}, "
         f"val AUC {summary['training']['best_val_auc']:.3f}",
-        f"test alerts: AUC {alert['auc']:.3f}, accuracy {alert['accuracy']:.3f}, "
-        f"precision {alert['precision']:.3f}, recall {alert['recall']:.3f} (n={alert['n_alerts']})",
+        f"test alerts: AUC {_num(alert['auc'])}, accuracy {_num(alert['accuracy'])}, "
+        f"precision {_num(alert['precision'])}, recall {_num(alert['recall'])} (n={alert['n_alerts']})",
     ]
     for name, pol in ev["policies"].items():
         delay = pol.get("median_delay_days")
         delay_text = "n/a" if delay is None else f"{delay:+.2f} d vs scanners"
-        lines.append(f"policy {name}: completeness {pol['completeness']:.3f}, purity {pol['purity']:.3f}, "
+        lines.append(f"policy {name}: completeness {_num(pol['completeness'])}, purity {_num(pol['purity'])}, "
                      f"median delay {delay_text} ({pol['n_sources']} sources)")
     lines.append(f"autoscan replay of night {scan['night']}: {scan['alerts_scored']} alerts scored, "
                  f"{scan['sources_passed']} sources passed, {scan['actions_done']} actions logged "
@@ -85,3 +87,8 @@ def _summary_text(out: Path, summary: dict) -> str:
                  f"total {total:.0f} s")
     lines.append(f"report: {(out / summary['report'] / 'index.html').resolve()}")
     return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    # precision and purity are undefined (None) when nothing was flagged: a tiny run can do that
+    return "n/a" if value is None else f"{value:.3f}"

@@ -21,6 +21,8 @@ def simulate(
     tarball: bool = typer.Option(False, "--tarball", help="Write alerts/ztf_public_YYYYMMDD.tar.gz per night."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Worker processes."),
     preview: Path = typer.Option(None, "--preview", help="Also (or only) draw a PNG sheet of example triplets per class."),
+    survey: str = typer.Option("ztf", "--survey", help="ztf, or rubin (six bands, 0.2\" nJy FITS cutouts, lsst.v11_1 packets; docs/rubin.md)."),
+    bright_limit: float = typer.Option(18.5, "--bright-limit", help="Rubin: label 1 for a supernova peaking brighter than this (mag)."),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -28,7 +30,13 @@ def simulate(
     from brightscan.simulate import ClassMix, SurveyConfig, simulate_survey, write_preview
 
     show = Output(quiet, as_json)
+    if survey == "rubin":
+        _simulate_rubin(show, out, sources=sources, seed=seed, nights=nights, bright_limit=bright_limit,
+                        class_mix=class_mix)
+        return
     with handle_errors():
+        if survey != "ztf":
+            raise ConfigError(f"--survey must be ztf or rubin, not {survey!r}")
         if out is None and preview is None:
             raise ConfigError("give --out DIR to write a survey and/or --preview OUT.png")
         try:
@@ -53,3 +61,23 @@ def simulate(
         {"out": str(result.out_dir), "n_sources": result.n_sources, "n_alerts": result.n_alerts,
          "n_positive_sources": result.n_positive_sources, "n_saved": result.n_saved, "seconds": result.seconds},
     )
+
+
+def _simulate_rubin(show: Output, out: Path | None, *, sources: int, seed: int, nights: int,
+                    bright_limit: float, class_mix: str) -> None:
+    import time
+
+    from brightscan.simulate import ClassMix
+    from brightscan.simulate.rubin import RubinSurveyConfig, simulate_rubin_survey
+
+    with handle_errors():
+        if out is None:
+            raise ConfigError("give --out DIR to write a Rubin survey")
+        config = RubinSurveyConfig(n_sources=sources, n_nights=nights, seed=seed, bright_limit=bright_limit,
+                                   class_mix=ClassMix.parse(class_mix) if class_mix else ClassMix())
+        start = time.perf_counter()
+        counts = simulate_rubin_survey(config, out)
+        seconds = time.perf_counter() - start
+    show.result(f"wrote {counts['alerts']} Rubin alerts of {counts['sources']} sources ({counts['positive']} bright "
+                f"SNe, {counts['saved']} saved by scanners) to {out} in {seconds:.1f} s",
+                {"out": str(out), **counts, "seconds": seconds})

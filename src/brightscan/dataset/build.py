@@ -31,7 +31,9 @@ from brightscan.dataset.card import write_card
 from brightscan.dataset.split import SPLITS, check_fractions, split_by_source
 from brightscan.dataset.thin import thin_latest
 from brightscan.errors import ConfigError, InputError
-from brightscan.preprocess import OVERFLOW_MODES, PREPROCESSING_VERSION, STAMP_SIZE, feature_names
+from brightscan.preprocess import OVERFLOW_MODES
+from brightscan.preprocess.surveys import feature_set_names as feature_names
+from brightscan.preprocess.surveys import input_size, preprocessing_version
 from brightscan.preprocess.history import History
 from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema, table_row
 from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter, read_csv_table
@@ -166,7 +168,8 @@ def build_dataset(
     if not history:
         raise InputError(f"no alert could be read from {len(inputs)} input(s)")
     assignment, train_keep = plan_split(history, labels, classes, config)
-    pipeline = Pipeline(config.feature_set, overflow=config.overflow, history=history, chunk_size=256)
+    pipeline = Pipeline(config.feature_set, overflow=config.overflow, history=history, chunk_size=256,
+                        image_size=input_size(config.feature_set))
     out = Path(out_dir)
     router = Router(assignment, train_keep)
     names = feature_names(config.feature_set)
@@ -246,6 +249,7 @@ class SplitWriters:
     def __init__(self, out: Path, feature_set: str) -> None:
         self.out, self.feature_set = out, feature_set
         self.schema = table_schema(feature_set)
+        self.size = input_size(feature_set)  # triplet side: 63 (ZTF) or 48 (Rubin)
         self.counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
         self._open: dict[str, tuple[NpyAppender, ParquetRowWriter]] = {}
 
@@ -253,7 +257,7 @@ class SplitWriters:
         for split in SPLITS:
             (self.out / split).mkdir(parents=True, exist_ok=True)
             self._open[split] = (
-                NpyAppender(self.out / split / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)),
+                NpyAppender(self.out / split / "triplets.npy", (self.size, self.size, 3)),
                 ParquetRowWriter(self.out / split / "alerts.parquet", self.schema),
             )
         return self
@@ -301,7 +305,7 @@ def dataset_card(inputs: list[str], config: BuildConfig, assignment: Mapping[str
         "build": {**asdict(config), "fractions": list(config.fractions)},
         "feature_set": config.feature_set,
         "features": list(feature_names(config.feature_set)),
-        "preprocessing_version": PREPROCESSING_VERSION,
+        "preprocessing_version": preprocessing_version(config.feature_set),
         "nmax": config.nmax,
         "seed": config.seed,
         "inputs": inputs,

@@ -52,10 +52,12 @@ DEMO_SIZES: dict[str, DemoSize] = {
 }
 
 PRESET = "mi_cnn.icml2023"
+#: Per survey: the model preset trained and the feature set of the dataset built.
+SURVEY_SETUP: dict[str, tuple[str, str]] = {"ztf": (PRESET, "v1"), "rubin": ("mi_cnn.rubin", "rubin_v1")}
 
 
 def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
-             track: Tracker | None = None) -> dict[str, Any]:
+             track: Tracker | None = None, survey: str = "ztf") -> dict[str, Any]:
     """Run every stage and write ``out_dir/summary.json``; return the summary.
 
     Parameters
@@ -67,15 +69,20 @@ def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
         Seeds the simulator, the split, the training and the replay.
     track : Tracker, optional
         Progress display: called once per stage with a description and its total work.
+    survey : {"ztf", "rubin"}
+        Which survey to simulate and train on (Rubin: docs/rubin.md).
     """
     if size not in DEMO_SIZES:
         raise InputError(f"unknown demo size {size!r}; choose from {', '.join(DEMO_SIZES)}")
+    if survey not in SURVEY_SETUP:
+        raise InputError(f"unknown survey {survey!r}; choose from {', '.join(SURVEY_SETUP)}")
+    preset, feature_set = SURVEY_SETUP[survey]
     spec = DEMO_SIZES[size]
     out = Path(out_dir)
     _clear(out)
     track = track or _no_progress
     timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"size": size, "seed": seed, "spec": asdict(spec)}
+    summary: dict[str, Any] = {"size": size, "seed": seed, "spec": asdict(spec), "survey": survey, "preset": preset}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -83,11 +90,12 @@ def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
         timings[name] = round(time.perf_counter() - start, 1)
         return result
 
-    survey = timed("simulate", lambda: _simulate(out / "survey", spec, seed, track))
-    summary["survey"] = survey
-    card = timed("dataset", lambda: _build_dataset(out, spec, seed, survey["n_alerts"], track))
+    simulate = _simulate_rubin if survey == "rubin" else _simulate
+    simulated = timed("simulate", lambda: simulate(out / "survey", spec, seed, track))
+    summary["survey"] = simulated
+    card = timed("dataset", lambda: _build_dataset(out, spec, seed, simulated["n_alerts"], track, feature_set))
     summary["dataset"] = {split: card.get("splits", {}).get(split) for split in ("train", "val", "test")}
-    summary["training"] = timed("train", lambda: _train(out, spec, seed, card, track))
+    summary["training"] = timed("train", lambda: _train(out, spec, seed, card, track, preset))
     metrics = timed("evaluate", lambda: _evaluate(out, card, track))
     summary["evaluation"] = _headline(metrics)
     summary["autoscan"] = timed("autoscan", lambda: _replay_last_night(out, metrics, track))
@@ -117,28 +125,39 @@ def _simulate(out: Path, spec: DemoSize, seed: int, track: Tracker) -> dict[str,
             "n_positive_sources": result.n_positive_sources, "n_saved_by_scanners": result.n_saved}
 
 
+def _simulate_rubin(out: Path, spec: DemoSize, seed: int, track: Tracker) -> dict[str, Any]:
+    from brightscan.simulate.rubin import RubinSurveyConfig, simulate_rubin_survey
+
+    track(f"simulating {spec.n_sources} Rubin sources over {spec.n_nights} nights", None)
+    counts = simulate_rubin_survey(RubinSurveyConfig(n_sources=spec.n_sources, n_nights=spec.n_nights, seed=seed), out)
+    return {"n_sources": counts["sources"], "n_alerts": counts["alerts"],
+            "n_positive_sources": counts["positive"], "n_saved_by_scanners": counts["saved"]}
+
+
 def _nights(out: Path) -> list[Path]:
     return sorted(p for p in (out / "survey" / "alerts").iterdir())
 
 
-def _build_dataset(out: Path, spec: DemoSize, seed: int, n_alerts: int, track: Tracker) -> dict[str, Any]:
+def _build_dataset(out: Path, spec: DemoSize, seed: int, n_alerts: int, track: Tracker,
+                   feature_set: str = "v1") -> dict[str, Any]:
     from brightscan.dataset.build import BuildConfig, build_dataset
 
-    config = BuildConfig(nmax=spec.nmax, seed=seed, feature_set="v1")
+    config = BuildConfig(nmax=spec.nmax, seed=seed, feature_set=feature_set)
     step = track("building the dataset (causal features, N_max, source-disjoint splits)", n_alerts)
     return build_dataset([out / "survey" / "alerts"], out / "survey" / "labels.csv", out / "dataset", config,
                          on_item=step)
 
 
-def _train(out: Path, spec: DemoSize, seed: int, card: dict[str, Any], track: Tracker) -> dict[str, Any]:
+def _train(out: Path, spec: DemoSize, seed: int, card: dict[str, Any], track: Tracker,
+           preset: str = PRESET) -> dict[str, Any]:
     from brightscan.train.config import TrainConfig
     from brightscan.train.trainer import Trainer
 
-    config = TrainConfig(preset=PRESET, epochs=spec.epochs, seed=seed,
+    config = TrainConfig(preset=preset, epochs=spec.epochs, seed=seed,
                          max_steps_per_epoch=spec.max_steps_per_epoch,
                          recipe={"batch_size": spec.batch_size})
     epochs, per_epoch = config.schedule(int(card["splits"]["train"]["alerts"]))
-    title = f"training {PRESET} on the CPU: epoch {{}} of {epochs}"
+    title = f"training {preset} on the CPU: epoch {{}} of {epochs}"
     step = track(title.format(1), epochs * per_epoch)
 
     def on_epoch(row: dict[str, Any]) -> None:

@@ -74,6 +74,11 @@ class LoadedModel:
         return self.card["model_version"]
 
     @property
+    def survey(self) -> str:
+        """The survey whose alerts the model was trained on (``"ztf"`` or ``"rubin"``)."""
+        return trained_on(self.config)["survey"]
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         """Feature order the model expects."""
         return tuple(self.card["features"]["order"])
@@ -94,11 +99,12 @@ def sha256_file(path: Path) -> str:
 
 
 def _feature_order(feature_set: str, n_features: int) -> list[str]:
-    from brightscan.preprocess import FEATURE_SETS
+    from brightscan.preprocess import feature_set_names
 
-    if feature_set not in FEATURE_SETS:
-        raise ConfigError(f"feature set {feature_set!r} is not known to brightscan.preprocess")
-    order = list(FEATURE_SETS[feature_set])
+    try:
+        order = list(feature_set_names(feature_set))
+    except KeyError:
+        raise ConfigError(f"feature set {feature_set!r} is not known to brightscan.preprocess") from None
     if len(order) != n_features:
         raise ConfigError(
             f"feature set {feature_set!r} has {len(order)} features but the model takes {n_features}"
@@ -106,11 +112,31 @@ def _feature_order(feature_set: str, n_features: int) -> list[str]:
     return order
 
 
-def _preprocessing_contract() -> tuple[str, list[str]]:
-    """This code's preprocessing version and cutout (channel) order."""
-    from brightscan.preprocess import CUTOUT_ORDER, PREPROCESSING_VERSION
+def _preprocessing_contract(survey: str = "ztf") -> tuple[str, list[str]]:
+    """This code's preprocessing version for a survey, and the cutout (channel) order."""
+    from brightscan.preprocess import CUTOUT_ORDER, PREPROCESSING_VERSION, RUBIN_PREPROCESSING_VERSION
 
-    return PREPROCESSING_VERSION, list(CUTOUT_ORDER)
+    return (RUBIN_PREPROCESSING_VERSION if survey == "rubin" else PREPROCESSING_VERSION), list(CUTOUT_ORDER)
+
+
+def trained_on(config: ModelConfig) -> dict[str, Any]:
+    """What a model was trained on: survey, feature set and input size (the card's ``trained_on``).
+
+    Raises
+    ------
+    ConfigError
+        When the input size cannot be the survey's (ZTF's triplets are always 63 px).
+    """
+    from brightscan.preprocess import STAMP_SIZE, feature_set_survey
+
+    try:
+        survey = feature_set_survey(config.feature_set)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    if survey == "ztf" and config.uses_image and config.image_size != STAMP_SIZE:
+        raise ConfigError(f"a ZTF model takes {STAMP_SIZE} px triplets, not {config.image_size} px")
+    return {"survey": survey, "feature_set": config.feature_set,
+            "input_size": [config.image_size, config.image_size, config.image_channels]}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -175,12 +201,14 @@ def _build_card(config: ModelConfig, order: list[str], weights_path: Path, *,
                 temperature: float) -> dict[str, Any]:
     from brightscan import __version__
 
-    preprocessing_version, channels = _preprocessing_contract()
+    contract = trained_on(config)
+    preprocessing_version, channels = _preprocessing_contract(contract["survey"])
     return {
         "format": _FORMAT,
         "format_version": FORMAT_VERSION,
         "model_id": config.preset,
         "model_version": model_version or config.version,
+        "trained_on": contract,
         "config": config.to_dict(),
         "inputs": {
             "triplet": {"shape": [config.image_size, config.image_size, config.image_channels],
@@ -245,10 +273,26 @@ def _check_features(card: dict[str, Any], config: ModelConfig, expected: str | N
         )
 
 
+def _check_survey(card: dict[str, Any], config: ModelConfig, expected: str | None) -> None:
+    # Cards written before the Rubin work have no trained_on: their feature set says the survey.
+    where = f"model {card['model_id']}"
+    try:
+        contract = trained_on(config)
+    except ConfigError as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
+    stated = card.get("trained_on", contract)
+    if stated != contract:
+        raise ModelFileError(f"{where}: its card says it was trained on {stated}, its config says {contract}")
+    if expected is not None and expected != contract["survey"]:
+        raise ModelFileError(f"{where} was trained on {contract['survey'].upper()} alerts and cannot "
+                             f"score {expected.upper()} alerts")
+
+
 def load_model(
     directory: str | Path,
     *,
     feature_set: str | None = None,
+    survey: str | None = None,
     device: str | torch.device | None = None,
 ) -> LoadedModel:
     """Load a model directory, checking its weights hash and input contract.
@@ -259,13 +303,15 @@ def load_model(
         A directory written by :func:`save_model`.
     feature_set : str, optional
         Refuse the model unless it takes this feature set.
+    survey : {"ztf", "rubin"}, optional
+        Refuse the model unless it was trained on this survey's alerts.
     device : str or torch.device, optional
         Default :func:`~brightscan.model.registry.default_device`.
 
     Raises
     ------
     ModelFileError
-        Missing/corrupted files, hash mismatch, unknown preset, feature-set mismatch.
+        Missing/corrupted files, hash mismatch, unknown preset, feature-set or survey mismatch.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -277,6 +323,7 @@ def load_model(
     except ConfigError as exc:
         raise ModelFileError(f"{directory / CARD_NAME}: {exc}") from None
     _check_features(card, config, feature_set)
+    _check_survey(card, config, survey)
     weights_path = directory / card["weights"].get("file", WEIGHTS_NAME)
     if not weights_path.is_file():
         raise ModelFileError(f"weights file {weights_path} not found")

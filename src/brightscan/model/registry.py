@@ -145,6 +145,24 @@ def _tiny() -> ModelConfig:
     )
 
 
+@register_preset("mi_cnn.rubin")
+def _rubin() -> ModelConfig:
+    """The paper's architecture on Rubin alerts: 48 px stamps (docs/rubin.md), 17 Rubin features.
+
+    The input contract is the config's (``image_size``, ``feature_set``); a later architecture
+    (BTSbot 2's ``mm_cnn``) plugs in by registering a config with the same two fields.
+    """
+    return ModelConfig(preset="mi_cnn.rubin", version="1", image_size=48, feature_set="rubin_v1",
+                       n_features=17, feature_batchnorm=True)
+
+
+@register_preset("mi_cnn.rubin_tiny")
+def _rubin_tiny() -> ModelConfig:
+    """``mi_cnn.tiny`` on Rubin alerts (tests, the tiny Rubin demo)."""
+    return get_config("mi_cnn.tiny").replace(preset="mi_cnn.rubin_tiny", image_size=48,
+                                             feature_set="rubin_v1", n_features=17)
+
+
 def _register_ablations(base_id: str) -> None:
     """Register ``<base>_image`` and ``<base>_features``: the same model with one branch."""
     for mode in ("image", "features"):

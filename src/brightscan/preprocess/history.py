@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from brightscan.alerts.records import Alert
+from brightscan.alerts.records import Alert, Rejection
 
 __all__ = ["History", "detection_record"]
 
@@ -58,7 +58,7 @@ class History:
 
         history = cls()
         for item in read_alerts(inputs, limits=limits or DEFAULT_LIMITS):
-            if isinstance(item, Alert):
+            if not isinstance(item, Rejection):  # a ZTF Alert or a RubinAlert
                 history._by_object.setdefault(item.object_id, []).append(detection_record(item))
         return history
 

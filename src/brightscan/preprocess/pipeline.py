@@ -30,7 +30,8 @@ from brightscan.alerts.records import Alert, Rejection
 from brightscan.errors import AlertError, ConfigError
 from brightscan.preprocess import PREPROCESSING_VERSION, preprocess_alert
 from brightscan.preprocess.cutouts import OVERFLOW_MODES, STAMP_SIZE
-from brightscan.preprocess.features import feature_names
+from brightscan.preprocess.crossmatch import StarGalaxyCatalog
+from brightscan.preprocess.surveys import feature_set_names
 from brightscan.preprocess.history import History
 
 __all__ = [
@@ -81,13 +82,13 @@ def feature_table_schema(id_columns: tuple[tuple[str, pa.DataType], ...], featur
     """
     fields = [pa.field(name, dtype) for name, dtype in id_columns]
     id_names = {name for name, _ in id_columns}
-    fields += [pa.field(name, pa.float32()) for name in feature_names(feature_set) if name not in id_names]
+    fields += [pa.field(name, pa.float32()) for name in feature_set_names(feature_set) if name not in id_names]
     return pa.schema(fields, metadata={"preprocessing_version": PREPROCESSING_VERSION, "feature_set": feature_set})
 
 
 def reject(alert: Alert | dict[str, Any], stage: str, reason: str) -> Rejection:
     """The rejection record of an alert (or of its identity row) at ``stage``."""
-    if isinstance(alert, Alert):
+    if not isinstance(alert, dict):  # an Alert or a RubinAlert
         return Rejection(alert.candid, alert.object_id, alert.source, stage, reason)
     return Rejection(alert["candid"], alert["objectId"], alert["source"], stage, reason)
 
@@ -134,12 +135,17 @@ class Pipeline:
         Accepted alerts per chunk; default: the whole input in one chunk.
     limits : ReadLimits, optional
         Its ``max_cutout_bytes`` bounds each stamp while it is inflated (the readers take the rest).
+    image_size : int, optional
+        Triplet side for Rubin alerts (a model's ``image_size``); ZTF's is always 63.
+    catalog : StarGalaxyCatalog, optional
+        For the Rubin feature sets that cross-match a star/galaxy catalogue.
     """
 
     def __init__(self, feature_set: str, *, overflow: str = "reject", history: History | None = None,
-                 chunk_size: int | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> None:
+                 chunk_size: int | None = None, image_size: int | None = None,
+                 catalog: StarGalaxyCatalog | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> None:
         try:
-            self.names = feature_names(feature_set)
+            self.names = feature_set_names(feature_set)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
         if overflow not in OVERFLOW_MODES:
@@ -151,6 +157,8 @@ class Pipeline:
         self.history = history if history is not None else History()
         self.chunk_size = chunk_size
         self.limits = limits
+        self.image_size = image_size
+        self.catalog = catalog
 
     def chunks(self, items: Iterable[Alert | Rejection], *,
                on_item: Callable[[], None] | None = None) -> Iterator[PreparedChunk]:
@@ -183,8 +191,8 @@ class Pipeline:
     def _add(self, chunk: PreparedChunk, alert: Alert) -> None:
         try:
             triplet, features = preprocess_alert(alert, self.feature_set, earlier=self.history.earlier(alert),
-                                                 overflow=self.overflow,
-                                                 max_cutout_bytes=self.limits.max_cutout_bytes)
+                                                 overflow=self.overflow, image_size=self.image_size,
+                                                 catalog=self.catalog, max_cutout_bytes=self.limits.max_cutout_bytes)
         except AlertError as exc:
             log.info("rejected %s (%s): %s", alert.candid, alert.source, exc.reason)
             chunk.rejections.append(reject(alert, exc.stage, exc.reason))

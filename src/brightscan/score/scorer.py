@@ -150,8 +150,10 @@ class Scorer:
     def pipeline(self, earlier: Earlier | None = None) -> Pipeline:
         """The preparation pipeline for this model's feature set, in chunks of ``batch_size``."""
         history = earlier if isinstance(earlier, History) or earlier is None else History(earlier)
+        # a Rubin model states its stamp size; ZTF triplets are always 63 px
+        image_size = self.loaded.config.image_size if self.loaded.survey == "rubin" else None
         return Pipeline(self.feature_set, overflow=self.overflow, history=history, chunk_size=self.batch_size,
-                        limits=self.limits)
+                        image_size=image_size, limits=self.limits)
 
     def prepare(self, items: Iterable[Alert | Rejection], *,
                 earlier: Earlier | None = None) -> Iterator[PreparedChunk]:

@@ -130,7 +130,7 @@ class _Run:
     def __init__(self, config: TrainConfig, dataset_dir: Path, out: Path) -> None:
         from brightscan.model import create_model
         from brightscan.model.registry import default_device
-        from brightscan.preprocess import feature_names
+        from brightscan.preprocess import feature_set_names as feature_names
 
         self.config, self.dataset_dir, self.out = config, dataset_dir, out
         self.model_config = config.model_config()

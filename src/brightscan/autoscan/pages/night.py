@@ -80,7 +80,7 @@ def _pictures(store: Any, view: dict[str, Any], out: Path) -> None:
             _fig_object(detail["alerts"], item["identified_jd"], view["threshold"], out / item["figure"])
             blob = conn.execute(sa.select(sources.c.triplet).where(sources.c.object_id == oid)).scalar()
             if blob:
-                triplet = np.frombuffer(blob, dtype=np.float16).reshape(63, 63, 3).astype(np.float32)
+                triplet = np.frombuffer(blob, dtype=np.float16).reshape(_side(blob), _side(blob), 3).astype(np.float32)
                 item["triplet"] = f"triplet_{oid}.png"
                 (out / item["triplet"]).write_bytes(triplet_png(triplet))
 
@@ -125,3 +125,8 @@ def _safe_url(url: str) -> str:
     import sqlalchemy as sa
 
     return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _side(blob: bytes) -> int:
+    # a square float16 triplet: 63 px for ZTF models, the model's size (48) for Rubin ones
+    return int(round((len(blob) // 6) ** 0.5))

@@ -94,7 +94,7 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
                                 .where(sources.c.object_id == request.path_params["object_id"])).scalar()
         if not blob:
             return PlainTextResponse("no triplet", status_code=404)
-        image = np.frombuffer(blob, dtype=np.float16).reshape(63, 63, 3).astype(np.float32)
+        image = np.frombuffer(blob, dtype=np.float16).reshape(_side(blob), _side(blob), 3).astype(np.float32)
         return Response(triplet_png(image), media_type="image/png")
 
     routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
@@ -122,3 +122,8 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         store.dispose()
+
+
+def _side(blob: bytes) -> int:
+    # a square float16 triplet: 63 px for ZTF models, the model's size (48) for Rubin ones
+    return int(round((len(blob) // 6) ** 0.5))

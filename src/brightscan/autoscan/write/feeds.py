@@ -165,7 +165,7 @@ class ReplayFeed:
         """``(release jd, file)`` for every input file, sorted by release jd."""
         plan = []
         for path in iter_input_files(self.inputs):
-            jds = [item.jd for item in read_file(path) if isinstance(item, Alert)]
+            jds = [item.jd for item in read_file(path) if not isinstance(item, Rejection)]
             plan.append((max(jds) if jds else float("-inf"), path))
         return sorted(plan)
 
@@ -190,7 +190,8 @@ class ReplayFeed:
 def delivery_from_messages(messages: Iterable[Any], arrived_at: float | None = None) -> Delivery:
     """Turn ``confluent_kafka.Message`` objects into one delivery (no broker needed).
 
-    Each message value is an Avro container holding one alert (ZTF's format); it is decoded by
+    Each message value is an Avro container holding one alert (ZTF's format) or a Confluent
+    wire-format message (Rubin's: magic byte, schema id, schemaless Avro); it is decoded by
     the same :func:`brightscan.alerts.decode_avro` as files. A message carrying a Kafka error
     (other than end-of-partition) becomes a rejection.
     """

@@ -172,7 +172,7 @@ class AutoscanService:
         return [r for r in items if (r.candid, r.source[:500], r.stage) not in known]
 
     def _new_alerts(self, conn: Connection, items: Iterable[Alert | Rejection]) -> tuple[list[Alert], int]:
-        delivered = [i for i in items if isinstance(i, Alert)]
+        delivered = [i for i in items if not isinstance(i, Rejection)]  # ZTF Alerts and RubinAlerts
         unique = list({a.candid: a for a in reversed(delivered)}.values())[::-1]
         known: set[int] = set()
         candids = [a.candid for a in unique]
@@ -307,7 +307,7 @@ class _Scored:
 
 def _feature_names(scorer: Any) -> tuple[str, ...]:
     """The feature names of the scorer's feature set, in model order."""
-    from brightscan.preprocess import feature_names
+    from brightscan.preprocess import feature_set_names as feature_names  # ZTF and Rubin sets
 
     return feature_names(scorer.feature_set)
 

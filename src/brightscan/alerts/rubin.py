@@ -1,0 +1,209 @@
+"""Rubin (LSST) alert packets: the record type, and its ZTF-named view for the shared machinery.
+
+A Rubin packet (schemas ``lsst.v7_x`` to ``lsst.v11_x``) holds the triggering ``diaSource``, the
+object's earlier detections (``prvDiaSources``) and forced photometry (``prvDiaForcedSources``),
+the ``diaObject`` summary, solar-system records (``ssSource``, ``mpc_orbits``) and three cutouts
+(uncompressed FITS in nJy). :class:`RubinAlert` keeps those as they came, and also exposes the
+triggering source and its detections under ZTF's names (``candidate``, ``prv_candidates``: ``jd``,
+``magpsf``, ``sigmapsf``, ``isdiffpos``, ``fid``, ``candid``), so that the causal history machinery
+of :mod:`brightscan.preprocess.features` and the autoscan service work on both surveys unchanged.
+
+Magnitudes follow Rubin's AB flux scale: ``mag = 31.4 - 2.5 log10(|psfFlux| / nJy)``, with
+``isdiffpos`` saying the sign of the difference flux (ZTF keeps negative subtractions the same way).
+Times: ``jd = midpointMjdTai + 2400000.5`` (TAI; ZTF's ``jd`` is UTC, 37 s earlier, which no
+feature here can see).
+
+What is refused at reading time, with the reason (docs/rubin.md): a packet without a
+``diaSource`` record or a usable ``diaSourceId``; a solar-system alert (a non-zero ``ssObjectId``,
+or an ``ssSource`` naming one); a packet without a ``diaObject`` (nothing to attach a history to).
+Missing cutouts are the cutout stage's business, as for ZTF.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from brightscan.alerts.records import CUTOUT_FIELDS, Rejection
+from brightscan.alerts.records import _as_int  # one rule for ids: ints or digit strings, never floats
+
+__all__ = ["BANDS", "MJD_TO_JD", "RubinAlert", "flux_to_mag", "is_rubin_record", "rubin_alert_from_record"]
+
+#: Rubin's six filters; ``fid`` in the ZTF-named view is the 1-based index in this tuple.
+BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
+#: Add to an MJD to get a Julian date.
+MJD_TO_JD = 2400000.5
+#: AB zero point of a flux in nJy: 31.4 = -2.5 log10(1e-9 Jy / 3631 Jy).
+NJY_ZERO_POINT = 31.4
+_MAG_ERR = 2.5 / math.log(10)
+
+
+@dataclass(frozen=True, slots=True)
+class RubinAlert:
+    """One Rubin alert packet, as read from any container or Kafka message.
+
+    ``dia_source_id`` (the alert's ``candid``) and ``dia_object_id`` (its ``objectId``, as text,
+    as ZTF's object ids are) identify it; ``cutouts`` maps each of :data:`CUTOUT_FIELDS` to the
+    FITS bytes (or None). ``candidate`` and ``prv_candidates`` are the ZTF-named views built by
+    :func:`rubin_alert_from_record`.
+    """
+
+    survey: ClassVar[str] = "rubin"
+
+    dia_source_id: int
+    dia_object_id: str
+    dia_source: Mapping[str, Any]
+    prv_dia_sources: tuple[Mapping[str, Any], ...]
+    prv_dia_forced_sources: tuple[Mapping[str, Any], ...]
+    dia_object: Mapping[str, Any]
+    cutouts: Mapping[str, bytes | None]
+    source: str
+    candidate: Mapping[str, Any]
+    prv_candidates: tuple[Mapping[str, Any], ...]
+    schemavsn: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def candid(self) -> int:
+        """The triggering ``diaSourceId`` (ZTF's name for an alert's id)."""
+        return self.dia_source_id
+
+    @property
+    def object_id(self) -> str:
+        """The ``diaObjectId``, as text."""
+        return self.dia_object_id
+
+    @property
+    def jd(self) -> float:
+        """Julian date (TAI) of the triggering visit's midpoint."""
+        return float(self.candidate["jd"])
+
+
+def is_rubin_record(record: Mapping[str, Any]) -> bool:
+    """Whether a decoded packet (Avro record, Parquet row) is Rubin's rather than ZTF's."""
+    return "diaSource" in record and "candidate" not in record
+
+
+def flux_to_mag(flux: Any, flux_err: Any = None) -> tuple[float | None, float | None]:
+    """AB magnitude of ``|flux|`` (nJy) and its error; ``(None, None)`` for a zero or unusable flux."""
+    if not _finite(flux) or flux == 0:
+        return None, None
+    mag = NJY_ZERO_POINT - 2.5 * math.log10(abs(flux))
+    err = _MAG_ERR * flux_err / abs(flux) if _finite(flux_err) and flux_err > 0 else None
+    return mag, err
+
+
+def rubin_alert_from_record(record: Mapping[str, Any], source: str) -> RubinAlert | Rejection:
+    """Validate a decoded Rubin packet and build a :class:`RubinAlert`, or say why not.
+
+    Parameters
+    ----------
+    record : mapping
+        The packet as fastavro or pyarrow decodes it (any schema from 7.x to 11.x; brokers'
+        extra columns are ignored).
+    source : str
+        Where it came from (file, ``file#row``, ``topic[partition]@offset``).
+    """
+    dia_source = record.get("diaSource")
+    if not isinstance(dia_source, Mapping):
+        return Rejection(None, None, source, "read", "Rubin packet has no diaSource record")
+    # v7 packets have no top-level diaSourceId; the triggering source always carries its own.
+    candid = _as_int(record.get("diaSourceId")) or _as_int(dia_source.get("diaSourceId"))
+    object_id = _object_id(record, dia_source)
+
+    def reject(reason: str) -> Rejection:
+        return Rejection(candid, object_id, source, "read", reason)
+
+    if candid is None:
+        return reject("Rubin packet has no integer diaSourceId")
+    ss_object = _solar_system_id(record, dia_source)
+    if ss_object is not None:
+        return reject(f"solar-system alert (ssObjectId {ss_object}): moving objects are not scored")
+    dia_object = record.get("diaObject")
+    if not isinstance(dia_object, Mapping) or object_id is None:
+        return reject("Rubin packet has no diaObject (no object to attach a history to)")
+    if not _finite(dia_source.get("midpointMjdTai")):
+        return reject("diaSource has no numeric midpointMjdTai")
+    prv = record.get("prvDiaSources") or ()
+    forced = record.get("prvDiaForcedSources") or ()
+    for name, value in (("prvDiaSources", prv), ("prvDiaForcedSources", forced)):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(p, Mapping) for p in value):
+            return reject(f"{name} is not a list of records")
+    return RubinAlert(
+        dia_source_id=candid,
+        dia_object_id=object_id,
+        dia_source=dia_source,
+        prv_dia_sources=tuple(prv),
+        prv_dia_forced_sources=tuple(forced),
+        dia_object=dia_object,
+        cutouts={name: _stamp_bytes(record.get(name)) for name in CUTOUT_FIELDS},
+        source=source,
+        candidate=ztf_view(dia_source, candid),
+        prv_candidates=tuple(ztf_view(p) for p in prv),
+        schemavsn=_schema_version(record),
+    )
+
+
+def ztf_view(dia_source: Mapping[str, Any], candid: int | None = None) -> dict[str, Any]:
+    """A diaSource under ZTF's candidate names, plus the Rubin fields the features read.
+
+    ``magpsf`` is None when ``psfFlux`` is zero or not finite (the history then skips it, as it
+    skips ZTF's non-detections).
+    """
+    mag, err = flux_to_mag(dia_source.get("psfFlux"), dia_source.get("psfFluxErr"))
+    flux = dia_source.get("psfFlux")
+    band = dia_source.get("band")
+    mjd = dia_source.get("midpointMjdTai")
+    return {
+        "candid": candid if candid is not None else _as_int(dia_source.get("diaSourceId")),
+        "jd": float(mjd) + MJD_TO_JD if _finite(mjd) else None,
+        "ra": dia_source.get("ra"),
+        "dec": dia_source.get("dec"),
+        "magpsf": mag,
+        "sigmapsf": err,
+        "isdiffpos": None if mag is None else ("t" if flux > 0 else "f"),
+        "fid": BANDS.index(band) + 1 if band in BANDS else None,
+        "band": band,
+        "psfFlux": flux,
+        "psfFluxErr": dia_source.get("psfFluxErr"),
+        "reliability": dia_source.get("reliability"),
+        "extendedness": dia_source.get("extendedness"),
+        "snr": dia_source.get("snr"),
+    }
+
+
+def _object_id(record: Mapping[str, Any], dia_source: Mapping[str, Any]) -> str | None:
+    # diaSource.diaObjectId is a long in every schema; Fink's Parquet stores diaObject.diaObjectId
+    # as a double, which cannot hold an 18-digit id exactly, so it is the last resort.
+    number = _as_int(dia_source.get("diaObjectId"))
+    if not number:
+        dia_object = record.get("diaObject")
+        number = _as_int(dia_object.get("diaObjectId")) if isinstance(dia_object, Mapping) else None
+    return str(number) if number else None
+
+
+def _solar_system_id(record: Mapping[str, Any], dia_source: Mapping[str, Any]) -> int | None:
+    # Rubin writes ssObjectId 0 (not null) for "no solar-system association".
+    number = _as_int(dia_source.get("ssObjectId"))
+    if number:
+        return number
+    ss_source = record.get("ssSource")
+    if isinstance(ss_source, Mapping):
+        number = _as_int(ss_source.get("ssObjectId"))
+        return number or None
+    return None
+
+
+def _schema_version(record: Mapping[str, Any]) -> str | None:
+    version = record.get("lsst_schema_version") or record.get("schemavsn")
+    return str(version) if version is not None else None
+
+
+def _stamp_bytes(cutout: Any) -> bytes | None:
+    return bytes(cutout) if isinstance(cutout, (bytes, bytearray, memoryview)) and len(cutout) else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
