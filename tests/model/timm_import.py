@@ -72,7 +72,7 @@ def import_timm_and_btsbot() -> tuple[types.ModuleType, types.ModuleType]:
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"{package} is not installed (make test installs timm and btsbot==2.0.7 "
                         "with --no-deps for the parity tests)")
-    if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:
+    if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
         _install_standin()
     timm = importlib.import_module("timm")
     return timm, _load_architectures()
