@@ -19,8 +19,8 @@ As ``val.py`` applies them, at each alert over the object's alerts so far:
 transients (label 1) whose brightest alert left after thinning is fainter than 18.5.
 ``brightscan evaluate`` applies the same selection to every policy
 (:func:`brightscan.evaluate.objects.select_objects`, ``min_alerts=2``, ``bright_peak_limit=18.5``),
-so all policies are compared on the same objects; one difference: where a dataset records an
-object's peak magnitude, that peak is used rather than its brightest remaining alert.
+so all policies are compared on the same objects; one difference: brightscan's observed peak also
+counts ``peakmag_so_far`` (and a recorded peak), not only the brightest remaining alert.
 """
 
 from __future__ import annotations
