@@ -47,6 +47,26 @@ def import_any(
     typer.echo(f"imported {src} as {card['model_id']} {card['model_version']} -> {path}")
 
 
+@app.command("fetch")
+def fetch(
+    hub_id: str = typer.Argument(..., help="Hub repository, e.g. nabeelr/BTSbot-convnext-pico-galaxyzoo-metadata."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    revision: str = typer.Option(None, "--revision", help="Branch, tag or commit to pin (default: main)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Hugging Face cache (default: HF_HOME's)."),
+    offline: bool = typer.Option(False, "--offline", help="Read the cache only, no network."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in --out."),
+) -> None:
+    """Download a published BTSbot 2 model from the Hugging Face Hub and import it (extra: hub)."""
+    from brightscan.model import read_card
+    from brightscan.model.hub import fetch_model
+
+    with handle_errors():
+        path = fetch_model(hub_id, out, revision=revision, cache_dir=cache_dir, offline=offline,
+                           overwrite=overwrite)
+        card = read_card(path)
+    typer.echo(f"fetched {hub_id} as {card['model_id']} {card['model_version']} -> {path}")
+
+
 @app.command("export-onnx")
 def export_onnx(
     model_dir: Path = typer.Argument(..., help="Model directory."),
