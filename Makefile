@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# The BTSbot 2 parity tests run the authors' code: btsbot 2.0.7 and timm, without their
+	# dependencies (timm's would pull torchvision, which does not load beside this torch build;
+	# the tests give timm a stand-in for it). brightscan itself needs neither.
+	$(BIN)/python -m pip install -q --no-deps btsbot==2.0.7 timm==1.0.31
 	touch $(STAMP)
 
 demo: $(STAMP)

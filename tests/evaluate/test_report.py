@@ -71,7 +71,8 @@ def test_report_contract(tmp_path, tiny_model, tiny_dataset):
         assert set(section["alert"]) >= {"auc", "accuracy", "precision", "recall", "n_alerts"}
         assert section["alert"]["n_alerts"] == n_test  # every alert, no N_max thinning
         assert isinstance(section["calibration"]["ece"], float)
-        assert set(section["policies"]) == {"gt1", "gt2", "gt3", "bts_prod", "bts_prod_peak", "optimised"}
+        assert set(section["policies"]) == {"gt1", "gt2", "gt3", "bts_prod", "bts_prod_peak", "optimised",
+                                            "bts_p1", "bts_p2", "prod_p1", "prod_p2"}
         for m in section["policies"].values():
             assert set(m) >= {"completeness", "purity", "n_sources", "median_delay_days"}
         # every policy is evaluated on every selected test source

@@ -19,7 +19,7 @@ def import_keras(
     version: str = typer.Option(None, "--version", help="Version stamped on scores (default: SRC's name)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in --out."),
 ) -> None:
-    """Convert a published BTSbot Keras SavedModel without TensorFlow."""
+    """Convert a published BTSbot Keras SavedModel without TensorFlow (alias of `model import`)."""
     from brightscan.model import import_keras as run_import
     from brightscan.model import read_card
 
@@ -29,15 +29,62 @@ def import_keras(
     typer.echo(f"imported {src} as {card['model_id']} {card['model_version']} -> {path}")
 
 
+@app.command("import")
+def import_any(
+    src: Path = typer.Argument(..., help="Keras SavedModel directory, or btsbot 2 directory "
+                               "(train_config.json + pytorch_model.bin or model.safetensors)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    version: str = typer.Option(None, "--version", help="Version stamped on scores (default: SRC's name)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in --out."),
+) -> None:
+    """Import a published BTSbot model (Keras v03/v1.0.1 or a btsbot 2 directory); no TensorFlow."""
+    from brightscan.model import read_card
+    from brightscan.model.importing import import_model
+
+    with handle_errors():
+        path = import_model(src, out, model_version=version, overwrite=overwrite)
+        card = read_card(path)
+    typer.echo(f"imported {src} as {card['model_id']} {card['model_version']} -> {path}")
+
+
+@app.command("fetch")
+def fetch(
+    hub_id: str = typer.Argument(..., help="Hub repository, e.g. nabeelr/BTSbot-convnext-pico-galaxyzoo-metadata."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    revision: str = typer.Option(None, "--revision", help="Branch, tag or commit to pin (default: main)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Hugging Face cache (default: HF_HOME's)."),
+    offline: bool = typer.Option(False, "--offline", help="Read the cache only, no network."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in --out."),
+) -> None:
+    """Download a published BTSbot 2 model from the Hugging Face Hub and import it (extra: hub)."""
+    from brightscan.model import read_card
+    from brightscan.model.hub import fetch_model
+
+    with handle_errors():
+        path = fetch_model(hub_id, out, revision=revision, cache_dir=cache_dir, offline=offline,
+                           overwrite=overwrite)
+        card = read_card(path)
+    typer.echo(f"fetched {hub_id} as {card['model_id']} {card['model_version']} -> {path}")
+
+
 @app.command("export-onnx")
 def export_onnx(
     model_dir: Path = typer.Argument(..., help="Model directory."),
+    convention: str = typer.Option("brightscan", "--convention",
+                                   help="brightscan (model.onnx: triplet, features -> logit), btsbot-v2 "
+                                        "(image NCHW, metadata -> logits, as BOOM loads v2) or btsbot-v1 "
+                                        "(triplet NHWC, metadata -> fc_out sigmoid)."),
+    out: Path = typer.Option(None, "--out", "-o", help="ONNX file (default: in MODEL_DIR)."),
 ) -> None:
-    """Write MODEL_DIR/model.onnx (inputs triplet, features; output logit)."""
+    """Write MODEL_DIR/model.onnx, or model.btsbot-v2.onnx / model.btsbot-v1.onnx for the brokers."""
+    from brightscan.model.onnx_conventions import export_btsbot_onnx
     from brightscan.model.onnx_export import export_onnx as run_export
 
     with handle_errors():
-        path = run_export(model_dir)
+        if convention == "brightscan":
+            path = run_export(model_dir, out=out)
+        else:
+            path = export_btsbot_onnx(model_dir, convention, out=out)
     typer.echo(f"wrote {path}")
 
 

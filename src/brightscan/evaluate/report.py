@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 #: Fixed policies reported for every model (plus ``optimised``, the search fitted on val).
-DEFAULT_POLICIES: tuple[str, ...] = ("gt1", "gt2", "gt3", "bts_prod", "bts_prod_peak")
+DEFAULT_POLICIES: tuple[str, ...] = ("gt1", "gt2", "gt3", "bts_prod", "bts_prod_peak",
+                                     "bts_p1", "bts_p2", "prod_p1", "prod_p2")  # the last four: btsbot 2's val.py
 OPTIMISED = "optimised"
 
 

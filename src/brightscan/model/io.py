@@ -26,9 +26,7 @@ from typing import Any
 import torch
 
 from brightscan.errors import BrightscanError, ConfigError, ModelFileError
-from brightscan.model.config import ModelConfig
-from brightscan.model.mi_cnn import MultiInputCNN
-from brightscan.model.registry import default_device, list_presets
+from brightscan.model.registry import AnyConfig, AnyModel, build_model, config_from_dict, default_device, list_presets
 from brightscan.storage import read_json_card
 
 __all__ = [
@@ -54,12 +52,12 @@ _FORMAT = "brightscan-model"
 class LoadedModel:
     """A model read from a directory, with its card."""
 
-    model: MultiInputCNN  # in eval mode, on the requested device
+    model: AnyModel  # in eval mode, on the requested device
     card: dict[str, Any]  # the parsed model.json
     path: Path  # the model directory
 
     @property
-    def config(self) -> ModelConfig:
+    def config(self) -> AnyConfig:
         """The architecture config."""
         return self.model.config
 
@@ -146,7 +144,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def save_model(
-    model: MultiInputCNN,
+    model: AnyModel,
     directory: str | Path,
     *,
     model_version: str | None = None,
@@ -158,7 +156,7 @@ def save_model(
 
     Parameters
     ----------
-    model : MultiInputCNN
+    model : MultiInputCNN or Btsbot2Model
         The model; its config gives the preset id, architecture and feature set.
     directory : str or Path
         Created if needed.
@@ -196,7 +194,7 @@ def save_model(
     return directory
 
 
-def _build_card(config: ModelConfig, order: list[str], weights_path: Path, *,
+def _build_card(config: AnyConfig, order: list[str], weights_path: Path, *,
                 model_version: str | None, provenance: dict[str, Any] | None,
                 temperature: float) -> dict[str, Any]:
     from brightscan import __version__
@@ -253,7 +251,7 @@ def read_card(directory: str | Path) -> dict[str, Any]:
     return card
 
 
-def _check_features(card: dict[str, Any], config: ModelConfig, expected: str | None) -> None:
+def _check_features(card: dict[str, Any], config: AnyConfig, expected: str | None) -> None:
     stored = card["features"]
     where = f"model {card['model_id']}"
     if stored.get("set") != config.feature_set or len(stored.get("order", [])) != config.n_features:
@@ -319,7 +317,7 @@ def load_model(
     directory = Path(directory)
     card = read_card(directory)
     try:
-        config = ModelConfig.from_dict(card["config"])
+        config = config_from_dict(card["config"])
     except ConfigError as exc:
         raise ModelFileError(f"{directory / CARD_NAME}: {exc}") from None
     _check_features(card, config, feature_set)
@@ -332,7 +330,7 @@ def load_model(
             f"{weights_path} does not match the sha256 in {CARD_NAME}: the file is corrupted or "
             "was modified; refusing to load it"
         )
-    model = MultiInputCNN(config)
+    model = build_model(config)
     try:
         state = load_file(str(weights_path))
         model.load_state_dict(state, strict=False)
@@ -342,7 +340,7 @@ def load_model(
     return LoadedModel(model=model.to(device or default_device()).eval(), card=card, path=directory)
 
 
-def _check_state_keys(model: MultiInputCNN, state: dict[str, torch.Tensor]) -> None:
+def _check_state_keys(model: AnyModel, state: dict[str, torch.Tensor]) -> None:
     expected = {k for k, v in model.state_dict().items() if v.is_floating_point()}
     missing, unexpected = expected - set(state), set(state) - expected
     if missing or unexpected:

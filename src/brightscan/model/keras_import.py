@@ -191,6 +191,8 @@ def match_preset(arch: dict[str, Any]) -> ModelConfig:
     """The registered preset whose architecture equals ``arch`` exactly."""
     for preset_id in list_presets():
         config = get_config(preset_id)
+        if not isinstance(config, ModelConfig):  # Keras files hold only the multi-input CNN
+            continue
         if all(_close(getattr(config, key), arch[key]) for key in _ARCH_FIELDS):
             return config
     raise ModelFileError(f"no registered model preset has the Keras model's architecture {arch}")

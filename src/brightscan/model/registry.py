@@ -13,18 +13,29 @@ from typing import Any
 import torch
 
 from brightscan.errors import ConfigError
+from brightscan.model.btsbot2 import BTSBOT2_PRESETS, Btsbot2Config, Btsbot2Model, build_network
 from brightscan.model.config import ModelConfig
 from brightscan.model.mi_cnn import MultiInputCNN
 
-__all__ = ["register_preset", "list_presets", "get_config", "create_model", "default_device"]
+__all__ = ["register_preset", "list_presets", "get_config", "create_model", "default_device",
+           "build_model", "config_from_dict", "AnyConfig", "AnyModel"]
 
-_PRESETS: dict[str, Callable[[], ModelConfig]] = {}
+#: A model's typed config: the multi-input CNN's, or a BTSbot 2 network's.
+AnyConfig = ModelConfig | Btsbot2Config
+#: A model built from an :data:`AnyConfig`; both take ``(triplet, features)`` and return logits.
+AnyModel = MultiInputCNN | Btsbot2Model
+
+_PRESETS: dict[str, Callable[[], AnyConfig]] = {}
+#: Config class -> the network it builds (no branching on preset names).
+_BUILDERS: dict[type, Callable[[Any], AnyModel]] = {ModelConfig: MultiInputCNN, Btsbot2Config: build_network}
+#: ``architecture`` key of a stored config -> its class (configs without the key are ModelConfig).
+_CONFIG_CLASSES: dict[str, type] = {"mi_cnn": ModelConfig, "btsbot2": Btsbot2Config}
 
 
-def register_preset(preset_id: str) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
+def register_preset(preset_id: str) -> Callable[[Callable[[], AnyConfig]], Callable[[], AnyConfig]]:
     """Decorator registering a zero-argument function that returns a preset's config."""
 
-    def decorate(factory: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+    def decorate(factory: Callable[[], AnyConfig]) -> Callable[[], AnyConfig]:
         if preset_id in _PRESETS:
             raise ConfigError(f"model preset {preset_id!r} is already registered")
         _PRESETS[preset_id] = factory
@@ -38,7 +49,7 @@ def list_presets() -> list[str]:
     return sorted(_PRESETS)
 
 
-def get_config(preset_id: str, **overrides: Any) -> ModelConfig:
+def get_config(preset_id: str, **overrides: Any) -> AnyConfig:
     """The config of a registered preset, optionally with some fields replaced.
 
     Raises
@@ -61,18 +72,43 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def build_model(config: AnyConfig) -> AnyModel:
+    """The (uninitialised) network of a config, whatever its family."""
+    try:
+        builder = _BUILDERS[type(config)]
+    except KeyError:
+        raise ConfigError(f"no network is registered for {type(config).__name__}") from None
+    return builder(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> AnyConfig:
+    """Rebuild a stored config; its ``architecture`` key names the family (none: the multi-input CNN).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown family or invalid keys.
+    """
+    family = data.get("architecture", "mi_cnn")
+    try:
+        cls = _CONFIG_CLASSES[family]
+    except KeyError:
+        raise ConfigError(f"unknown model architecture {family!r} (known: {', '.join(_CONFIG_CLASSES)})") from None
+    return cls.from_dict(data)
+
+
 def create_model(
-    preset: str | ModelConfig,
+    preset: str | AnyConfig,
     *,
     seed: int = 0,
     device: str | torch.device | None = None,
     **overrides: Any,
-) -> MultiInputCNN:
+) -> AnyModel:
     """Build a freshly initialised model from a preset id or a config.
 
     Parameters
     ----------
-    preset : str or ModelConfig
+    preset : str, ModelConfig or Btsbot2Config
         A registered id (see :func:`list_presets`) or a full config.
     seed : int
         Seed of the weight initialisation (a private ``torch.Generator``; global RNG untouched).
@@ -83,14 +119,14 @@ def create_model(
 
     Returns
     -------
-    MultiInputCNN
+    MultiInputCNN or Btsbot2Model
         In eval mode.
     """
-    if isinstance(preset, ModelConfig):
+    if isinstance(preset, (ModelConfig, Btsbot2Config)):
         config = preset.replace(**overrides) if overrides else preset
     else:
         config = get_config(preset, **overrides)
-    model = MultiInputCNN(config)
+    model = build_model(config)
     generator = torch.Generator().manual_seed(seed)
     model.reset_parameters(generator)
     return model.to(device or default_device()).eval()
@@ -176,3 +212,7 @@ def _register_ablations(base_id: str) -> None:
 
 for _base in ("mi_cnn.icml2023", "mi_cnn.v1"):
     _register_ablations(_base)
+
+
+for _preset_id, _factory in BTSBOT2_PRESETS.items():
+    register_preset(_preset_id)(_factory)

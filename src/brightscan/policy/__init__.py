@@ -25,10 +25,11 @@ from brightscan.policy.registry import (
     register_policy_pattern,
 )
 from brightscan.policy.rules import GtN
+from brightscan.policy.btsbot2 import GtNOnceBright  # noqa: E402  (registers bts_p1/p2, prod_p1/p2)
 from brightscan.policy.search import DEFAULT_GRID, PolicySearch
 
 __all__ = [
-    "AlertView", "BasePolicy", "DEFAULT_GRID", "Decision", "GtN", "ObjectHistory", "ObjectState", "PolicySearch",
+    "AlertView", "BasePolicy", "DEFAULT_GRID", "Decision", "GtN", "GtNOnceBright", "ObjectHistory", "ObjectState", "PolicySearch",
     "ScoredAlert", "StepPolicy", "create_policy", "decide", "first_pass", "list_policies", "policy_from_dict",
     "register_policy", "register_policy_class", "register_policy_pattern", "replay", "sort_history",
 ]

@@ -8,6 +8,8 @@ returns ``(n,)`` logits. :data:`BACKENDS` maps each name to its constructor; a n
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable
 from typing import Protocol
 
@@ -50,7 +52,14 @@ class TorchBackend:
             raise ConfigError(f"the torch backend runs {', '.join(TORCH_PRECISIONS)}; {precision} runs on onnx")
         self.model = loaded.model
         self.device = next(self.model.parameters()).device
-        self.model.convs.to(TORCH_PRECISIONS[precision])
+        dtype = TORCH_PRECISIONS[precision]
+        # The multi-input CNN casts its convolutions; other networks (BTSbot 2's backbones, with
+        # LayerNorms and attention) run under autocast instead, which keeps those in fp32.
+        self.autocast = None
+        if hasattr(self.model, "convs"):
+            self.model.convs.to(dtype)
+        elif dtype != torch.float32:
+            self.autocast = (self.device.type, dtype)
         self.chunk = self.cpu_chunk if self.device.type == "cpu" else None
 
     def __call__(self, triplets: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
@@ -60,7 +69,9 @@ class TorchBackend:
         n = len(triplets if triplets is not None else features)
         step = self.chunk or n
         parts = []
-        with torch.inference_mode():
+        autocast = (torch.autocast(self.autocast[0], dtype=self.autocast[1]) if self.autocast
+                     else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
             for start in range(0, n, step):
                 part = slice(start, start + step)
                 parts.append(self.model(tensor(None if triplets is None else triplets[part]),
