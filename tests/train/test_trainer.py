@@ -14,7 +14,7 @@ from brightscan.errors import ConfigError, InputError
 from brightscan.model import load_model
 from brightscan.train import TrainConfig, Trainer, class_weights
 
-TINY = dict(preset="mi_cnn.tiny", recipe={"batch_size": 16, "learning_rate": 3e-3})
+TINY = dict(preset="mi_cnn.tiny", precision="fp32", recipe={"batch_size": 16, "learning_rate": 3e-3})
 
 
 def _tensors(out: Path) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ def learning_curve(
     seed: int = typer.Option(0, "--seed", help="Seeds simulator, split and training."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Cap on epochs (default: recipe, early stopping)."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Training batch (default: recipe's 16)."),
-    precision: str = typer.Option("fp32", "--precision", help="Training arithmetic: fp32 or bf16."),
+    precision: str = typer.Option("auto", "--precision", help="Training arithmetic: auto (bf16 only where native and measured faster), fp32 or bf16."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Simulator worker processes."),
     threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (1 on a shared machine)."),
     published: str = typer.Option(DEFAULT_PUBLISHED, "--published",

@@ -19,7 +19,7 @@ def train(
     config: Path = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help=_CONFIG_HELP),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Maximum epochs (default: the recipe's)."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, shuffling, augmentation, dropout."),
-    precision: Precision = typer.Option(None, "--precision", help="Training precision (bf16: autocast)."),
+    precision: Precision = typer.Option(None, "--precision", help="Training precision: auto (bf16 only where native and measured faster), fp32, or bf16 (autocast)."),
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),

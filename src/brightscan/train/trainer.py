@@ -27,6 +27,7 @@ from brightscan.metrics import roc_auc
 from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from brightscan.train.config import TrainConfig
 from brightscan.train.loop import evaluate, train_epoch
+from brightscan.train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class _Run:
             self.optimizer, factor=self.recipe.lr_plateau_factor, patience=self.recipe.lr_plateau_patience)
         self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_auc": math.nan,
                                       "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
-                                      "history": []}
+                                      "history": [], "precision": None, "precision_rates": {}}
 
     def _identity(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -176,13 +177,17 @@ class _Run:
                 raise ConfigError(f"{self.out}: the checkpoint was made with another configuration; "
                                   "resume with the same preset, seed and config file")
             self.scheduler.load_state_dict(saved.scheduler)
-            self.state = {k: v for k, v in saved.trainer.items() if k != "config"}
+            self.state = {"precision": None, "precision_rates": {},
+                          **{k: v for k, v in saved.trainer.items() if k != "config"}}
             log.info("resuming %s after epoch %d", self.out, self.state["epoch"])
         elif has_checkpoint(self.out) or (self.out / "model.json").exists():
             raise InputError(f"{self.out} already holds a training run; pass --resume or choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
+        if self.state["precision"] is None:  # a resumed run keeps the precision it started with
+            self.state["precision"], self.state["precision_rates"] = resolve_precision(
+                self.config.precision, self.model, self.recipe.batch_size, self.device)
 
     def finished(self) -> bool:
         return self.state["stopped_early"] or self.state["epoch"] >= self.max_epochs
@@ -202,7 +207,7 @@ class _Run:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(dropout_seed)
             stats = train_epoch(self.forward, batches, self.optimizer, class_weights=self.weights,
-                                device=self.device, augment=augment, precision=self.config.precision,
+                                device=self.device, augment=augment, precision=self.state["precision"],
                                 on_step=on_step)
         val_loss, scores, labels = evaluate(
             self.model, iter_batches(self.val, np.arange(len(self.val)), EVAL_BATCH), device=self.device)
@@ -237,7 +242,8 @@ class _Run:
             "training": {"config": self.config.to_dict(), "best_epoch": self.state["best_epoch"],
                          "val_loss": self.state["best_loss"], "val_auc": self.state["best_auc"],
                          "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
-                         "device": str(self.device)},
+                         "device": str(self.device), "precision": self.state["precision"],
+                         "precision_rates": self.state["precision_rates"]},
         }
         save_model(self.model, self.out, provenance=provenance, overwrite=True)
 
