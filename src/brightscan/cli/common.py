@@ -207,6 +207,8 @@ FeatureSetName = Literal["v1", "icml2023"]
 OverflowMode = Literal["reject", "production"]
 #: What ``dataset build`` stratifies the source split by (:data:`brightscan.dataset.build.STRATIFY_MODES`).
 StratifyMode = Literal["class", "label"]
+ThinningMode = Literal["btsbot", "latest"]
+ClassWeightUnit = Literal["alert", "object"]
 Precision = Literal["auto", "fp32", "bf16"]
 ScorePrecision = Literal["auto", "fp32", "bf16", "int8"]
 Backend = Literal["torch", "onnx"]

@@ -31,7 +31,7 @@ from brightscan.train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds"]
+__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds", "object_class_weights"]
 
 #: Batch size of validation passes (no gradients, so larger than training batches).
 EVAL_BATCH = 256
@@ -59,6 +59,23 @@ def class_weights(labels: np.ndarray) -> tuple[float, float]:
     if n1 == 0 or n1 == n:
         raise InputError("the training split holds a single class; cannot train a classifier")
     return n / (2.0 * (n - n1)), n / (2.0 * n1)
+
+
+def object_class_weights(labels: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
+    """Per-alert loss weights that balance the classes over *objects*, not alerts.
+
+    Each class carries half the total weight (as :func:`class_weights`), shared equally among its
+    objects, and each object's share equally among its alerts: ``n / (2 O_c k_o)`` for an alert of
+    an object with ``k_o`` alerts in a class of ``O_c`` objects. Objects with many alerts (AGN,
+    long SNe) no longer outweigh short-lived ones, and a class's first alerts are not pushed
+    towards 0.5 by the other class's per-alert count.
+    """
+    labels = np.asarray(labels) > 0.5
+    class_weights(labels)  # a single class is an error here too
+    _, codes, per_object = np.unique(np.asarray(object_ids), return_inverse=True, return_counts=True)
+    objects_of_class = {c: len(np.unique(codes[labels == c])) for c in (False, True)}
+    n_objects = np.where(labels, objects_of_class[True], objects_of_class[False])
+    return (len(labels) / (2.0 * n_objects * per_object[codes])).astype(np.float32)
 
 
 def epoch_seeds(seed: int, epoch: int) -> tuple[int, int, int]:
@@ -141,7 +158,9 @@ class _Run:
         names = feature_names(self.model_config.feature_set)
         self.train = open_split(dataset_dir, "train", names)
         self.val = open_split(dataset_dir, "val", names)
-        self.train_idx = self.train.thinned_indices(self.recipe.nmax)
+        build = self.card.get("build") or {}
+        self.train_idx = self.train.thinned_indices(self.recipe.nmax, build.get("thinning", "latest"),
+                                                    int(self.card.get("seed") or 0))
         built = self.card.get("nmax")
         if built is not None and self.recipe.nmax > built:
             log.warning("recipe N_max %d exceeds the dataset's build N_max %d", self.recipe.nmax, built)
@@ -149,6 +168,11 @@ class _Run:
             raise InputError(f"{dataset_dir}: the validation split is empty")
         labels = self.train.labels[self.train_idx]
         self.weights = class_weights(labels) if self.recipe.class_weighting else (1.0, 1.0)
+        self.row_weights = None  # per-alert weights, for class weights over objects
+        if self.recipe.class_weighting and self.recipe.class_weight_unit == "object":
+            self.row_weights = np.zeros(len(self.train), np.float32)
+            self.row_weights[self.train_idx] = object_class_weights(
+                labels, self.train.table["objectId"].to_numpy()[self.train_idx])
         self.device = torch.device(config.device) if config.device else default_device()
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {config.device} asked for, but torch sees no CUDA device")
@@ -197,7 +221,7 @@ class _Run:
         epoch = self.state["epoch"] + 1
         shuffle_seed, augment_seed, dropout_seed = epoch_seeds(self.config.seed, epoch)
         batches = iter_batches(self.train, self.train_idx, self.recipe.batch_size,
-                               rng=np.random.default_rng(shuffle_seed))
+                               rng=np.random.default_rng(shuffle_seed), weights=self.row_weights)
         if self.config.max_steps_per_epoch:
             batches = (b for _, b in zip(range(self.config.max_steps_per_epoch), batches))
         augment = None
@@ -242,6 +266,7 @@ class _Run:
             "training": {"config": self.config.to_dict(), "best_epoch": self.state["best_epoch"],
                          "val_loss": self.state["best_loss"], "val_auc": self.state["best_auc"],
                          "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
+                         "class_weight_unit": self.recipe.class_weight_unit if self.recipe.class_weighting else None,
                          "device": str(self.device), "precision": self.state["precision"],
                          "precision_rates": self.state["precision_rates"]},
         }
