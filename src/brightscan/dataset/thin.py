@@ -56,14 +56,7 @@ def thin_latest(object_ids: np.ndarray, jd: np.ndarray, nmax: int | None) -> np.
     if nmax < 1:
         raise ConfigError(f"nmax must be at least 1, not {nmax}")
     _, codes = np.unique(object_ids, return_inverse=True)
-    rows = np.arange(len(jd))
-    # Sort by source, then newest first (ties: later row first).
-    order = np.lexsort((-rows, -jd, codes))
-    sorted_codes = codes[order]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    group_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    rank = np.arange(len(order)) - group_start
-    return np.sort(order[rank < nmax]).astype(np.int64)
+    return _keep_first(codes, -jd, nmax)  # newest first (ties: later row first)
 
 
 def _keep_first(codes: np.ndarray, key: np.ndarray, nmax: int) -> np.ndarray:
