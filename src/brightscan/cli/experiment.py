@@ -66,3 +66,31 @@ def learning_curve(
                    f"{pol.get('completeness', float('nan')):.3f} purity {pol.get('purity', float('nan')):.3f}, "
                    f"{row['seconds']['total']:.0f} s")
     typer.echo(str(out / "curve.json"))
+
+
+@app.command("ceiling")
+def ceiling(
+    dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="Dataset directory (brightscan dataset build)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for ceiling.json and scores.parquet."),
+    features: str = typer.Option("", "--features",
+                                 help="Comma-separated feature columns; 'issue' for magpsf,peakmag_so_far,age,ndethist "
+                                      "(default: the dataset's feature set)."),
+    scanner_saves: Path = typer.Option(None, "--scanner-saves", exists=True, dir_okay=False,
+                                       help="scanner_saves.csv of the simulation (identification delays)."),
+    nmax: int = typer.Option(60, "--nmax", min=1, help="Training N_max, as the networks' recipe."),
+    seed: int = typer.Option(0, "--seed", help="random_state of the booster."),
+) -> None:
+    """Gradient boosting on the causal features alone (no images), trained on the same split and
+    scored on the same test alerts as the networks: the floor a network must beat."""
+    from brightscan.experiments.ceiling import ISSUE_FEATURES, CeilingConfig, run_ceiling
+    from brightscan.experiments.learning_curve import split_names
+
+    with handle_errors():
+        names = ISSUE_FEATURES if features == "issue" else split_names(features)
+        result = run_ceiling(dataset, out, CeilingConfig(features=names, seed=seed), scanner_saves=scanner_saves,
+                             nmax=nmax)
+    gt1 = result["policies"]["gt1"]
+    typer.echo(f"ceiling ({len(result['model']['features'])} features): test AUC {result['alert']['auc']:.3f} "
+               f"{result['alert']['auc_ci']}, gt1 completeness {gt1['completeness']:.3f} purity {gt1['purity']:.3f} "
+               f"{gt1.get('purity_ci')}, faint dim-SN mean score {result['faint_dim_sn']['mean_score']:.3f}")
+    typer.echo(str(out / "ceiling.json"))
