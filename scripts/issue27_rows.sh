@@ -19,7 +19,6 @@ build() {  # name labels thinning
     [ -f "$R/ds-$1/dataset.json" ] || bs dataset build "$R/survey/alerts" --labels "$2" --out "$R/ds-$1" --thinning "$3"
 }
 build old "$R/labels_true_peak.csv" latest     # labels and thinning before issue 27
-build obs "$R/survey/labels.csv" latest        # observed labels, latest N_max
 build new "$R/survey/labels.csv" btsbot        # observed labels, BTSbot's thinning
 train() {  # row dataset preset precision class-weights [PYTHONPATH]
     local out="$R/models/$1"
@@ -40,7 +39,8 @@ train 0-before old mi_cnn.icml2023 bf16 "" "$R/main-src/src"
 train 5-btsbot-thinning new mi_cnn.icml2023_bn fp32 alert      # problem 4: thinning (every fix)
 train 1-fp32-features old mi_cnn.icml2023 bf16 alert          # problem 1 fixed
 train 3-batchnorm old mi_cnn.icml2023_bn fp32 alert            # problem 3
-train 4-observed-labels obs mi_cnn.icml2023_bn fp32 alert      # problem 4: labels
 train 6-object-weights new mi_cnn.icml2023_bn fp32 object      # problem 5
+build obs "$R/survey/labels.csv" latest        # observed labels, latest N_max
+train 4-observed-labels obs mi_cnn.icml2023_bn fp32 alert      # problem 4: labels
 train 2-fp32 old mi_cnn.icml2023 fp32 alert                    # problem 2: what auto picks without native bf16
 python scripts/issue27_table.py "$R"

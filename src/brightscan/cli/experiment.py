@@ -89,8 +89,9 @@ def ceiling(
         names = ISSUE_FEATURES if features == "issue" else split_names(features)
         result = run_ceiling(dataset, out, CeilingConfig(features=names, seed=seed), scanner_saves=scanner_saves,
                              nmax=nmax)
-    gt1 = result["policies"]["gt1"]
+    gt1, (lo, hi) = result["policies"]["gt1"], result["alert"]["auc_ci"]
+    plo, phi = gt1.get("purity_ci") or (float("nan"), float("nan"))
     typer.echo(f"ceiling ({len(result['model']['features'])} features): test AUC {result['alert']['auc']:.3f} "
-               f"{result['alert']['auc_ci']}, gt1 completeness {gt1['completeness']:.3f} purity {gt1['purity']:.3f} "
-               f"{gt1.get('purity_ci')}, faint dim-SN mean score {result['faint_dim_sn']['mean_score']:.3f}")
+               f"[{lo:.3f}, {hi:.3f}], gt1 completeness {gt1['completeness']:.3f} purity {gt1['purity']:.3f} "
+               f"[{plo:.3f}, {phi:.3f}], faint dim-SN mean score {result['faint_dim_sn']['mean_score']:.3f}")
     typer.echo(str(out / "ceiling.json"))
