@@ -229,6 +229,18 @@ def _speed_rows(ds: Path, preset: str, args: argparse.Namespace, peak: dict[str,
               f"{100 * rate * flops / peak[precision]:.1f} | {warmups[key]:.1f} |", flush=True)
 
 
+def _print_auto(presets: list[str]) -> None:
+    """What ``train --precision auto`` chooses on this CPU, and the rates it measured to choose."""
+    try:
+        from brightscan.train.precision import resolve_precision
+    except ImportError:  # a checkout from before --precision auto
+        return
+    for preset in presets:
+        chosen, rates = resolve_precision("auto", create_model(preset, device="cpu"), 16, torch.device("cpu"))
+        measured = ", ".join(f"{k} {v:.0f} alerts/s (wall)" for k, v in rates.items()) or "not measured"
+        print(f"# --precision auto for {preset}: {chosen} ({measured})", flush=True)
+
+
 def run_speed(args: argparse.Namespace) -> None:
     global CLOCK
     CLOCK = args.clock
@@ -245,6 +257,7 @@ def run_speed(args: argparse.Namespace) -> None:
         print("|---|---|---|---|---|---|---|---|")
         for preset in args.presets:
             _speed_rows(ds, preset, args, peak)
+        _print_auto(args.presets)
         print(f"# load average {os.getloadavg()[0]:.1f} at the end")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

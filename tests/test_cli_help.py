@@ -50,7 +50,7 @@ def test_help_renders_whole(command):
 
 @pytest.mark.parametrize("command, option, values", [
     (("score",), "--precision", "auto|fp32|bf16|int8"),
-    (("train",), "--precision", "fp32|bf16"),
+    (("train",), "--precision", "auto|fp32|bf16"),
     (("score",), "--backend", "torch|onnx"),
     (("preprocess",), "--features", "v1|icml2023"),
     (("dataset", "build"), "--overflow", "reject|production"),

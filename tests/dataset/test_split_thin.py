@@ -110,3 +110,39 @@ def test_no_nmax_keeps_everything_and_bad_nmax_fails() -> None:
     assert thin_latest(np.array(["a", "a"]), np.array([1.0, 2.0]), None).tolist() == [0, 1]
     with pytest.raises(ConfigError):
         thin_latest(np.array(["a"]), np.array([1.0]), 0)
+
+
+# --- BTSbot's thinning: random N_max for transients, latest for variables and junk -------------
+
+
+def _two_sources(n: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids = np.array(["sn"] * n + ["agn"] * n, dtype=object)
+    jd = np.r_[np.arange(n), np.arange(n)].astype(float)
+    classes = np.array(["SN Ia"] * n + ["AGN"] * n, dtype=object)
+    return ids, jd, classes
+
+
+def test_btsbot_thinning_keeps_random_alerts_of_sne_and_the_latest_of_variables() -> None:
+    from brightscan.dataset import thin_btsbot
+
+    ids, jd, classes = _two_sources()
+    kept = thin_btsbot(ids, jd, classes, 20, seed=1)
+    sn, agn = kept[ids[kept] == "sn"], kept[ids[kept] == "agn"]
+    assert len(sn) == len(agn) == 20
+    assert sorted(jd[agn]) == list(range(80, 100))  # the latest 20
+    assert jd[sn].min() < 40 and jd[sn].max() > 60  # spread over the light curve, rise included
+    assert np.array_equal(kept, thin_btsbot(ids, jd, classes, 20, seed=1))  # seeded
+    assert not np.array_equal(kept, thin_btsbot(ids, jd, classes, 20, seed=2))
+    assert np.array_equal(thin_btsbot(ids, jd, classes, None, seed=1), np.arange(200))
+    assert len(thin_btsbot(ids, jd, classes, 500, seed=1)) == 200  # fewer than nmax: all kept
+
+
+def test_thin_rows_selects_the_rule_and_refuses_unknown_ones() -> None:
+    from brightscan.dataset import thin_rows
+    from brightscan.errors import ConfigError
+
+    ids, jd, classes = _two_sources()
+    assert np.array_equal(thin_rows("latest", ids, jd, classes, 20), thin_latest(ids, jd, 20))
+    assert len(thin_rows("btsbot", ids, jd, None, 20, seed=0)) == 40  # no class column: all random
+    with pytest.raises(ConfigError, match="thinning"):
+        thin_rows("newest", ids, jd, classes, 20)

@@ -34,7 +34,8 @@ def test_round_trip_gives_identical_outputs(tmp_path):
 
 def test_card_carries_the_input_contract(tiny_model_dir):
     card = read_card(tiny_model_dir)
-    assert card["features"] == {"set": "icml2023", "order": list(FEATURE_SETS["icml2023"])}
+    assert card["features"] == {"set": "icml2023", "order": list(FEATURE_SETS["icml2023"]),
+                                "normalisation": "batchnorm"}
     assert card["preprocessing_version"] == PREPROCESSING_VERSION
     assert card["inputs"]["triplet"]["shape"] == [63, 63, 3]
     assert card["temperature"] == 1.0

@@ -132,11 +132,13 @@ def test_labels_and_scanner_saves(small_survey: Path) -> None:
     saves = _csv(small_survey / "scanner_saves.csv")
     assert [r["objectId"] for r in labels] == [r["objectId"] for r in saves]
     assert len({r["objectId"] for r in labels}) == 40
-    for row in labels:
-        assert int(row["label"]) == int(row["class"].startswith("SN") and float(row["peak_mag"]) < BRIGHT_LIMIT)
     by_object = defaultdict(list)
     for record in _packets(small_survey):
         by_object[record["objectId"]].append(record["candidate"])
+    for row in labels:  # the label is the observed one; the true peak's is kept beside it
+        observed = row["class"].startswith("SN") and any(c["magpsf"] < BRIGHT_LIMIT for c in by_object[row["objectId"]])
+        assert int(row["label"]) == int(row["label_observed"]) == int(observed)
+        assert int(row["label_true_peak"]) == int(row["class"].startswith("SN") and float(row["peak_mag"]) < BRIGHT_LIMIT)
     for row in labels:
         assert int(row["n_alerts"]) == len(by_object.get(row["objectId"], []))
     for row in saves:
@@ -161,3 +163,16 @@ def test_refuses_to_mix_with_existing_alerts(small_survey: Path) -> None:
 
     with pytest.raises(InputError):
         simulate_survey(SurveyConfig(n_sources=2), small_survey)
+
+
+def test_observed_label_follows_the_alerts_not_the_true_peak() -> None:
+    from brightscan.errors import ConfigError
+    from brightscan.simulate.packets import observed_label
+
+    assert observed_label("bright_sn", np.array([19.2, 18.49, 18.9])) == 1
+    assert observed_label("bright_sn", np.array([18.6, 18.5])) == 0  # true peak < 18.5, never seen so
+    assert observed_label("dim_sn", np.array([18.4])) == 1  # noise: BTS would have saved it
+    assert observed_label("agn", np.array([17.0])) == 0
+    assert observed_label("bright_sn", np.array([])) == 0
+    with pytest.raises(ConfigError, match="label_from"):
+        SurveyConfig(label_from="truth").validate()

@@ -23,7 +23,9 @@ def test_training_on_a_simulated_survey_beats_chance(tmp_path: Path) -> None:
     assert 0.8 * len(labels) <= n_sources <= len(labels)  # a few simulated sources are never detected
     val = open_split(tmp_path / "ds", "val")
     assert 0 < val.labels.mean() < 1
-    config = TrainConfig(preset="mi_cnn.tiny", epochs=3, recipe={"learning_rate": 3e-3, "batch_size": 32, "nmax": 30})
+    config = TrainConfig(preset="mi_cnn.tiny", epochs=3, precision="fp32", recipe={"learning_rate": 3e-3, "batch_size": 32, "nmax": 30})
     result = Trainer(config).fit(tmp_path / "ds", tmp_path / "model").result_
+    # with observed labels (a few noisy-bright dim SNe are positives) the lowest validation loss of
+    # this 16-source validation split can come at epoch 1, so the AUC is judged by the last epoch
     assert max(r["val_auc"] for r in result.history) > 0.8
-    assert result.best_val_auc > 0.75
+    assert result.history[-1]["val_auc"] > 0.8

@@ -14,7 +14,7 @@ from brightscan.errors import ConfigError, InputError
 from brightscan.model import load_model
 from brightscan.train import TrainConfig, Trainer, class_weights
 
-TINY = dict(preset="mi_cnn.tiny", recipe={"batch_size": 16, "learning_rate": 3e-3})
+TINY = dict(preset="mi_cnn.tiny", precision="fp32", recipe={"batch_size": 16, "learning_rate": 3e-3})
 
 
 def _tensors(out: Path) -> dict[str, torch.Tensor]:
@@ -118,3 +118,34 @@ def test_class_weights_balance_the_classes() -> None:
     assert w0 * 3 == pytest.approx(w1 * 1) and w0 * 3 + w1 == pytest.approx(4)
     with pytest.raises(InputError):
         class_weights(np.zeros(5))
+
+
+def test_object_class_weights_balance_objects_not_alerts() -> None:
+    from brightscan.train import object_class_weights
+
+    # class 1: one object of 8 alerts; class 0: three objects of 1, 1 and 2 alerts
+    labels = np.array([1] * 8 + [0, 0, 0, 0])
+    objects = np.array(["a"] * 8 + ["b", "c", "d", "d"])
+    w = object_class_weights(labels, objects)
+    assert w.dtype == np.float32 and np.isclose(w.sum(), len(labels))
+    assert np.isclose(w[labels == 1].sum(), w[labels == 0].sum())  # each class carries half
+    assert np.isclose(w[8], w[9]) and np.isclose(w[8], 2 * w[10])  # each object's share is equal
+    with pytest.raises(InputError):
+        object_class_weights(np.ones(3), np.array(["a", "b", "c"]))
+
+
+def test_class_weights_over_objects_change_training_and_are_recorded(tmp_path: Path) -> None:
+    from .conftest import write_synthetic_dataset
+
+    # 196 training alerts: 24 objects of 8 and one of 4, so weighing objects differs from alerts
+    synthetic_dataset = write_synthetic_dataset(tmp_path / "ds", {"train": 196, "val": 32})
+    runs = {}
+    for unit in ("alert", "object"):
+        cfg = TrainConfig(**{**TINY, "recipe": {**TINY["recipe"], "class_weight_unit": unit}}, epochs=1,
+                          max_steps_per_epoch=3)
+        runs[unit] = Trainer(cfg).fit(synthetic_dataset, tmp_path / unit).result_
+        card = load_model(tmp_path / unit, device="cpu").card["provenance"]["training"]
+        assert card["class_weight_unit"] == unit
+    assert runs["alert"].history[0]["loss"] != runs["object"].history[0]["loss"]
+    with pytest.raises(ConfigError, match="class_weight_unit"):
+        TrainConfig(preset="mi_cnn.tiny", recipe={"class_weight_unit": "source"}).training_recipe()

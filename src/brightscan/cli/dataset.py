@@ -19,6 +19,7 @@ from brightscan.cli.common import (
     OutputGuard,
     OverflowMode,
     StratifyMode,
+    ThinningMode,
     console,
     handle_errors,
 )
@@ -60,7 +61,10 @@ def build(
     labels: Path = typer.Option(..., "--labels", exists=True, dir_okay=False,
                                 help="CSV with objectId, label (0/1) and optional class."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write."),
-    nmax: int = typer.Option(60, "--nmax", min=0, help="Latest alerts kept per training source (0: keep all)."),
+    nmax: int = typer.Option(60, "--nmax", min=0, help="Alerts kept per training source (0: keep all)."),
+    thinning: ThinningMode = typer.Option(
+        "btsbot", "--thinning",
+        help="N_max rule: btsbot (seeded random N_max; the latest for AGN, CVs, variable stars, bogus) or latest."),
     split: str = typer.Option("0.81,0.09,0.10", "--split", help="Source fractions train,val,test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the source split."),
     stratify: StratifyMode = typer.Option(
@@ -83,7 +87,7 @@ def build(
     guard = OutputGuard(out)
     with handle_errors(cleanup=guard.remove_new):
         config = BuildConfig(nmax=nmax or None, fractions=fractions, seed=seed, feature_set=features,
-                             overflow=overflow, stratify=stratify)
+                             overflow=overflow, stratify=stratify, thinning=thinning)
         if cluster is not None or resume:
             card = _build_partitioned(inputs, labels, out, config, cluster, cluster_config, resume)
             _print_card(card, show)

@@ -23,7 +23,7 @@ def learning_curve(
     seed: int = typer.Option(0, "--seed", help="Seeds simulator, split and training."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Cap on epochs (default: recipe, early stopping)."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Training batch (default: recipe's 16)."),
-    precision: str = typer.Option("fp32", "--precision", help="Training arithmetic: fp32 or bf16."),
+    precision: str = typer.Option("auto", "--precision", help="Training arithmetic: auto (bf16 only where native and measured faster), fp32 or bf16."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Simulator worker processes."),
     threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (1 on a shared machine)."),
     published: str = typer.Option(DEFAULT_PUBLISHED, "--published",
@@ -66,3 +66,32 @@ def learning_curve(
                    f"{pol.get('completeness', float('nan')):.3f} purity {pol.get('purity', float('nan')):.3f}, "
                    f"{row['seconds']['total']:.0f} s")
     typer.echo(str(out / "curve.json"))
+
+
+@app.command("ceiling")
+def ceiling(
+    dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="Dataset directory (brightscan dataset build)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for ceiling.json and scores.parquet."),
+    features: str = typer.Option("", "--features",
+                                 help="Comma-separated feature columns; 'issue' for magpsf,peakmag_so_far,age,ndethist "
+                                      "(default: the dataset's feature set)."),
+    scanner_saves: Path = typer.Option(None, "--scanner-saves", exists=True, dir_okay=False,
+                                       help="scanner_saves.csv of the simulation (identification delays)."),
+    nmax: int = typer.Option(60, "--nmax", min=1, help="Training N_max, as the networks' recipe."),
+    seed: int = typer.Option(0, "--seed", help="random_state of the booster."),
+) -> None:
+    """Gradient boosting on the causal features alone (no images), trained on the same split and
+    scored on the same test alerts as the networks: the floor a network must beat."""
+    from brightscan.experiments.ceiling import ISSUE_FEATURES, CeilingConfig, run_ceiling
+    from brightscan.experiments.learning_curve import split_names
+
+    with handle_errors():
+        names = ISSUE_FEATURES if features == "issue" else split_names(features)
+        result = run_ceiling(dataset, out, CeilingConfig(features=names, seed=seed), scanner_saves=scanner_saves,
+                             nmax=nmax)
+    gt1, (lo, hi) = result["policies"]["gt1"], result["alert"]["auc_ci"]
+    plo, phi = gt1.get("purity_ci") or (float("nan"), float("nan"))
+    typer.echo(f"ceiling ({len(result['model']['features'])} features): test AUC {result['alert']['auc']:.3f} "
+               f"[{lo:.3f}, {hi:.3f}], gt1 completeness {gt1['completeness']:.3f} purity {gt1['purity']:.3f} "
+               f"[{plo:.3f}, {phi:.3f}], faint dim-SN mean score {result['faint_dim_sn']['mean_score']:.3f}")
+    typer.echo(str(out / "ceiling.json"))

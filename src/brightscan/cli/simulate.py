@@ -18,6 +18,7 @@ def simulate(
     start_date: str = typer.Option("2023-03-01", "--start-date", help="First night of the survey (YYYY-MM-DD, UT)."),
     nights: int = typer.Option(365, "--nights", min=1, help="Length of the survey in nights."),
     class_mix: str = typer.Option("", "--class-mix", help="Fractions, e.g. 'bright_sn=0.3,agn=0.2' (others keep defaults)."),
+    label_from: str = typer.Option("observed", "--label-from", help="labels.csv 'label': observed (an alert brighter than 18.5 mag, as BTS) or true_peak."),
     tarball: bool = typer.Option(False, "--tarball", help="Write alerts/ztf_public_YYYYMMDD.tar.gz per night."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Worker processes."),
     preview: Path = typer.Option(None, "--preview", help="Also (or only) draw a PNG sheet of example triplets per class."),
@@ -45,6 +46,7 @@ def simulate(
             raise ConfigError(f"--start-date must be YYYY-MM-DD, got {start_date!r}") from None
         config = SurveyConfig(
             n_sources=sources, seed=seed, start_date=start, n_nights=nights, tarball=tarball, n_workers=workers,
+            label_from=label_from,
             class_mix=ClassMix.parse(class_mix) if class_mix else ClassMix(),
         ).validate()
         if preview is not None:

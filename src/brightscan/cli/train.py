@@ -3,11 +3,12 @@ hyperparameters."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from brightscan.cli.common import JSON_OPTION, QUIET_OPTION, Output, Precision, handle_errors
+from brightscan.cli.common import JSON_OPTION, QUIET_OPTION, ClassWeightUnit, Output, Precision, handle_errors
 
 _CONFIG_HELP = "TOML file with [train], [recipe] and [model] tables."
 
@@ -19,8 +20,10 @@ def train(
     config: Path = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help=_CONFIG_HELP),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Maximum epochs (default: the recipe's)."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, shuffling, augmentation, dropout."),
-    precision: Precision = typer.Option(None, "--precision", help="Training precision (bf16: autocast)."),
+    precision: Precision = typer.Option(None, "--precision", help="Training precision: auto (bf16 only where native and measured faster), fp32, or bf16 (autocast)."),
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    class_weights: ClassWeightUnit = typer.Option(
+        None, "--class-weights", help="Balance the classes over alerts (the recipe's default) or over objects."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
     quiet: bool = QUIET_OPTION,
@@ -34,6 +37,8 @@ def train(
     with handle_errors():
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
                                 compile=compile_model, device=device)
+        if class_weights is not None:  # the option wins over the config file's [recipe] table
+            cfg = replace(cfg, recipe={**cfg.recipe, "class_weight_unit": class_weights})
         n_train = int(read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts") or 0)
         max_epochs, per_epoch = cfg.schedule(n_train)
         # one bar over every epoch's training alerts, so the ETA covers the whole run

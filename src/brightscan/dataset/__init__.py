@@ -8,7 +8,7 @@ from brightscan.dataset.build import BuildConfig, build_dataset, read_labels
 from brightscan.dataset.card import read_dataset_card
 from brightscan.dataset.loader import SplitData, TripletReader, iter_batches, open_split
 from brightscan.dataset.split import SPLITS, split_by_source
-from brightscan.dataset.thin import thin_latest
+from brightscan.dataset.thin import thin_btsbot, thin_latest, thin_rows
 
 __all__ = [
     "SPLITS",
@@ -22,5 +22,7 @@ __all__ = [
     "read_dataset_card",
     "read_labels",
     "split_by_source",
+    "thin_btsbot",
     "thin_latest",
+    "thin_rows",
 ]

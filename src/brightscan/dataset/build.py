@@ -29,7 +29,7 @@ import pyarrow as pa
 from brightscan.alerts import Alert, Rejection, read_alerts
 from brightscan.dataset.card import write_card
 from brightscan.dataset.split import SPLITS, check_fractions, split_by_source
-from brightscan.dataset.thin import thin_latest
+from brightscan.dataset.thin import THINNING_MODES, thin_rows
 from brightscan.errors import ConfigError, InputError
 from brightscan.preprocess import OVERFLOW_MODES
 from brightscan.preprocess.surveys import feature_set_names as feature_names
@@ -68,11 +68,14 @@ class BuildConfig:
     feature_set: str = "v1"  # stored features (v1 holds every icml2023 feature)
     overflow: str = "reject"  # cutouts with overflow sentinels: "reject" or "production"
     stratify: str = "class"  # splits stratified by "label", or by label and class ("class")
+    thinning: str = "btsbot"  # N_max rule: "btsbot" (random; latest for variables) or "latest" (dataset/thin.py)
 
     def __post_init__(self) -> None:
         check_fractions(self.fractions)
         if self.stratify not in STRATIFY_MODES:
             raise ConfigError(f"stratify must be one of {STRATIFY_MODES}, not {self.stratify!r}")
+        if self.thinning not in THINNING_MODES:
+            raise ConfigError(f"thinning must be one of {THINNING_MODES}, not {self.thinning!r}")
         if self.nmax is not None and self.nmax < 1:
             raise ConfigError(f"nmax must be at least 1, not {self.nmax}")
         if self.overflow not in OVERFLOW_MODES:
@@ -130,7 +133,8 @@ def plan_split(
                 ids.append(object_id)
                 jds.append(float(det["jd"]))
                 candids.append(det["candid"])
-    keep = thin_latest(np.array(ids, dtype=object), np.array(jds), config.nmax)
+    keep = thin_rows(config.thinning, np.array(ids, dtype=object), np.array(jds),
+                     np.array([classes.get(o, "") for o in ids], dtype=object), config.nmax, seed=config.seed)
     return assignment, {candids[i] for i in keep}
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from brightscan.dataset.card import read_dataset_card
-from brightscan.dataset.thin import thin_latest
+from brightscan.dataset.thin import thin_rows
 from brightscan.errors import InputError
 
 __all__ = ["SplitData", "TripletReader", "open_split", "iter_batches"]
@@ -112,9 +112,12 @@ class SplitData:
         """The whole triplet array as a read-only memory map, shape (N, 63, 63, 3)."""
         return np.load(self.directory / "triplets.npy", mmap_mode="r")
 
-    def thinned_indices(self, nmax: int | None) -> np.ndarray:
-        """Rows kept when each source keeps its ``nmax`` latest alerts."""
-        return thin_latest(self.table["objectId"].to_numpy(), self.table["jd"].to_numpy(), nmax)
+    def thinned_indices(self, nmax: int | None, mode: str = "latest", seed: int = 0) -> np.ndarray:
+        """Rows kept when each source keeps ``nmax`` alerts under the rule ``mode``
+        (:func:`~brightscan.dataset.thin.thin_rows`)."""
+        classes = self.table["class"].to_numpy(dtype=object) if "class" in self.table else None
+        return thin_rows(mode, self.table["objectId"].to_numpy(), self.table["jd"].to_numpy(), classes,
+                         nmax, seed=seed)
 
 
 def open_split(dataset_dir: str | os.PathLike, split: str, feature_names: Sequence[str] | None = None) -> SplitData:
@@ -151,8 +154,10 @@ def iter_batches(
     *,
     rng: np.random.Generator | None = None,
     drop_last: bool = False,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(triplets, features, labels)`` batches over ``indices``.
+    weights: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Yield ``(triplets, features, labels)`` batches over ``indices`` (with ``weights``:
+    ``(triplets, features, labels, weights)``).
 
     Parameters
     ----------
@@ -164,6 +169,8 @@ def iter_batches(
         Shuffles the order of the rows when given; otherwise rows come in the given order.
     drop_last : bool
         Skip a final short batch.
+    weights : array of float, shape (len(data),), optional
+        A loss weight per row of the split, yielded as a fourth array.
 
     Notes
     -----
@@ -179,4 +186,7 @@ def iter_batches(
         rows = np.sort(order[start:start + batch_size])
         if len(rows) == 0:
             break
-        yield data.reader.read(rows), data.features[rows], data.labels[rows]
+        if weights is None:
+            yield data.reader.read(rows), data.features[rows], data.labels[rows]
+        else:
+            yield data.reader.read(rows), data.features[rows], data.labels[rows], weights[rows]

@@ -153,7 +153,8 @@ def _train(out: Path, spec: DemoSize, seed: int, card: dict[str, Any], track: Tr
     from brightscan.train.config import TrainConfig
     from brightscan.train.trainer import Trainer
 
-    config = TrainConfig(preset=preset, epochs=spec.epochs, seed=seed,
+    # fp32, not auto: the demo's figures are quoted in the docs and must not depend on the CPU
+    config = TrainConfig(preset=preset, epochs=spec.epochs, seed=seed, precision="fp32",
                          max_steps_per_epoch=spec.max_steps_per_epoch,
                          recipe={"batch_size": spec.batch_size})
     epochs, per_epoch = config.schedule(int(card["splits"]["train"]["alerts"]))

@@ -42,7 +42,7 @@ class CurveConfig:
     seed: int = 0  # seeds the simulator, the split and the training
     epochs: int | None = None  # cap on training epochs (None: the recipe's 200, early stopping)
     batch_size: int | None = None  # training batch (None: the recipe's 16)
-    precision: str = "fp32"  # training arithmetic: fp32 or bf16
+    precision: str = "auto"  # training arithmetic: auto (bf16 where native and faster), fp32 or bf16
     nmax: int = 60  # N_max thinning of the training split (the paper's 60)
     fractions: tuple[float, float, float] = (0.81, 0.09, 0.10)  # source fractions train/val/test
     workers: int = 2  # simulator worker processes

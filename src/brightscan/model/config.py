@@ -43,7 +43,7 @@ class ModelConfig:
     conv_dropouts: tuple[float, ...] = (0.2, 0.35)  # dropout after each block's pool
     feature_set: str = "icml2023"  # name in brightscan.preprocess.FEATURE_SETS
     n_features: int = 14  # length of that feature set
-    feature_batchnorm: bool = False  # BatchNorm on the raw features (v1 does, icml2023 does not)
+    feature_batchnorm: bool = True  # BatchNorm on the raw features (new presets; icml2023 alone feeds raw ones)
     batchnorm_eps: float = 1e-3  # Keras' default epsilon, not torch's 1e-5
     feature_units: tuple[int, ...] = (16, 32)  # dense layers of the feature branch
     feature_dropouts: tuple[float, ...] = (0.0,)  # dropout between feature dense layers

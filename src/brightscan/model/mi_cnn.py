@@ -98,15 +98,22 @@ class MultiInputCNN(nn.Module):
         return torch.flatten(x, 1).to(triplet.dtype)  # (N, C * side * side), NCHW order
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Feature branch: ``(N, F)`` -> ``(N, features_out)``."""
-        x = features
-        if self.feature_norm is not None:
-            x = self.feature_norm(x)
-        last = len(self.feature_layers) - 1
-        for i, layer in enumerate(self.feature_layers):
-            x = F.relu(layer(x))
-            if i < last:
-                x = F.dropout(x, self.config.feature_dropouts[i], self.training)
+        """Feature branch: ``(N, F)`` -> ``(N, features_out)``, always in float32.
+
+        Autocast is switched off here, so bf16 training sees the same features as float32
+        scoring: bf16 keeps 8 bits of mantissa, which rounds a magnitude near 18.5 to steps of
+        0.125 mag and ``ra`` near 300 degrees to steps of 2 degrees. The branch is a few
+        thousand multiply-adds per alert, so float32 costs nothing measurable.
+        """
+        with torch.autocast(features.device.type, enabled=False):
+            x = features.float()
+            if self.feature_norm is not None:
+                x = self.feature_norm(x)
+            last = len(self.feature_layers) - 1
+            for i, layer in enumerate(self.feature_layers):
+                x = F.relu(layer(x))
+                if i < last:
+                    x = F.dropout(x, self.config.feature_dropouts[i], self.training)
         return x
 
     def forward(

@@ -137,8 +137,23 @@ def create_model(
 
 @register_preset("mi_cnn.icml2023")
 def _icml2023() -> ModelConfig:
-    """The paper's model (published as v03), 14 features."""
-    return ModelConfig(preset="mi_cnn.icml2023", version="1")
+    """The paper's model (published as v03), 14 features fed raw, as in the paper.
+
+    Raw means ``ra`` from 0 to 360, ``ndethist`` and ``age`` in the thousands and -999 sentinels
+    reach the first dense layer as they are; kept so the published weights load and the paper's
+    training can be reproduced. New work should use ``mi_cnn.icml2023_bn``.
+    """
+    return ModelConfig(preset="mi_cnn.icml2023", version="1", feature_batchnorm=False)
+
+
+@register_preset("mi_cnn.icml2023_bn")
+def _icml2023_bn() -> ModelConfig:
+    """The paper's model with BatchNorm on its 14 features (as btsbot 2's metadata branch).
+
+    The normalisation is part of the network (its running statistics are weights in the
+    safetensors file), so scoring, ONNX export and every backend apply it the same way.
+    """
+    return ModelConfig(preset="mi_cnn.icml2023_bn", version="1", feature_batchnorm=True)
 
 
 @register_preset("mi_cnn.v1")
@@ -210,7 +225,7 @@ def _register_ablations(base_id: str) -> None:
         )
 
 
-for _base in ("mi_cnn.icml2023", "mi_cnn.v1"):
+for _base in ("mi_cnn.icml2023", "mi_cnn.icml2023_bn", "mi_cnn.v1"):
     _register_ablations(_base)
 
 

@@ -19,6 +19,11 @@ CLASSES: tuple[str, ...] = ("bright_sn", "dim_sn", "agn", "cv", "varstar", "bogu
 #: Magnitude that separates bright from dim SNe (BTS threshold, peak in g or r).
 BRIGHT_LIMIT = 18.5
 
+#: Where ``labels.csv``'s ``label`` comes from: "observed" -- a supernova with an alert brighter
+#: than :data:`BRIGHT_LIMIT`, as BTS labels come from the observed light curve (BTSbot's
+#: ``label="compute"``) -- or "true_peak", the simulator's noiseless peak magnitude.
+LABEL_SOURCES = ("observed", "true_peak")
+
 
 @dataclass(frozen=True)
 class ClassMix:
@@ -99,6 +104,7 @@ class SurveyConfig:
     n_workers: int = 2  # processes generating sources in parallel
     chunk_size: int = 20  # sources per work unit (bounds memory per worker)
     gzip_level: int = 1  # compression level of cutouts (1 is fastest; ZTF uses ~6)
+    label_from: str = "observed"  # labels.csv "label": "observed" light curve or "true_peak" (both kept)
 
     def validate(self) -> SurveyConfig:
         """Return ``self`` after checking ranges.
@@ -116,6 +122,8 @@ class SurveyConfig:
             raise ConfigError("n_workers and chunk_size must be >= 1")
         if self.stamp_size < 15 or self.stamp_size % 2 == 0:
             raise ConfigError(f"stamp_size must be odd and >= 15, got {self.stamp_size}")
+        if self.label_from not in LABEL_SOURCES:
+            raise ConfigError(f"label_from must be one of {LABEL_SOURCES}, got {self.label_from!r}")
         if not 0 <= self.gzip_level <= 9:
             raise ConfigError(f"gzip_level must be within 0..9, got {self.gzip_level}")
         self.class_mix.fractions()

@@ -145,7 +145,8 @@ def _run_and_write_tables(
     config = worker.config
     counts = {"alerts": 0, "positive": 0, "saved": 0}
     with open(out / "labels.csv", "w", newline="") as lf, open(out / "scanner_saves.csv", "w", newline="") as sf:
-        labels = csv.DictWriter(lf, fieldnames=["objectId", "label", "class", "peak_mag", *PARAM_COLUMNS])
+        labels = csv.DictWriter(lf, fieldnames=["objectId", "label", "class", "peak_mag", "label_observed",
+                                                 "label_true_peak", *PARAM_COLUMNS])
         saves = csv.writer(sf)
         labels.writeheader()
         saves.writerow(["objectId", "save_jd"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from brightscan.train.augment import augment_batch
 from brightscan.train.config import TrainConfig, dump_toml, load_train_config
 from brightscan.train.loop import evaluate, train_epoch
-from brightscan.train.trainer import Trainer, TrainResult, class_weights
+from brightscan.train.trainer import Trainer, TrainResult, class_weights, object_class_weights
 
 __all__ = [
     "TrainConfig",
@@ -17,5 +17,6 @@ __all__ = [
     "dump_toml",
     "evaluate",
     "load_train_config",
+    "object_class_weights",
     "train_epoch",
 ]

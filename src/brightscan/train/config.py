@@ -24,7 +24,7 @@ from brightscan.train.recipe import TrainingRecipe, recipe_for
 __all__ = ["PRECISIONS", "TrainConfig", "load_train_config", "dump_toml"]
 
 #: Arithmetic of the forward/backward passes; weights and optimizer state stay float32.
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class TrainConfig:
     preset: str = "mi_cnn.icml2023"  # model registry id; its recipe is the default recipe
     epochs: int | None = None  # maximum epochs (None: the recipe's max_epochs)
     seed: int = 0  # weights, shuffling, augmentation and dropout all derive from it
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast; CPU AMX / GPU tensor cores)
+    precision: str = "auto"  # "auto" (bf16 only where native and measured faster), "fp32" or "bf16"
     compile: bool = False  # torch.compile the model (slow first epoch, faster after)
     max_steps_per_epoch: int | None = None  # cap on optimisation steps per epoch (smoke runs)
     num_threads: int | None = None  # torch intra-op threads (None: torch's default)

@@ -16,8 +16,9 @@ from brightscan.train.augment import augment_batch
 
 __all__ = ["Batch", "EpochStats", "train_epoch", "evaluate", "autocast"]
 
-#: (triplets (N, 63, 63, 3), features (N, F), labels (N,)) as numpy float32 arrays.
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: (triplets (N, 63, 63, 3), features (N, F), labels (N,)[, loss weights (N,)]) as numpy float32
+#: arrays; without the weights, each alert weighs its class's weight.
+Batch = tuple[np.ndarray, ...]
 
 
 @dataclass
@@ -57,6 +58,9 @@ def train_epoch(
 ) -> EpochStats:
     """Train over ``batches`` once with class-weighted BCE-with-logits.
 
+    A batch's fourth array, when present, holds each alert's loss weight (per-object class
+    weights); otherwise ``class_weights`` ``(w0, w1)`` weighs each alert by its label.
+
     ``augment`` is the generator of the random rotations/flips (None: no augmentation);
     ``on_step`` receives the batch size after each step (progress bars).
     """
@@ -64,10 +68,10 @@ def train_epoch(
     total, count, start = 0.0, 0, time.perf_counter()
     w0, w1 = class_weights
     for batch in batches:
-        triplets, features, labels = _to_device(batch, device)
+        triplets, features, labels, *given = _to_device(batch, device)
         if augment is not None:
             triplets = augment_batch(triplets, augment)
-        weights = torch.where(labels > 0.5, w1, w0)
+        weights = given[0].float() if given else torch.where(labels > 0.5, w1, w0)
         with autocast(device, precision):
             logits = model(triplets, features)
         loss = F.binary_cross_entropy_with_logits(logits.float(), labels, weight=weights)
@@ -89,7 +93,7 @@ def evaluate(
     model.eval()
     scores, labels, total = [], [], 0.0
     for batch in batches:
-        triplets, features, y = _to_device(batch, device)
+        triplets, features, y = _to_device(batch[:3], device)
         logits = model(triplets, features).float()
         total += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
         scores.append(torch.sigmoid(logits).cpu().numpy())

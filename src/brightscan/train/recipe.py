@@ -14,7 +14,10 @@ from typing import Any
 
 from brightscan.errors import ConfigError
 
-__all__ = ["PAPER_RECIPE", "TrainingRecipe", "recipe_for", "register_recipe"]
+__all__ = ["CLASS_WEIGHT_UNITS", "PAPER_RECIPE", "TrainingRecipe", "recipe_for", "register_recipe"]
+
+#: What the class weights balance: alerts (Keras' "balanced", BTSbot's pos_weight) or objects.
+CLASS_WEIGHT_UNITS = ("alert", "object")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class TrainingRecipe:
     batch_size: int = 16  # alerts per optimisation step
     nmax: int = 60  # at most this many alerts per object in the training set (paper: N_max)
     class_weighting: bool = True  # weight the loss by inverse class frequency
+    class_weight_unit: str = "alert"  # balance the classes over "alert"s, or over "object"s (each object weighs the same)
     max_epochs: int = 200  # hard stop
     early_stopping_patience: int = 20  # epochs without validation-loss improvement before stop
     lr_plateau_factor: float = 0.5  # multiply the LR by this when validation loss plateaus
@@ -41,6 +45,9 @@ class TrainingRecipe:
             raise ConfigError(f"unknown recipe keys: {sorted(unknown)}")
         if "betas" in changes:
             changes["betas"] = tuple(changes["betas"])
+        if changes.get("class_weight_unit", "alert") not in CLASS_WEIGHT_UNITS:
+            raise ConfigError(f"class_weight_unit must be one of {CLASS_WEIGHT_UNITS}, "
+                              f"not {changes['class_weight_unit']!r}")
         return dataclasses.replace(self, **changes)
 
 

@@ -27,10 +27,11 @@ from brightscan.metrics import roc_auc
 from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from brightscan.train.config import TrainConfig
 from brightscan.train.loop import evaluate, train_epoch
+from brightscan.train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds"]
+__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds", "object_class_weights"]
 
 #: Batch size of validation passes (no gradients, so larger than training batches).
 EVAL_BATCH = 256
@@ -58,6 +59,23 @@ def class_weights(labels: np.ndarray) -> tuple[float, float]:
     if n1 == 0 or n1 == n:
         raise InputError("the training split holds a single class; cannot train a classifier")
     return n / (2.0 * (n - n1)), n / (2.0 * n1)
+
+
+def object_class_weights(labels: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
+    """Per-alert loss weights that balance the classes over *objects*, not alerts.
+
+    Each class carries half the total weight (as :func:`class_weights`), shared equally among its
+    objects, and each object's share equally among its alerts: ``n / (2 O_c k_o)`` for an alert of
+    an object with ``k_o`` alerts in a class of ``O_c`` objects. Objects with many alerts (AGN,
+    long SNe) no longer outweigh short-lived ones, and a class's first alerts are not pushed
+    towards 0.5 by the other class's per-alert count.
+    """
+    labels = np.asarray(labels) > 0.5
+    class_weights(labels)  # a single class is an error here too
+    _, codes, per_object = np.unique(np.asarray(object_ids), return_inverse=True, return_counts=True)
+    objects_of_class = {c: len(np.unique(codes[labels == c])) for c in (False, True)}
+    n_objects = np.where(labels, objects_of_class[True], objects_of_class[False])
+    return (len(labels) / (2.0 * n_objects * per_object[codes])).astype(np.float32)
 
 
 def epoch_seeds(seed: int, epoch: int) -> tuple[int, int, int]:
@@ -140,7 +158,9 @@ class _Run:
         names = feature_names(self.model_config.feature_set)
         self.train = open_split(dataset_dir, "train", names)
         self.val = open_split(dataset_dir, "val", names)
-        self.train_idx = self.train.thinned_indices(self.recipe.nmax)
+        build = self.card.get("build") or {}
+        self.train_idx = self.train.thinned_indices(self.recipe.nmax, build.get("thinning", "latest"),
+                                                    int(self.card.get("seed") or 0))
         built = self.card.get("nmax")
         if built is not None and self.recipe.nmax > built:
             log.warning("recipe N_max %d exceeds the dataset's build N_max %d", self.recipe.nmax, built)
@@ -148,6 +168,11 @@ class _Run:
             raise InputError(f"{dataset_dir}: the validation split is empty")
         labels = self.train.labels[self.train_idx]
         self.weights = class_weights(labels) if self.recipe.class_weighting else (1.0, 1.0)
+        self.row_weights = None  # per-alert weights, for class weights over objects
+        if self.recipe.class_weighting and self.recipe.class_weight_unit == "object":
+            self.row_weights = np.zeros(len(self.train), np.float32)
+            self.row_weights[self.train_idx] = object_class_weights(
+                labels, self.train.table["objectId"].to_numpy()[self.train_idx])
         self.device = torch.device(config.device) if config.device else default_device()
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {config.device} asked for, but torch sees no CUDA device")
@@ -160,7 +185,7 @@ class _Run:
             self.optimizer, factor=self.recipe.lr_plateau_factor, patience=self.recipe.lr_plateau_patience)
         self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_auc": math.nan,
                                       "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
-                                      "history": []}
+                                      "history": [], "precision": None, "precision_rates": {}}
 
     def _identity(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -176,13 +201,17 @@ class _Run:
                 raise ConfigError(f"{self.out}: the checkpoint was made with another configuration; "
                                   "resume with the same preset, seed and config file")
             self.scheduler.load_state_dict(saved.scheduler)
-            self.state = {k: v for k, v in saved.trainer.items() if k != "config"}
+            self.state = {"precision": None, "precision_rates": {},
+                          **{k: v for k, v in saved.trainer.items() if k != "config"}}
             log.info("resuming %s after epoch %d", self.out, self.state["epoch"])
         elif has_checkpoint(self.out) or (self.out / "model.json").exists():
             raise InputError(f"{self.out} already holds a training run; pass --resume or choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
+        if self.state["precision"] is None:  # a resumed run keeps the precision it started with
+            self.state["precision"], self.state["precision_rates"] = resolve_precision(
+                self.config.precision, self.model, self.recipe.batch_size, self.device)
 
     def finished(self) -> bool:
         return self.state["stopped_early"] or self.state["epoch"] >= self.max_epochs
@@ -192,7 +221,7 @@ class _Run:
         epoch = self.state["epoch"] + 1
         shuffle_seed, augment_seed, dropout_seed = epoch_seeds(self.config.seed, epoch)
         batches = iter_batches(self.train, self.train_idx, self.recipe.batch_size,
-                               rng=np.random.default_rng(shuffle_seed))
+                               rng=np.random.default_rng(shuffle_seed), weights=self.row_weights)
         if self.config.max_steps_per_epoch:
             batches = (b for _, b in zip(range(self.config.max_steps_per_epoch), batches))
         augment = None
@@ -202,7 +231,7 @@ class _Run:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(dropout_seed)
             stats = train_epoch(self.forward, batches, self.optimizer, class_weights=self.weights,
-                                device=self.device, augment=augment, precision=self.config.precision,
+                                device=self.device, augment=augment, precision=self.state["precision"],
                                 on_step=on_step)
         val_loss, scores, labels = evaluate(
             self.model, iter_batches(self.val, np.arange(len(self.val)), EVAL_BATCH), device=self.device)
@@ -237,7 +266,9 @@ class _Run:
             "training": {"config": self.config.to_dict(), "best_epoch": self.state["best_epoch"],
                          "val_loss": self.state["best_loss"], "val_auc": self.state["best_auc"],
                          "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
-                         "device": str(self.device)},
+                         "class_weight_unit": self.recipe.class_weight_unit if self.recipe.class_weighting else None,
+                         "device": str(self.device), "precision": self.state["precision"],
+                         "precision_rates": self.state["precision_rates"]},
         }
         save_model(self.model, self.out, provenance=provenance, overwrite=True)
 

@@ -1,0 +1,59 @@
+"""Print issue 27's before/after table from a run of scripts/issue27_rows.sh.
+
+Usage: python scripts/issue27_table.py RUN_DIR
+
+Per row: test alert AUC [95% interval over objects], gt1 / bts_prod / optimised completeness and
+purity (%) with the purity interval, and the mean score of dim-SN alerts fainter than 18.5 mag
+(the issue's headline symptom; the model scores the test split again for it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _pct(x: float) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _policy(p: dict) -> str:
+    lo, hi = p.get("purity_ci") or [float("nan")] * 2
+    return f"{_pct(p['completeness'])} / {_pct(p['purity'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _faint(model_dir: Path, dataset: Path) -> float:
+    from brightscan.dataset import open_split
+    from brightscan.experiments.ceiling import faint_dim_sn_mean
+    from brightscan.score.scorer import Scorer
+
+    scorer = Scorer(model_dir, device="cpu")
+    test = open_split(dataset, "test", scorer.loaded.feature_names)
+    scores = scorer.score_arrays(test.reader.read(np.arange(len(test))), test.features)
+    return faint_dim_sn_mean(test.table, scores)["mean_score"]
+
+
+def _row(name: str, alert: dict, policies: dict, faint: float) -> str:
+    lo, hi = alert["auc_ci"]
+    return (f"| {name} | {alert['auc']:.3f} [{lo:.3f}, {hi:.3f}] | {_policy(policies['gt1'])} | "
+            f"{_policy(policies['bts_prod'])} | {_policy(policies['optimised'])} | {faint:.3f} |")
+
+
+def main(run: Path) -> None:
+    print("| row | test AUC | gt1: complete / pure [pure CI] | bts_prod | optimised | faint dim-SN mean score |")
+    print("|---|---|---|---|---|---|")
+    for report in sorted((run / "reports").glob("*/metrics.json")):
+        ours = json.loads(report.read_text())
+        faint = _faint(Path(ours["model"]["dir"]), Path(ours["dataset"]))
+        print(_row(report.parent.name, ours["alert"], ours["policies"], faint), flush=True)
+    for ceiling in sorted(run.glob("ceiling-*/ceiling.json")):
+        c = json.loads(ceiling.read_text())
+        print(_row(f"ceiling ({ceiling.parent.name.removeprefix('ceiling-')}: HistGradientBoosting, "
+                   f"{len(c['model']['features'])} features)", c["alert"], c["policies"], c["faint_dim_sn"]["mean_score"]))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,161 @@
+"""A measured ceiling: gradient boosting on the causal features alone, scored like the networks.
+
+scikit-learn's ``HistGradientBoostingClassifier`` is fitted on the training split's features (the
+same N_max thinning the networks train on, the same per-alert class weights), with no image, and
+scores the *same* unthinned test alerts. Its alert AUC and its object-level completeness and purity
+under the same policies, with the same bootstrap intervals over objects, are the floor every
+network must beat and a measure of what the simulator's features allow: a network that cannot
+beat this row is not using its images.
+
+The fitted booster is a measurement, not a model file: only its scores and figures are written
+(``OUT/ceiling.json``, ``OUT/scores.parquet``), never a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brightscan import metrics as M
+from brightscan.errors import ConfigError, InputError
+from brightscan.serial import to_jsonable
+
+__all__ = ["CeilingConfig", "ISSUE_FEATURES", "run_ceiling"]
+
+#: The four features of the issue's rough estimate (brightness, brightest so far, age, detections).
+ISSUE_FEATURES = ("magpsf", "peakmag_so_far", "age", "ndethist")
+
+
+@dataclass(frozen=True)
+class CeilingConfig:
+    """Settings of one ceiling measurement."""
+
+    features: tuple[str, ...] = ()  # feature columns (empty: the dataset's whole feature set)
+    seed: int = 0  # random_state of the booster; seed of the bootstrap intervals stays 0, as evaluate's
+    max_iter: int = 300  # boosting iterations (early stopping on 10% of training alerts)
+    learning_rate: float = 0.1  # shrinkage
+    class_weighting: bool = True  # balanced per-alert class weights, as the networks' recipe
+    target_completeness: float = 0.99  # policy search on val, as evaluate
+    min_alerts: int = 2  # object selection, as evaluate
+    bright_peak_limit: float = 18.5  # object selection, as evaluate
+
+
+def _load(dataset_dir: Path, split: str, names: tuple[str, ...]) -> Any:
+    from brightscan.dataset import open_split
+
+    data = open_split(dataset_dir, split, names)
+    data.reader.close()
+    return data
+
+
+def _fit(train: Any, config: CeilingConfig, rows: np.ndarray) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from brightscan.train import class_weights
+
+    y = train.labels[rows].astype(int)
+    w0, w1 = class_weights(y) if config.class_weighting else (1.0, 1.0)
+    booster = HistGradientBoostingClassifier(max_iter=config.max_iter, learning_rate=config.learning_rate,
+                                             early_stopping=True, random_state=config.seed)
+    return booster.fit(train.features[rows], y, sample_weight=np.where(y == 1, w1, w0))
+
+
+def _policies(table: Any, scores: np.ndarray, val_table: Any, val_scores: np.ndarray,
+              saves: dict[str, float] | None, config: CeilingConfig) -> dict[str, Any]:
+    """The evaluation's fixed policies and the policy searched on val, with object intervals."""
+    from brightscan.evaluate.objects import apply_policy, build_objects, object_arrays, select_objects
+    from brightscan.evaluate.report import DEFAULT_POLICIES, OPTIMISED
+    from brightscan.policy import PolicySearch, create_policy
+
+    def objects(t: Any, s: np.ndarray) -> list[Any]:
+        return select_objects(build_objects(t, s, saves), config.min_alerts, config.bright_peak_limit)
+
+    test_objects = objects(table, scores)
+    arr = object_arrays(test_objects)
+    chosen = {name: create_policy(name) for name in DEFAULT_POLICIES}
+    chosen[OPTIMISED] = PolicySearch(config.target_completeness).fit(objects(val_table, val_scores))
+    out = {}
+    for name, policy in chosen.items():
+        passed, pass_jd = apply_policy(policy, test_objects)
+        row = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
+        row.update(M.bootstrap_source_intervals(arr["label"], passed, pass_jd, arr["save_jd"], seed=0))
+        out[name] = {**row, "policy": policy.to_dict()}
+    return out
+
+
+def faint_dim_sn_mean(table: Any, scores: np.ndarray, limit: float = 18.5) -> dict[str, float]:
+    """Mean score of alerts fainter than ``limit`` of dim (label 0) supernovae, and their count."""
+    classes = table["class"].fillna("").astype(str) if "class" in table else None
+    if classes is None:
+        return {"mean_score": float("nan"), "n_alerts": 0}
+    mask = classes.str.startswith("SN").to_numpy() & (table["label"].to_numpy() == 0) & \
+        (table["magpsf"].to_numpy(float) > limit)
+    return {"mean_score": float(np.mean(scores[mask])) if mask.any() else float("nan"),
+            "n_alerts": int(mask.sum())}
+
+
+def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingConfig = CeilingConfig(), *,
+                scanner_saves: str | Path | None = None, nmax: int = 60) -> dict[str, Any]:
+    """Fit the booster on ``train`` (thinned as the networks), score ``val`` and ``test``, evaluate.
+
+    Parameters
+    ----------
+    dataset_dir : path
+        A dataset built by ``brightscan dataset build``.
+    out_dir : path
+        Where ``ceiling.json`` and ``scores.parquet`` (test alerts' scores) are written.
+    config : CeilingConfig
+    scanner_saves : path, optional
+        ``scanner_saves.csv`` of the simulation (identification delays), as ``evaluate``.
+    nmax : int
+        The training recipe's N_max (the networks' default 60).
+
+    Returns
+    -------
+    dict
+        What ``ceiling.json`` holds: ``alert`` (AUC with its interval over objects), ``policies``
+        (completeness, purity and their intervals, as ``evaluate``'s ``metrics.json``) and
+        ``faint_dim_sn`` (mean score on dim-SN alerts fainter than 18.5 mag).
+    """
+    from brightscan.dataset import read_dataset_card
+    from brightscan.evaluate.objects import read_scanner_saves
+
+    dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    card = read_dataset_card(dataset_dir)
+    names = tuple(config.features) or tuple(card["features"])
+    unknown = [n for n in names if n not in card["features"] and n != "magpsf"]
+    if unknown:
+        raise ConfigError(f"the dataset does not store feature(s) {', '.join(unknown)}")
+    start = time.perf_counter()
+    splits = {s: _load(dataset_dir, s, names) for s in ("train", "val", "test")}
+    build = card.get("build") or {}
+    rows = splits["train"].thinned_indices(nmax, build.get("thinning", "latest"), int(card.get("seed") or 0))
+    if len(splits["test"]) == 0 or len(splits["val"]) == 0:
+        raise InputError(f"{dataset_dir}: the ceiling needs non-empty val and test splits")
+    booster = _fit(splits["train"], config, rows)
+    scores = {s: booster.predict_proba(splits[s].features)[:, 1] for s in ("val", "test")}
+    test, val = splits["test"], splits["val"]
+    y = test.labels.astype(int)
+    alert = M.alert_metrics(y, scores["test"])
+    alert["auc_ci"] = M.bootstrap_auc_interval(y, scores["test"], test.table["objectId"].to_numpy(), seed=0)
+    saves = read_scanner_saves(scanner_saves) if scanner_saves is not None else None
+    result = {
+        "model": {"kind": "HistGradientBoostingClassifier", "features": list(names),
+                  "n_iter": int(booster.n_iter_), "train_alerts": int(len(rows)),
+                  "thinning": build.get("thinning", "latest"), "nmax": nmax},
+        "config": asdict(config), "dataset": str(dataset_dir), "alert": alert,
+        "policies": _policies(test.table, scores["test"], val.table, scores["val"], saves, config),
+        "faint_dim_sn": faint_dim_sn_mean(test.table, scores["test"]),
+        "seconds": time.perf_counter() - start,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    test.table[["candid", "objectId", "jd", "magpsf", "label"]].assign(score=scores["test"]).to_parquet(
+        out / "scores.parquet", index=False)
+    result = to_jsonable(result)
+    (out / "ceiling.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
