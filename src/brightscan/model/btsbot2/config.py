@@ -95,6 +95,11 @@ class Btsbot2Config:
         return self.model_name in _USES_IMAGE
 
     @property
+    def feature_batchnorm(self) -> bool:
+        """btsbot's metadata branches start with BatchNorm1d on the raw features."""
+        return self.uses_features
+
+    @property
     def uses_features(self) -> bool:
         """Whether the model reads the metadata features."""
         return self.model_name in _USES_FEATURES

@@ -75,6 +75,17 @@ class Btsbot2Model(nn.Module):
     def forward_btsbot(self, *inputs: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def metadata_module(self) -> nn.Module:
+        """The layers that read the raw metadata (only for models that read features)."""
+        raise TypeError(f"{type(self).__name__} reads no metadata")
+
+    def forward_features(self, metadata: torch.Tensor) -> torch.Tensor:
+        """The metadata path, always in float32: autocast is switched off here, so bf16 training
+        sees the features as float32 scoring does (bf16 rounds a magnitude near 18.5 to 0.125 mag
+        steps). Its output joins the image branch's, promoted to float32 by ``torch.cat``."""
+        with torch.autocast(metadata.device.type, enabled=False):
+            return self.metadata_module()(metadata.float())
+
     def forward(self, triplet: torch.Tensor | None, features: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(N,)`` from channels-last triplets and/or features (unused input may be None)."""
         inputs = []
@@ -133,8 +144,11 @@ class MmCnn(Btsbot2Model):
         self.combined_head = nn.Sequential(*_dense_head(width, config.comb_fc1_neurons,
                                                         config.comb_fc2_neurons, config.comb_dropout, nn.ReLU))
 
+    def metadata_module(self) -> nn.Module:
+        return self.metadata_branch
+
     def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        joint = torch.cat((self.conv_layers(image), self.metadata_branch(metadata)), dim=1)
+        joint = torch.cat((self.conv_layers(image), self.forward_features(metadata)), dim=1)
         return self.combined_head(joint)
 
 
@@ -150,8 +164,11 @@ class UmNn(Btsbot2Model):
             nn.Linear(c.meta_fc2_neurons, 1),
         )
 
+    def metadata_module(self) -> nn.Module:
+        return self.network
+
     def forward_btsbot(self, metadata: torch.Tensor) -> torch.Tensor:
-        return self.network(metadata)
+        return self.forward_features(metadata)
 
 
 class ConvNeXtNet(Btsbot2Model):
@@ -186,8 +203,11 @@ class MmConvNeXt(Btsbot2Model):
             width + config.meta_fc2_neurons, config.comb_fc1_neurons, config.comb_fc2_neurons,
             config.comb_dropout, nn.GELU))
 
+    def metadata_module(self) -> nn.Module:
+        return self.metadata_branch
+
     def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        joint = torch.cat((self.convnext_backbone(image), self.metadata_branch(metadata)), dim=1)
+        joint = torch.cat((self.convnext_backbone(image), self.forward_features(metadata)), dim=1)
         return self.combined_head(joint)
 
 
@@ -221,9 +241,12 @@ class MmMaxViT(Btsbot2Model):
             width + config.meta_fc2_neurons, config.comb_fc1_neurons, config.comb_fc2_neurons,
             config.comb_dropout, nn.GELU))
 
+    def metadata_module(self) -> nn.Module:
+        return self.metadata_branch
+
     def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
         image = _resize(image, self.image_size)
-        joint = torch.cat((self.maxvit_backbone(image), self.metadata_branch(metadata)), dim=1)
+        joint = torch.cat((self.maxvit_backbone(image), self.forward_features(metadata)), dim=1)
         return self.combined_head(joint)
 
 
@@ -267,8 +290,11 @@ class FrozenFusion(Btsbot2Model):
 
     def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
         joint = torch.cat((self.image_branch.forward_btsbot(image),
-                           self.meta_branch.forward_btsbot(metadata)), dim=1)
+                           self.meta_branch.forward_features(metadata)), dim=1)
         return self.combined_head(joint)
+
+    def metadata_module(self) -> nn.Module:
+        return self.meta_branch.metadata_module()
 
     def branches(self) -> tuple[nn.Module, nn.Module]:
         """The two pre-trained branches (frozen when the head is trained)."""
