@@ -14,6 +14,7 @@ import torch
 
 from brightscan.alerts import read_alerts
 from brightscan.model import create_model, list_presets
+from brightscan.model.backbones import ConvNeXtBackbone, MaxViTBackbone
 from brightscan.model.btsbot2 import Btsbot2Config
 from brightscan.model.btsbot2.train_config import from_train_config, to_train_config
 from brightscan.preprocess.pipeline import Pipeline
@@ -53,7 +54,7 @@ def perturb_statistics(model: torch.nn.Module, features: np.ndarray, seed: int) 
             if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
                 module.weight.normal_(1.0, 0.2, generator=gen)
                 module.bias.normal_(0.0, 0.2, generator=gen)
-        backbone = {id(m) for b in model.modules() if hasattr(b, "forward_features")
+        backbone = {id(m) for b in model.modules() if isinstance(b, (ConvNeXtBackbone, MaxViTBackbone))
                     for m in b.modules() if not _in_head(b, m)}
         for module in model.modules():
             # btsbot's own layers (heads, custom CNN, metadata MLP): torch's default init on
