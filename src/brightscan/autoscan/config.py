@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from brightscan.errors import ConfigError
+from brightscan.autoscan.secrets import validate_token
 
 __all__ = ["AutoscanConfig", "PolicyConfig", "ServiceConfig", "SinkConfig", "load_config"]
 
@@ -168,6 +169,8 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     if config.sink.kind == "skyportal":
         config.sink.url = config.sink.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
     config.sink.token = config.sink.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")
+    if config.sink.token:  # issue 23: reject whitespace/control characters, never echo the value
+        validate_token(config.sink.token, "sink token")
     return config
 
 
