@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from brightscan.autoscan.secrets import validate_token
 from brightscan.errors import BrightscanWarning, ConfigError
 
 __all__ = ["AutoscanConfig", "ConfigDeprecationWarning", "HttpSinkSettings", "LogSinkSettings", "PolicyConfig",
@@ -269,6 +270,8 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     skyportal = config.sink.skyportal
     skyportal.url = skyportal.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
     skyportal.token = skyportal.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")
+    if skyportal.token:  # reject whitespace and control characters; the error never shows the value
+        validate_token(skyportal.token, "the SkyPortal token (BRIGHTSCAN_SKYPORTAL_TOKEN or [sink.skyportal] token)")
     return config
 
 

@@ -122,9 +122,9 @@ def write_summary(db_url: str, night: str, out_dir: str | Path, skyportal_url: s
 
 
 def _safe_url(url: str) -> str:
-    import sqlalchemy as sa
+    from brightscan.autoscan.secrets import mask_url
 
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
+    return mask_url(url)
 
 
 def _side(blob: bytes) -> int:
