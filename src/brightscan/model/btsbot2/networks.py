@@ -113,6 +113,20 @@ class Btsbot2Model(nn.Module):
             backbone.reset_parameters(generator)
 
 
+class _MultiInput(Btsbot2Model):
+    """btsbot's multi-input networks: image features beside the metadata branch, into one head."""
+
+    def image_features(self, image: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def metadata_module(self) -> nn.Module:
+        return self.metadata_branch
+
+    def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
+        joint = torch.cat((self.image_features(image), self.forward_features(metadata)), dim=1)
+        return self.combined_head(joint)
+
+
 def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize to ``size`` x ``size`` (no-op at that size), as btsbot does for MaxViT."""
     if image.shape[-1] == size and image.shape[-2] == size:
@@ -133,7 +147,7 @@ class UmCnn(Btsbot2Model):
         return self.head(self.conv_layers(image))
 
 
-class MmCnn(Btsbot2Model):
+class MmCnn(_MultiInput):
     """btsbot ``mm_cnn``: the custom CNN and the metadata branch, concatenated."""
 
     def __init__(self, config: Btsbot2Config) -> None:
@@ -144,12 +158,8 @@ class MmCnn(Btsbot2Model):
         self.combined_head = nn.Sequential(*_dense_head(width, config.comb_fc1_neurons,
                                                         config.comb_fc2_neurons, config.comb_dropout, nn.ReLU))
 
-    def metadata_module(self) -> nn.Module:
-        return self.metadata_branch
-
-    def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        joint = torch.cat((self.conv_layers(image), self.forward_features(metadata)), dim=1)
-        return self.combined_head(joint)
+    def image_features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.conv_layers(image)
 
 
 class UmNn(Btsbot2Model):
@@ -186,7 +196,7 @@ class ConvNeXtNet(Btsbot2Model):
         return self.convnext(image)
 
 
-class MmConvNeXt(Btsbot2Model):
+class MmConvNeXt(_MultiInput):
     """btsbot ``mm_ConvNeXt``: ConvNeXt-pico features beside the metadata branch (GELU)."""
 
     def __init__(self, config: Btsbot2Config) -> None:
@@ -203,12 +213,8 @@ class MmConvNeXt(Btsbot2Model):
             width + config.meta_fc2_neurons, config.comb_fc1_neurons, config.comb_fc2_neurons,
             config.comb_dropout, nn.GELU))
 
-    def metadata_module(self) -> nn.Module:
-        return self.metadata_branch
-
-    def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        joint = torch.cat((self.convnext_backbone(image), self.forward_features(metadata)), dim=1)
-        return self.combined_head(joint)
+    def image_features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.convnext_backbone(image)
 
 
 class MaxViTNet(Btsbot2Model):
@@ -227,7 +233,7 @@ class MaxViTNet(Btsbot2Model):
         return self.maxvit(_resize(image, self.image_size))
 
 
-class MmMaxViT(Btsbot2Model):
+class MmMaxViT(_MultiInput):
     """btsbot ``mm_MaxViT``: pooled MaxViT-tiny features beside the metadata branch (GELU)."""
 
     def __init__(self, config: Btsbot2Config) -> None:
@@ -241,13 +247,8 @@ class MmMaxViT(Btsbot2Model):
             width + config.meta_fc2_neurons, config.comb_fc1_neurons, config.comb_fc2_neurons,
             config.comb_dropout, nn.GELU))
 
-    def metadata_module(self) -> nn.Module:
-        return self.metadata_branch
-
-    def forward_btsbot(self, image: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        image = _resize(image, self.image_size)
-        joint = torch.cat((self.maxvit_backbone(image), self.forward_features(metadata)), dim=1)
-        return self.combined_head(joint)
+    def image_features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.maxvit_backbone(_resize(image, self.image_size))
 
 
 def strip_head(model: Btsbot2Model) -> int:
