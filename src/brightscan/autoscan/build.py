@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from brightscan.autoscan.config import PolicyConfig, SinkConfig, SkyPortalSinkSettings
+from brightscan.autoscan.secrets import require_https
 from brightscan.errors import ConfigError
 
 __all__ = ["build_policy", "build_sink", "build_skyportal_sink"]
@@ -23,6 +24,7 @@ def build_sink(config: SinkConfig) -> Any:
         settings = config.webhook
         if not settings.url:
             raise ConfigError("the webhook sink needs a URL ([sink.webhook] url)")
+        require_https(settings.url, "[sink.webhook] url")
         return WebhookSink(settings.url, timeout=settings.timeout_s, retries=settings.retries,
                            backoff=settings.backoff_s)
     return build_skyportal_sink(config.skyportal)
@@ -36,6 +38,7 @@ def build_skyportal_sink(settings: SkyPortalSinkSettings) -> Any:
 
     if not settings.url:
         raise ConfigError("the skyportal sink needs a URL ([sink.skyportal] url or BRIGHTSCAN_SKYPORTAL_URL)")
+    require_https(settings.url, "[sink.skyportal] url")
     if not settings.token:
         raise ConfigError("the skyportal sink needs a token: set BRIGHTSCAN_SKYPORTAL_TOKEN")
     if not settings.group_ids:

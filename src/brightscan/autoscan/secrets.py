@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from brightscan.errors import ConfigError
 
-__all__ = ["validate_token", "mask_url"]
+__all__ = ["mask_url", "require_https", "validate_token"]
+
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
 
 def validate_token(token: str, source: str = "token") -> str:
@@ -59,3 +61,30 @@ def mask_url(url: str) -> str:
     except Exception:  # noqa: BLE001 - any unparsable URL: show no part that may hold a secret
         scheme, sep, _ = str(url).partition("://")
         return f"{scheme}://***" if sep else "***"
+
+
+def require_https(url: str, what: str) -> str:
+    """Return ``url`` if it is ``https``, or ``http`` to a loopback address; else raise.
+
+    A token sent over plain HTTP to another machine can be read on the way, so only a server on
+    this machine (a tunnel, a test server) may be reached without TLS.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``what`` and the URL with any password masked.
+    """
+    import ipaddress
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    host = (parts.hostname or "").lower()
+    try:
+        loopback = host in _LOOPBACK_NAMES or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "http" and loopback:
+        return url
+    raise ConfigError(f"{what} {mask_url(url)!r} must be https:// (plain http only to a loopback address)")

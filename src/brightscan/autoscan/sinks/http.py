@@ -10,7 +10,20 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from brightscan.autoscan.secrets import mask_url
+
 __all__ = ["parse_body", "send_json"]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would resend the Authorization header wherever it points, and
+    turn a redirected POST into a GET that "succeeds" without doing anything."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib's hook
+        return None  # urllib then raises HTTPError with the 3xx status
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def send_json(method: str, url: str, body: Any, headers: Mapping[str, str], timeout: float
@@ -18,7 +31,8 @@ def send_json(method: str, url: str, body: Any, headers: Mapping[str, str], time
     """Send one JSON request: (status, headers, parsed body, error).
 
     ``status`` is None when no answer came; ``error`` is then ``"refused"`` when nothing was sent
-    (connection refused), else what happened (timeout, dropped connection).
+    (connection refused), else what happened (timeout, dropped connection). A redirect is never
+    followed: it comes back as its 3xx status, with a message naming where it pointed.
     """
     data = None if body is None else json.dumps(body).encode()
     headers = {"Accept": "application/json", **headers}
@@ -26,9 +40,13 @@ def send_json(method: str, url: str, body: Any, headers: Mapping[str, str], time
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with _OPENER.open(request, timeout=timeout) as resp:
             return resp.status, resp.headers, parse_body(resp.read()), ""
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = mask_url(exc.headers.get("Location") or "nowhere")
+            return exc.code, exc.headers, {"message": f"redirect to {where} not followed: requests go only to "
+                                                      "the configured URL (correct it)"}, ""
         return exc.code, exc.headers, parse_body(exc.read()), ""
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ConnectionRefusedError):
