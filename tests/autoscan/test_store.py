@@ -120,3 +120,29 @@ def test_a_round_one_database_gains_the_decision_state_column(db_url):
     with store.engine.connect() as conn:
         assert "decision" in {c["name"] for c in sa.inspect(conn).get_columns("sources")}
     store.dispose()
+
+
+@pytest.mark.parametrize("name, in_url", [("a#b.db", "a#b.db"), ("c%d.db", "c%d.db"), ("q?r.db", "q%3Fr.db")])
+def test_read_only_opening_is_read_only_whatever_the_file_name(tmp_path, name, in_url):
+    """A '#', '?' or '%' in the file name can neither cut SQLite's URI short (dropping mode=ro)
+    nor make it open or create another file."""
+    from brightscan.autoscan.store import open_readonly
+
+    open_store(f"sqlite:///{tmp_path / in_url}").dispose()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert name in before
+    store = open_readonly(f"sqlite:///{tmp_path / in_url}")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() == SCHEMA_VERSION
+    with pytest.raises(sa.exc.OperationalError, match="readonly"):
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE intruder (a INTEGER)"))
+    store.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == \
+        [n for n in before if not n.endswith(("-wal", "-shm"))]
+
+
+def test_a_bad_database_url_never_shows_its_password():
+    with pytest.raises(ConfigError) as info:
+        open_store("postgresql+nosuchdriver://bot:hunter2@127.0.0.1/db")
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)

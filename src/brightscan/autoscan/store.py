@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from brightscan.autoscan.secrets import mask_url
 from brightscan.errors import ConfigError, InputError
 
 __all__ = [
@@ -175,19 +176,31 @@ def _sqlite_begin(conn: Connection) -> None:
 DIALECTS = {"sqlite": None, "postgresql": "postgres"}
 
 
+def _readonly_sqlite(path: Path):
+    """A connection factory for ``path`` opened read-only. The file name goes into SQLite's URI
+    percent-encoded, so ``#``, ``?`` or ``%`` in it can neither cut the URI short (dropping
+    ``mode=ro``) nor name another file."""
+    import sqlite3
+    import urllib.parse
+
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    # the pool hands a connection to one thread at a time
+    return lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL mode and explicit transactions."""
     try:
         dialect = sa.engine.make_url(url).get_backend_name()
     except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+        raise ConfigError(f"cannot use database URL {mask_url(url)!r}: {exc}") from None
     if dialect not in DIALECTS:
         raise ConfigError(f"database {dialect!r} is not supported: use sqlite:///FILE or "
                           "postgresql+psycopg://USER@HOST/DB")
     try:
         engine = sa.create_engine(url, future=True, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+        raise ConfigError(f"cannot use database URL {mask_url(url)!r}: {exc}") from None
     except ImportError as exc:  # the URL names a driver that is not installed
         hint = "use postgresql+psycopg://... and pip install 'brightscan[postgres]'" if dialect == "postgresql" else ""
         raise ConfigError(f"database driver {exc.name!r} is not installed: {hint}".rstrip(": ")) from None
@@ -274,8 +287,8 @@ def open_readonly(url: str) -> Store:
         path = parsed.database or ""
         if path in ("", ":memory:") or not Path(path).is_file():
             raise InputError(f"database {path or url!r} does not exist (autoscan run creates it)")
-        ro_url = f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true"
-        engine = make_engine(ro_url)
+        engine = make_engine("sqlite://", creator=_readonly_sqlite(Path(path).resolve()),
+                             poolclass=sa.pool.QueuePool)
         sa.event.remove(engine, "begin", _sqlite_begin)  # a reader never takes the write lock
     else:
         engine = make_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
