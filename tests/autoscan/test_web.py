@@ -187,3 +187,34 @@ def test_status_page_beside_autoscan_run(db_url, night, tiny_model, tmp_path):
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def test_absurd_stored_values_and_unusual_object_ids_never_make_a_page_fail(night, tiny_model, tmp_path):
+    """An older database can hold what today's readers refuse: a jd of 1e12, an objectId with '/'.
+    The night page, the status page and its JSON still answer, and no file lands outside the page."""
+    from brightscan.autoscan.pages.night import write_summary
+    from brightscan.autoscan.store import alerts, sources
+
+    night_dir, truth = night
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    _replay(night_dir, tiny_model, db, tmp_path)
+    odd = "ZTF/../evil"
+    store = open_store(db)
+    with store.transaction() as conn:
+        first = truth[0]["objectId"]
+        conn.execute(sources.update().where(sources.c.object_id == first).values(object_id=odd))
+        conn.execute(alerts.update().where(alerts.c.object_id == first).values(object_id=odd))
+        row = conn.execute(sa.select(alerts).limit(1)).mappings().one()
+        conn.execute(alerts.insert().values({**{k: v for k, v in row.items() if k != "id"},
+                                             "candid": 1, "jd": 1e12, "arrived_at": 1e300}))
+    store.dispose()
+    page = write_summary(db, NIGHT, tmp_path / "night")
+    assert page.is_file() and not (tmp_path / "evil").exists() and not (tmp_path / "night" / "source_ZTF").exists()
+    assert any(p.name.startswith("source_ZTF_.._evil-") for p in (tmp_path / "night").iterdir())
+    server = Server(db)
+    try:
+        data = httpx.get(f"{server.url}/status.json")
+        assert data.status_code == 200 and data.json()["night"] == NIGHT  # the absurd jd is not "tonight"
+        assert httpx.get(f"{server.url}/").status_code == 200
+    finally:
+        server.stop()

@@ -68,14 +68,20 @@ def jd_to_utc(jd: float | None, seconds: bool = False) -> str:
     """Julian date as ``YYYY-MM-DD HH:MM[:SS]`` UTC."""
     if jd is None or not math.isfinite(jd):
         return "–"
-    return jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    try:
+        return jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError):  # a stored value no calendar holds: show it, never fail
+        return f"JD {jd:g}"
 
 
 def unix_to_utc(ts: float | None) -> str:
     """Unix time as ``YYYY-MM-DD HH:MM:SS`` UTC."""
-    if ts is None:
+    if ts is None or not math.isfinite(ts):
         return "–"
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):  # out of the platform's range
+        return f"unix {ts:g}"
 
 
 def data_uri(source: str | Path | bytes, mime: str = "image/png") -> str:

@@ -76,12 +76,12 @@ def _pictures(store: Any, view: dict[str, Any], out: Path) -> None:
         for item in view["saved"][:_MAX_OBJECT_FIGURES]:
             oid = item["object_id"]
             detail = object_view(conn, oid)
-            item["figure"] = f"source_{oid}.png"
+            item["figure"] = f"source_{_file_stem(oid)}.png"
             _fig_object(detail["alerts"], item["identified_jd"], view["threshold"], out / item["figure"])
             blob = conn.execute(sa.select(sources.c.triplet).where(sources.c.object_id == oid)).scalar()
             if blob:
                 triplet = np.frombuffer(blob, dtype=np.float16).reshape(_side(blob), _side(blob), 3).astype(np.float32)
-                item["triplet"] = f"triplet_{oid}.png"
+                item["triplet"] = f"triplet_{_file_stem(oid)}.png"
                 (out / item["triplet"]).write_bytes(triplet_png(triplet))
 
 
@@ -125,6 +125,18 @@ def _safe_url(url: str) -> str:
     from brightscan.autoscan.secrets import mask_url
 
     return mask_url(url)
+
+
+def _file_stem(object_id: str) -> str:
+    """A file name part for an objectId: ZTF's ids as they are; any other (a '/', '..', spaces)
+    made safe, with a short hash so two ids never share a file."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", object_id).lstrip(".")
+    if safe == object_id:
+        return safe
+    return f"{safe}-{hashlib.sha256(object_id.encode()).hexdigest()[:8]}"
 
 
 def _side(blob: bytes) -> int:

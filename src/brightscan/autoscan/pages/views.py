@@ -16,6 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from brightscan.autoscan.store import action_attempts, actions, alerts, rejections, sources
+from brightscan.alerts.records import JD_RANGE
 from brightscan.errors import InputError
 from brightscan.times import jd_to_datetime, unix_to_jd
 
@@ -37,8 +38,9 @@ def night_bounds(night: str) -> tuple[float, float]:
 
 
 def night_of_latest_alert(conn: sa.Connection) -> str | None:
-    """UTC date (``YYYY-MM-DD``) of the most recent observation in the database."""
-    jd = conn.execute(sa.select(sa.func.max(alerts.c.jd))).scalar()
+    """UTC date (``YYYY-MM-DD``) of the most recent observation in the database (stored values
+    outside the readers' physical range, from an older database, are left out, never a crash)."""
+    jd = conn.execute(sa.select(sa.func.max(alerts.c.jd)).where(alerts.c.jd.between(*JD_RANGE))).scalar()
     if jd is None:
         return None
     return jd_to_datetime(jd).strftime("%Y-%m-%d")
