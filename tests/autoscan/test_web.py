@@ -218,3 +218,24 @@ def test_absurd_stored_values_and_unusual_object_ids_never_make_a_page_fail(nigh
         assert httpx.get(f"{server.url}/").status_code == 200
     finally:
         server.stop()
+
+
+def test_status_page_answers_only_its_own_host_and_sends_no_referrer(night, tiny_model, tmp_path):
+    """DNS rebinding: a request naming another Host is refused even on the token-less loopback page;
+    every answer says Referrer-Policy: no-referrer."""
+    from brightscan.autoscan.pages.status import allowed_hosts_for
+
+    night_dir, _ = night
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    _replay(night_dir, tiny_model, db, tmp_path)
+    server = Server(db)
+    try:
+        ok = httpx.get(f"{server.url}/status.json")
+        assert ok.status_code == 200 and ok.headers["referrer-policy"] == "no-referrer"
+        assert httpx.get(f"http://localhost:{server.port}/status.json").status_code == 200
+        evil = httpx.get(f"{server.url}/status.json", headers={"Host": f"rebind.example:{server.port}"})
+        assert evil.status_code == 400 and "alerts_total" not in evil.text
+    finally:
+        server.stop()
+    assert allowed_hosts_for("10.1.2.3") == ["10.1.2.3", "127.0.0.1", "::1", "localhost"]
+    assert allowed_hosts_for("0.0.0.0") == ["*"]

@@ -36,10 +36,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: Host headers a page bound to loopback answers (anything else is a DNS-rebinding attempt).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_hosts_for(bind: str) -> list[str]:
+    """The Host headers to answer when serving on ``bind``: loopback names, and the bound address
+    itself when it is a specific one; any host for a wildcard bind (which needs a token)."""
+    if bind in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return sorted({*LOOPBACK_HOSTS, bind})
+
+
 def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
-               skyportal_url: str | None = None) -> Any:
-    """The Starlette application over an opened (read-only) store."""
+               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None) -> Any:
+    """The Starlette application over an opened (read-only) store.
+
+    Only requests whose ``Host`` is in ``allowed_hosts`` (default: the loopback names) are
+    answered, so a page on loopback without a token cannot be reached through DNS rebinding;
+    every answer carries ``Referrer-Policy: no-referrer``.
+    """
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
@@ -99,7 +118,31 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
 
     routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
               Route("/object/{object_id}", obj)]
-    return Starlette(routes=routes)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
+                  Middleware(_NoReferrer)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+class _NoReferrer:
+    """ASGI middleware: ``Referrer-Policy: no-referrer`` and ``X-Content-Type-Options: nosniff`` on
+    every answer, so no page address leaves with a click on a SkyPortal link."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"referrer-policy", b"no-referrer"),
+                                      (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
@@ -116,7 +159,8 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
     import uvicorn
 
     store = open_readonly(db_url)
-    app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url)
+    app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
+                     allowed_hosts=allowed_hosts_for(host))
     log.info("status page on http://%s:%d/", host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
