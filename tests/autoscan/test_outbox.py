@@ -158,3 +158,25 @@ def test_saves_go_first_and_each_objects_order_holds(tmp_path):
         f"save:{OBJ}", f"save:{other}", f"followup:{OBJ}", f"annotation:{OBJ}",
         f"followup:{other}", f"annotation:{other}"]
     store.dispose()
+
+
+def test_a_follow_up_pending_at_the_facility_is_checked_until_its_end_date_not_failed_by_count(tmp_path):
+    """SEDM may take longer than eight checks: a request still "pending submission" is asked about
+    again past max_attempts, and given up only once its end date has passed."""
+    store = _store(tmp_path, kinds=("followup",))
+    end = 1e9 + 7 * 86400.0
+    pending = [SinkError("follow-up request 5 is still 'pending submission'", retryable=True, wait_until=end)
+               for _ in range(6)]
+    sink = _Scripted(*pending, "follow-up request 5 exists (submitted)")
+    for _ in range(7):  # max_attempts 3, yet six pending answers do not fail it
+        outbox.dispatch(store, sink, max_attempts=3, retry_base_s=0.0, clock=lambda: 1e9)
+    (action,) = _rows(store, actions)
+    assert action["state"] == "done" and action["attempts"] == 7
+    (tmp_path / "late").mkdir()
+    late = _store(tmp_path / "late", kinds=("followup",))
+    sink = _Scripted(SinkError("follow-up request 6 is still 'pending submission'", retryable=True, wait_until=end))
+    outbox.dispatch(late, sink, max_attempts=3, retry_base_s=0.0, clock=lambda: end + 1)
+    (action,) = _rows(late, actions)
+    assert action["state"] == "failed" and "end date" in action["last_error"]
+    store.dispose()
+    late.dispose()

@@ -452,3 +452,20 @@ def test_log_sink_survives_a_line_torn_by_a_kill(tmp_path):
     LogSink(path).deliver(_action("followup"))
     keys = [json.loads(x)["idempotency_key"] for x in path.read_text().splitlines() if x.endswith("}")]
     assert keys == [f"save:{OBJ}", f"followup:{OBJ}"]
+
+
+def test_a_pending_request_is_waited_for_until_its_end_date():
+    """The SkyPortal sink tells the outbox how long a pending request may still be decided: its
+    end_date (UTC, as sent), or nothing when the request has none readable."""
+    from brightscan.autoscan.sinks.skyportal.client import FollowupRequest
+    from brightscan.autoscan.sinks.skyportal.sink import _judge_existing
+
+    request = FollowupRequest(5, "ZTF21aaaaaaa", 3, "pending submission", frozenset({7}),
+                              {"end_date": "2025-11-28T00:00:00.000000"})
+    with pytest.raises(SinkError) as info:
+        _judge_existing([request], unconfirmed=False)
+    assert info.value.retryable and info.value.wait_until == dt.datetime(2025, 11, 28, tzinfo=dt.timezone.utc).timestamp()
+    bare = FollowupRequest(6, "ZTF21aaaaaaa", 3, "pending submission", frozenset({7}), {})
+    with pytest.raises(SinkError) as info:
+        _judge_existing([bare], unconfirmed=False)
+    assert info.value.wait_until is None

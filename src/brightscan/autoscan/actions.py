@@ -39,13 +39,17 @@ class SinkError(BrightscanError):
 
     ``retryable`` when a later attempt may succeed; ``ambiguous`` when a request of the action
     was sent and may have been applied (timeout, dropped connection, 5xx), so the next attempt
-    must find out before sending anything again.
+    must find out before sending anything again. ``wait_until`` (Unix time) when the receiving end
+    is still deciding (a follow-up request pending at the facility): the outbox checks again until
+    then, whatever its attempt count, and gives up only after it.
     """
 
-    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False):
+    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False,
+                 wait_until: float | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.ambiguous = ambiguous
+        self.wait_until = wait_until
 
 
 @dataclass(frozen=True)

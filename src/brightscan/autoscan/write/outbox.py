@@ -135,7 +135,11 @@ def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s
     except SinkError as exc:
         detail = error = str(exc)
         ambiguous = exc.ambiguous
-        gave_up = not exc.retryable or row["attempts"] + 1 >= max_attempts
+        waiting = exc.wait_until is not None and clock() < exc.wait_until  # not counted against max_attempts
+        gave_up = not exc.retryable or (row["attempts"] + 1 >= max_attempts and not waiting)
+        if exc.wait_until is not None and not waiting:
+            detail = error = f"{exc} -- still so at its end date; giving up"
+            gave_up = True
         outcome = "failed" if gave_up else ("unconfirmed" if ambiguous else "retry")
     finished = clock()
     attempts = row["attempts"] + 1

@@ -225,6 +225,15 @@ def _iso_from_jd(jd: float) -> str:
     return jd_to_datetime(jd).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+def _end_time(request: FollowupRequest) -> float | None:
+    """Unix time of a request's ``end_date`` (UTC, as we send it); None when it has none we read."""
+    try:
+        end = dt.datetime.fromisoformat(str(request.payload["end_date"]))
+    except (KeyError, ValueError):
+        return None
+    return (end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
 def _judge_existing(existing: list[FollowupRequest], *, unconfirmed: bool) -> str | None:
     """What the object's requests of the allocation mean for ours; None when we should post."""
     states = {r.id: request_state(r.status) for r in existing}
@@ -235,7 +244,7 @@ def _judge_existing(existing: list[FollowupRequest], *, unconfirmed: bool) -> st
     if by_state["pending"]:
         r = by_state["pending"][-1]
         raise SinkError(f"follow-up request {r.id} is still {r.status!r}; checking again later",
-                        retryable=True, ambiguous=unconfirmed)
+                        retryable=True, ambiguous=unconfirmed, wait_until=_end_time(r))
     if by_state["refused"]:
         r = by_state["refused"][-1]
         raise SinkError(f"follow-up request {r.id}: {r.status}", retryable=False)
