@@ -180,3 +180,18 @@ def test_a_follow_up_pending_at_the_facility_is_checked_until_its_end_date_not_f
     assert action["state"] == "failed" and "end date" in action["last_error"]
     store.dispose()
     late.dispose()
+
+
+def test_an_unexpected_error_in_a_sink_is_a_recorded_attempt_not_a_crash(tmp_path):
+    """Poison: a sink raising something other than SinkError (a bug, an answer it cannot read)
+    neither stops dispatch nor goes unrecorded; it is retried as ambiguous, then failed."""
+    store = _store(tmp_path, kinds=("save",))
+    sink = _Scripted(ValueError("unexpected answer shape"), KeyError("id"))
+    _dispatch(store, sink, max_attempts=2)
+    (action,) = _rows(store, actions)
+    assert action["state"] == "unconfirmed" and action["last_error"] == "unexpected ValueError: unexpected answer shape"
+    _dispatch(store, sink, max_attempts=2)
+    (action,) = _rows(store, actions)
+    assert action["state"] == "failed" and action["last_error"].startswith("unexpected KeyError")
+    assert len(_rows(store, action_attempts)) == 2
+    store.dispose()

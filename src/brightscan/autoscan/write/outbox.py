@@ -141,6 +141,15 @@ def _attempt(store: Store, sink: Sink, row: Any, max_attempts: int, retry_base_s
             detail = error = f"{exc} -- still so at its end date; giving up"
             gave_up = True
         outcome = "failed" if gave_up else ("unconfirmed" if ambiguous else "retry")
+    except Exception as exc:  # noqa: BLE001 - poison: any other error is a recorded, retried attempt
+        # Documented decision (docs/autoscan.md): a bug or an unexpected answer in one action must
+        # not stop dispatch nor crash-loop the service. The attempt is recorded with the error's
+        # type, and treated as ambiguous (it may have sent something): the next attempt checks first.
+        log.exception("unexpected error delivering %s", row["idempotency_key"])
+        detail = error = f"unexpected {type(exc).__name__}: {exc}"[:1000]
+        ambiguous = True
+        gave_up = row["attempts"] + 1 >= max_attempts
+        outcome = "failed" if gave_up else "unconfirmed"
     finished = clock()
     attempts = row["attempts"] + 1
     values: dict[str, Any] = {"attempts": attempts, "updated_at": finished, "last_error": error}
