@@ -94,14 +94,14 @@ def test_dataset_build_every_option_same_in_both_engines(real_avro_dir: Path, tm
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"objectId": objects, "label": [i % 2 for i in range(len(objects))]}).to_csv(labels, index=False)
     options = ["--labels", labels, "--nmax", "1", "--split", "0.5,0.25,0.25", "--seed", "3", "--stratify", "label",
-               "--features", "icml2023", "--overflow", "production"]
+               "--features", "icml2023", "--overflow", "production", "--thinning", "latest"]
     here, there = tmp_path / "here", tmp_path / "dask"
     _invoke("dataset", "build", real_avro_dir, *options, "--out", here)
     _invoke("dataset", "build", real_avro_dir, *options, "--out", there, "--cluster", "local:1")
     card, other = read_dataset_card(here), read_dataset_card(there)
     assert card["build"] == other["build"] == {"nmax": 1, "fractions": [0.5, 0.25, 0.25], "seed": 3,
                                                "feature_set": "icml2023", "overflow": "production",
-                                               "stratify": "label"}
+                                               "stratify": "label", "thinning": "latest"}
     assert card["splits"] == other["splits"] and card["skipped"] == other["skipped"]
     assert "rejected:cutout" not in card["skipped"]  # production accepted the sentinel templates
     for split in ("train", "val", "test"):
