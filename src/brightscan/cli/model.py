@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,15 +13,13 @@ from brightscan.cli.common import TYPER_SETTINGS, handle_errors
 app = typer.Typer(help="Manage model directories (import, export, inspect).", **TYPER_SETTINGS)
 
 
-@app.command("import-keras")
-def import_keras(
-    src: Path = typer.Argument(..., help="Keras SavedModel directory (keras_metadata.pb + variables/)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
-    version: str = typer.Option(None, "--version", help="Version stamped on scores (default: SRC's name)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in --out."),
-) -> None:
-    """Convert a published BTSbot Keras SavedModel without TensorFlow (alias of `model import`)."""
-    from brightscan.model import import_keras as run_import
+_OUT = typer.Option(..., "--out", "-o", help="Model directory to write.")
+_VERSION = typer.Option(None, "--version", help="Version stamped on scores (default: SRC's name).")
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace a model already in --out.")
+
+
+def _run_import(run_import: Any, src: Path, out: Path, version: str | None, overwrite: bool) -> None:
+    """Import with ``run_import`` and say what was written (both import commands)."""
     from brightscan.model import read_card
 
     with handle_errors():
@@ -29,22 +28,27 @@ def import_keras(
     typer.echo(f"imported {src} as {card['model_id']} {card['model_version']} -> {path}")
 
 
+@app.command("import-keras")
+def import_keras(
+    src: Path = typer.Argument(..., help="Keras SavedModel directory (keras_metadata.pb + variables/)."),
+    out: Path = _OUT, version: str = _VERSION, overwrite: bool = _OVERWRITE,
+) -> None:
+    """Convert a published BTSbot Keras SavedModel without TensorFlow (alias of `model import`)."""
+    from brightscan.model import import_keras as run_import
+
+    _run_import(run_import, src, out, version, overwrite)
+
+
 @app.command("import")
 def import_any(
     src: Path = typer.Argument(..., help="Keras SavedModel directory, or btsbot 2 directory "
                                "(train_config.json + pytorch_model.bin or model.safetensors)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
-    version: str = typer.Option(None, "--version", help="Version stamped on scores (default: SRC's name)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in --out."),
+    out: Path = _OUT, version: str = _VERSION, overwrite: bool = _OVERWRITE,
 ) -> None:
     """Import a published BTSbot model (Keras v03/v1.0.1 or a btsbot 2 directory); no TensorFlow."""
-    from brightscan.model import read_card
     from brightscan.model.importing import import_model
 
-    with handle_errors():
-        path = import_model(src, out, model_version=version, overwrite=overwrite)
-        card = read_card(path)
-    typer.echo(f"imported {src} as {card['model_id']} {card['model_version']} -> {path}")
+    _run_import(import_model, src, out, version, overwrite)
 
 
 @app.command("fetch")
