@@ -135,12 +135,16 @@ def test_a_version_1_database_gains_the_429_column(tmp_path):
     with engine.begin() as conn:  # what brightscan wrote before these columns existed
         conn.exec_driver_sql("ALTER TABLE action_attempts DROP COLUMN rate_limited")
         conn.exec_driver_sql("ALTER TABLE sources DROP COLUMN decision")
+        conn.exec_driver_sql("ALTER TABLE actions DROP COLUMN lease_owner")
+        conn.exec_driver_sql("ALTER TABLE actions DROP COLUMN lease_until")
         conn.exec_driver_sql("INSERT INTO action_attempts (id, action_id, attempt, outcome, detail, started_at, "
                              "finished_at) VALUES (1, 1, 1, 'done', 'ok', 0.0, 1.0)")
     engine.dispose()
     store = open_store(url)
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     assert _rows(store, action_attempts)[0]["rate_limited"] == 0
+    with store.engine.connect() as conn:  # migration 4: the lease columns
+        assert {"lease_owner", "lease_until"} <= {c["name"] for c in sa.inspect(conn).get_columns("actions")}
     store.dispose()
 
 

@@ -116,7 +116,7 @@ def test_a_round_one_database_gains_the_decision_state_column(db_url):
         conn.exec_driver_sql("ALTER TABLE sources DROP COLUMN decision")
     engine.dispose()
     store = open_store(db_url)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     with store.engine.connect() as conn:
         assert "decision" in {c["name"] for c in sa.inspect(conn).get_columns("sources")}
     store.dispose()

@@ -147,6 +147,12 @@ class ServiceConfig:
     overflow: str = "reject"  # cutout overflow handling (see brightscan.preprocess)
     chunk_size: int = 500  # most alerts per transaction (a big file is split into chunks)
     dispatch_budget_s: float = 10.0  # longest delivery pass between two chunks
+    dispatch_thread: bool = True  # deliver actions in a thread of their own while ingesting goes on
+    lease_s: float = 60.0  # a dispatcher's claim on an action (renewed while delivering); a dead one's is taken over after it
+
+    def __post_init__(self) -> None:
+        if not self.lease_s > 0:
+            raise ConfigError(f"[service] lease_s must be > 0 seconds, not {self.lease_s!r}")
 
 
 @dataclass

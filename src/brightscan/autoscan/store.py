@@ -99,6 +99,10 @@ actions = sa.Table(
     sa.Column("acked_at", sa.Float),  # unix time the sink acknowledged it
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # the dispatcher delivering it now (``host:pid:random``) and until when its claim holds;
+    # NULL when nobody is: a lease still set after its expiry was left by a process that died
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
 )
 
 action_attempts = sa.Table(
@@ -151,8 +155,17 @@ def _migration_3(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE action_attempts ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0"))
 
 
+def _migration_4(conn: Connection) -> None:
+    """``actions.lease_owner`` / ``lease_until``: one dispatcher per action (see outbox.claim)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("actions")}
+    if "lease_owner" not in columns:  # a database created at an older version
+        conn.execute(sa.text("ALTER TABLE actions ADD COLUMN lease_owner VARCHAR(64)"))
+    if "lease_until" not in columns:
+        conn.execute(sa.text("ALTER TABLE actions ADD COLUMN lease_until FLOAT"))
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -171,6 +184,9 @@ def _sqlite_begin(conn: Connection) -> None:
     # BEGIN IMMEDIATE: the chunk's reads and writes are one serialisable unit.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+
+#: PostgreSQL advisory lock key of the ingest transactions (``b"bscan-in"`` as a big-endian int64).
+INGEST_LOCK_KEY = int.from_bytes(b"bscan-in", "big")
 
 #: Database backends we support, and the extra that installs a driver.
 DIALECTS = {"sqlite": None, "postgresql": "postgres"}
@@ -222,6 +238,17 @@ class Store:
         """One atomic unit: commits on success, rolls back on any exception."""
         with self.engine.begin() as conn:
             yield conn
+
+    def serialize_writers(self, conn: Connection) -> None:
+        """Make this transaction the database's only ingesting writer until it ends.
+
+        Two processes ingesting into one database (one service per Kafka partition, a cron
+        ``scan`` overlapping a service) must not decide the same object at once. PostgreSQL takes
+        a transaction-scoped advisory lock (``pg_advisory_xact_lock``); SQLite's ``BEGIN
+        IMMEDIATE`` already holds the database's one write lock.
+        """
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK_KEY})
 
     def schema_version(self) -> int:
         """Highest applied migration."""

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from brightscan.alerts import Alert, Rejection
 from brightscan.autoscan.write import outbox
+from brightscan.autoscan.write.dispatcher import DispatcherThread
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.actions import Sink, save_extras
 from brightscan.autoscan.write.feeds import Feed, Delivery
@@ -97,6 +98,7 @@ class AutoscanService:
         self.sink = sink
         self.config = config or ServiceConfig()
         self.clock = clock
+        self.owner = outbox.new_owner()  # this service's name on the leases it takes
 
     # ---- consuming -------------------------------------------------------------------------
     def is_consumed(self, key: str) -> bool:
@@ -123,6 +125,10 @@ class AutoscanService:
             following = list(itertools.islice(items, self.config.chunk_size))
             last = not following
             with self.store.transaction() as conn:
+                self.store.serialize_writers(conn)
+                if delivery.key is not None and _consumed(conn, delivery.key):  # another process won it
+                    result.skipped = True
+                    break
                 self._process_chunk(conn, chunk, delivery, result)
                 if last and delivery.key is not None:
                     conn.execute(consumed_inputs.insert().values(
@@ -267,10 +273,14 @@ class AutoscanService:
         c = self.config
         return outbox.dispatch(self.store, self.sink, max_attempts=c.max_attempts,
                                retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s,
-                               budget_s=c.dispatch_budget_s, clock=self.clock)
+                               budget_s=c.dispatch_budget_s, clock=self.clock, owner=self.owner,
+                               lease_s=c.lease_s)
 
     def drain(self, timeout_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
-        """Dispatch until no action is pending (or ``timeout_s``); return how many remain."""
+        """Dispatch until no action is pending (or ``timeout_s``); return how many remain.
+
+        Actions another dispatcher holds are waited for (it settles them or its lease expires).
+        """
         deadline = self.clock() + (self.config.drain_timeout_s if timeout_s is None else timeout_s)
         while (due := outbox.next_due(self.store)) is not None:
             if due > deadline:
@@ -278,21 +288,38 @@ class AutoscanService:
             if due > self.clock():
                 sleep(min(due - self.clock(), 1.0))
                 continue
-            self.dispatch()
+            stats = self.dispatch()
+            if not (stats.done or stats.retry or stats.failed):
+                sleep(0.05)  # what is due is held elsewhere (or waits behind what is): do not spin
         return outbox.pending_count(self.store)
 
     def run(self, feed: Feed, *, drain: bool = True) -> int:
         """Consume ``feed`` until it ends (forever for directories/Kafka); return pending count.
 
-        Actions left over from a previous (crashed) run are delivered first.
+        Actions left over from a previous (crashed) run are delivered first. With
+        ``dispatch_thread`` (the default) a :class:`DispatcherThread` delivers while this thread
+        ingests; otherwise a delivery pass follows each delivery.
         """
-        self.dispatch()
-        for delivery in feed.deliveries(self.is_consumed):
-            if delivery is not None:
-                self.process_delivery(delivery)
-                feed.commit(delivery)
+        if not self.config.dispatch_thread:
             self.dispatch()
+            for delivery in feed.deliveries(self.is_consumed):
+                if delivery is not None:
+                    self.process_delivery(delivery)
+                    feed.commit(delivery)
+                self.dispatch()
+        else:
+            with DispatcherThread(self.dispatch, lambda: outbox.next_due(self.store), self.clock) as thread:
+                for delivery in feed.deliveries(self.is_consumed):
+                    thread.raise_if_failed()
+                    if delivery is not None:
+                        self.process_delivery(delivery)
+                        feed.commit(delivery)
+                        thread.wake()
         return self.drain() if drain else outbox.pending_count(self.store)
+
+
+def _consumed(conn: Connection, key: str) -> bool:
+    return conn.execute(sa.select(consumed_inputs.c.key).where(consumed_inputs.c.key == key)).first() is not None
 
 
 @dataclass(frozen=True)
