@@ -5,6 +5,7 @@ throughput of the action path under SkyPortal's rate limit.
     python benchmarks/bench_autoscan.py --speedup 10 --hours 1   # the first hour of the night at 10x
     python benchmarks/bench_autoscan.py --model DIR --policy bts_prod --threshold 0.85
     python benchmarks/bench_autoscan.py --speedup 10 --hours 1 --baseline   # limits off, then on
+    python benchmarks/bench_autoscan.py --speedup 10 --hours 1 --compare-inline  # old loop, then thread
     python benchmarks/bench_autoscan.py --throughput 40          # actions/s, 40 sources x 3 actions
 
 It simulates a survey (``brightscan.simulate``) and picks its busiest night. The stand-in is
@@ -24,6 +25,10 @@ a SQLite outbox and delivered by ``outbox.dispatch`` through the SkyPortal sink 
 three ways in the same run: no limit anywhere (the baseline: what loopback allows), the client
 limiter against the server's limit, and no client limiter against the server's limit (429s and
 ``Retry-After`` waits).
+
+``--compare-inline`` replays the same night twice with the limits on: first with
+``[service] dispatch_thread = false`` (a delivery pass after each file, in the ingesting thread:
+the loop before issue 23), then with the dispatcher thread (the default), and prints both.
 """
 
 from __future__ import annotations
@@ -66,7 +71,8 @@ def _busiest_night(sim_dir: Path, hours: float | None) -> tuple[Path, int]:
     return out, len(files)
 
 
-def _config(path: Path, db: str, policy: str, threshold: float | None, rate: float) -> Path:
+def _config(path: Path, db: str, policy: str, threshold: float | None, rate: float,
+            dispatch_thread: bool = True) -> Path:
     lines = [f'[database]\nurl = "{db}"', f'[policy]\nname = "{policy}"']
     if threshold is not None:
         lines.append(f"threshold = {threshold}")
@@ -74,7 +80,8 @@ def _config(path: Path, db: str, policy: str, threshold: float | None, rate: flo
                  f'timeout_s = 2.0\nretries = 3\nbackoff_s = 0.05\nrate_limit = {rate}\nrate_burst = 10\n\n'
                  '[sink.skyportal.followup]\nallocation_id = 1\nfacility = "SEDM"\npriority = 5\n'
                  'observation_type = "IFU"')
-    lines.append("[service]\nretry_base_s = 0.2\nretry_max_s = 2.0")
+    lines.append("[service]\nretry_base_s = 0.2\nretry_max_s = 2.0\n"
+                 f"dispatch_thread = {str(dispatch_thread).lower()}")
     path.write_text("\n\n".join(lines) + "\n")
     return path
 
@@ -88,6 +95,13 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
 
 def _latency(args: argparse.Namespace, work: Path, night: Path, n_files: int) -> dict:
     """The replay with the configured limits; with ``--baseline`` first without any, same night."""
+    if args.compare_inline:
+        inline = _replay(argparse.Namespace(**{**vars(args), "dispatch_thread": False}), work / "inline", night,
+                         n_files)
+        thread = _replay(args, work / "thread", night, n_files)
+        p99 = {k: r["latency_arrival_to_save_ack_s"].get("p99") for k, r in (("i", inline), ("t", thread))}
+        return {"inline_dispatch": inline, "dispatcher_thread": thread,
+                "p99_ratio_thread_to_inline": round(p99["t"] / p99["i"], 2) if p99["i"] else None}
     if not args.baseline:
         return _replay(args, work, night, n_files)
     free = _replay(argparse.Namespace(**{**vars(args), "rate": 0.0, "server_rate": 0.0}), work / "free", night,
@@ -107,7 +121,8 @@ def _replay(args: argparse.Namespace, work: Path, night: Path, n_files: int) -> 
         model = save_model(create_model("mi_cnn.tiny", seed=0), work / "model")
         threshold = 0.0 if threshold is None else threshold
     db = f"sqlite:///{work / 'autoscan.db'}"
-    config = _config(work / "autoscan.toml", db, args.policy, threshold, args.rate)
+    config = _config(work / "autoscan.toml", db, args.policy, threshold, args.rate,
+                     getattr(args, "dispatch_thread", True))
     with FakeSkyPortal(TOKEN, rate=args.server_rate, burst=10, error_rate=args.faults, seed=args.seed) as portal:
         env = {**os.environ, "BRIGHTSCAN_SKYPORTAL_URL": portal.url, "BRIGHTSCAN_SKYPORTAL_TOKEN": TOKEN}
         t0 = time.time()
@@ -129,6 +144,7 @@ def _replay(args: argparse.Namespace, work: Path, night: Path, n_files: int) -> 
     return {
         "alerts": n_files, "night_span_hours": round(span_h, 2), "speedup": args.speedup,
         "client_rate_limit": args.rate, "server_rate_limit": args.server_rate,
+        "dispatch_thread": getattr(args, "dispatch_thread", True),
         "wall_seconds": round(wall, 1), "sources_saved": int(save.size), "actions": states,
         "requests": requests, "answered_429": answered_429,
         "latency_arrival_to_save_ack_s": _percentiles(save),
@@ -215,6 +231,8 @@ def main() -> None:
     parser.add_argument("--server-rate", type=float, default=5.0, help="the stand-in's nginx limit (0: none)")
     parser.add_argument("--baseline", action="store_true",
                         help="latency: first replay the same night without any rate limit")
+    parser.add_argument("--compare-inline", action="store_true",
+                        help="latency: first replay with dispatch_thread = false (the old loop), then the thread")
     parser.add_argument("--throughput", type=int, default=0, metavar="N",
                         help="measure actions/s over N sources instead of the replay latency")
     parser.add_argument("--keep", type=Path, help="keep the work folder here")

@@ -77,6 +77,36 @@ def write_night(avro_dir: Path, out: Path, *, n_sources: int, per_source: int, s
     return rows
 
 
+def skyportal_config(path: Path, db_url: str, *, skyportal: str, service: str, allocation_id: int = 1) -> Path:
+    """Write an ``autoscan.toml``: gt1 at threshold 0 (every source passes: many actions), the
+    SkyPortal sink with the given ``[sink.skyportal]`` lines, an SEDM follow-up on
+    ``allocation_id``, and the given ``[service]`` lines."""
+    path.write_text(f"""
+[database]
+url = "{db_url}"
+
+[policy]
+name = "gt1"
+threshold = 0.0
+
+[sink]
+kind = "skyportal"
+
+[sink.skyportal]
+{skyportal.strip()}
+
+[sink.skyportal.followup]
+allocation_id = {allocation_id}
+facility = "SEDM"
+priority = 5
+observation_type = "IFU"
+
+[service]
+{service.strip()}
+""")
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A randomly initialised ``mi_cnn.tiny`` (icml2023 features) saved with the model package."""

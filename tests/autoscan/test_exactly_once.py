@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from brightscan.autoscan.sinks.skyportal.payloads import photometry_body
 from tests.autoscan.fakeportal import FakeSkyPortal
 
-from .conftest import write_night
+from .conftest import skyportal_config, write_night
 
 TOKEN = "kill-test-token"
 N_KILLS = 22
@@ -31,19 +31,7 @@ SEED = 2025
 
 
 def _config(tmp_path: Path, db_url: str) -> Path:
-    path = tmp_path / "autoscan.toml"
-    path.write_text(f"""
-[database]
-url = "{db_url}"
-
-[policy]
-name = "gt1"
-threshold = 0.0          # every source passes: many actions to get right
-
-[sink]
-kind = "skyportal"
-
-[sink.skyportal]
+    return skyportal_config(tmp_path / "autoscan.toml", db_url, allocation_id=3, skyportal="""
 group_ids = [7]
 filter_ids = [7]
 timeout_s = 0.3
@@ -52,19 +40,13 @@ retries = 2
 backoff_s = 0.02
 rate_limit = 20            # the fake's nginx limit too; a restarted client's full burst meets
 rate_burst = 10            # the server's remembered excess, hence some 429s
-
-[sink.skyportal.followup]
-allocation_id = 3
-facility = "SEDM"
-priority = 5
-observation_type = "IFU"
-
-[service]
+""", service="""
 retry_base_s = 0.1
 retry_max_s = 0.5
 max_attempts = 1000
+lease_s = 3.0              # a killed dispatcher's claims are taken over 3 s later (renewed every 1 s
+                           # while delivering, so a process starved on a loaded machine keeps them)
 """)
-    return path
 
 
 def _launch(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -93,8 +75,11 @@ def _expected_points(conn) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_model, tmp_path, db_url):
-    """Runs on SQLite, and on PostgreSQL when BRIGHTSCAN_TEST_POSTGRES_URL is set (CI)."""
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-service", "two-racing"])
+def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_model, tmp_path, db_url, processes):
+    """Runs on SQLite, and on PostgreSQL when BRIGHTSCAN_TEST_POSTGRES_URL is set (CI). With two
+    processes, two services run on the database at every launch (ingesting the same files and
+    dispatching the same outbox) and each is killed at its own random moment."""
     rows = write_night(real_avro_dir, tmp_path / "night", n_sources=40, per_source=3, seed=SEED)
     objects = sorted({r["objectId"] for r in rows})
     config = _config(tmp_path, db_url)
@@ -110,18 +95,24 @@ def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_mod
                "--config", str(config), "--speedup", str(speedup)]
         kills = 0
         for launch in range(N_KILLS):
-            log = tmp_path / f"run{launch}.log"
-            proc = _launch(cmd, env, log)
-            if not _wait_started(proc, log):
+            logs = [tmp_path / f"run{launch}-{i}.log" for i in range(processes)]
+            procs = [_launch(cmd, env, log) for log in logs]
+            if not all([_wait_started(proc, log) for proc, log in zip(procs, logs)]):
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
                 break  # finished the night early (should not happen: see speedup)
-            time.sleep(float(rng.uniform(0.0, 1.2)))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait()
-        final_log = tmp_path / "final.log"
-        final = _launch(cmd, env, final_log)
-        assert final.wait(timeout=180) == 0, final_log.read_text()[-3000:]
+            for proc in procs:  # each at its own moment
+                time.sleep(float(rng.uniform(0.0, 1.2 / processes)))
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+            for proc in procs:
+                proc.wait()
+        final_logs = [tmp_path / f"final-{i}.log" for i in range(processes)]
+        finals = [_launch(cmd, env, log) for log in final_logs]
+        for final, log in zip(finals, final_logs):
+            assert final.wait(timeout=180) == 0, log.read_text()[-3000:]
         counts = {what: portal.count(what) for what in
                   ("sources", "candidates", "followups", "annotations", "photometry")}
         thumbnails = {o: portal.thumbnail_types(o) for o in objects}

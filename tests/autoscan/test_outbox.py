@@ -199,3 +199,55 @@ def test_an_unexpected_error_in_a_sink_is_a_recorded_attempt_not_a_crash(tmp_pat
     assert action["state"] == "failed" and action["last_error"].startswith("unexpected KeyError")
     assert len(_rows(store, action_attempts)) == 2
     store.dispose()
+
+
+def test_a_claimed_action_is_skipped_and_an_expired_lease_is_taken_over_checking_first(tmp_path):
+    store = _store(tmp_path, kinds=("save", "followup"))
+    save_id = _rows(store, actions)[0]["id"]
+    held = outbox.claim(store, save_id, "dead-process", lease_s=60.0, now=1e9)
+    assert held is not None and not held.took_over
+    assert outbox.claim(store, save_id, "another", lease_s=60.0, now=1e9 + 1) is None  # still held
+    sink = _Scripted()
+    stats = outbox.dispatch(store, sink, clock=lambda: 1e9 + 30, owner="me")
+    # the save is held elsewhere, and the follow-up waits behind its save
+    assert (sink.seen, stats.claimed_elsewhere) == ([], 1)
+    sink = _Scripted("saved", "requested")
+    outbox.dispatch(store, sink, clock=lambda: 1e9 + 61, owner="me")
+    # the taker does not know what the dead holder sent: the sink must check before sending
+    assert sink.seen == [(f"save:{OBJ}", True), (f"followup:{OBJ}", False)]
+    assert {(r["state"], r["lease_owner"], r["lease_until"]) for r in _rows(store, actions)} == {("done", None, None)}
+
+
+def test_an_outcome_is_recorded_only_by_the_lease_holder(tmp_path):
+    store = _store(tmp_path, kinds=("save",))
+
+    class _Stalls:
+        """Delivers, but meanwhile its lease expired and another dispatcher took the action."""
+
+        rate_limited = 0
+
+        def deliver(self, action):
+            assert outbox.claim(store, _rows(store, actions)[0]["id"], "taker", lease_s=60.0, now=2e9) is not None
+            return "saved"
+
+    outbox.dispatch(store, _Stalls(), clock=lambda: 1e9, owner="stalled", lease_s=5.0)
+    row = _rows(store, actions)[0]
+    assert (row["state"], row["lease_owner"], row["attempts"]) == ("pending", "taker", 0)
+    assert _rows(store, action_attempts)[0]["detail"].startswith("lease lost before recording")
+
+
+def test_preempt_ends_a_pass_before_a_non_save_action_once_one_was_tried(tmp_path):
+    """New actions announced: the pass ends (new saves go first in the next), but every pass
+    tries one action at least, so a busy feed cannot starve follow-ups and annotations."""
+    store = _store(tmp_path, kinds=("save", "followup", "annotation"))
+    sink = _Scripted("saved", "requested", "annotated")
+    passes = [outbox.dispatch(store, sink, clock=lambda: 1e9, preempt=lambda: True).done for _ in range(3)]
+    assert passes == [1, 1, 1]
+    assert [k for k, _ in sink.seen] == [f"save:{OBJ}", f"followup:{OBJ}", f"annotation:{OBJ}"]
+    assert {r["state"] for r in _rows(store, actions)} == {"done"}
+
+
+def test_next_due_is_the_end_of_another_dispatchers_lease(tmp_path):
+    store = _store(tmp_path, kinds=("save",))
+    assert outbox.claim(store, _rows(store, actions)[0]["id"], "other", lease_s=60.0, now=1e9) is not None
+    assert outbox.next_due(store) == 1e9 + 60  # not the action's own due time (0): no busy loop

@@ -26,44 +26,24 @@ from brightscan.autoscan.store import open_store
 from brightscan.autoscan.write import outbox
 from tests.autoscan.fakeportal import FakeSkyPortal
 
-from .conftest import write_night
+from .conftest import skyportal_config, write_night
 
 TOKEN = "two-dispatchers-token"
 POSTS = {"save": "/api/sources", "followup": "/api/followup_request"}
 
 
 def _config(tmp_path: Path, db_url: str) -> Path:
-    path = tmp_path / "autoscan.toml"
-    path.write_text(f"""
-[database]
-url = "{db_url}"
-
-[policy]
-name = "gt1"
-threshold = 0.0
-
-[sink]
-kind = "skyportal"
-
-[sink.skyportal]
+    return skyportal_config(tmp_path / "autoscan.toml", db_url, skyportal="""
 group_ids = [1]
 filter_ids = [1]
 timeout_s = 5.0
 rate_limit = 15          # per process: the pass lasts seconds, so the two overlap
 rate_burst = 5
-
-[sink.skyportal.followup]
-allocation_id = 1
-facility = "SEDM"
-priority = 5
-observation_type = "IFU"
-
-[service]
+""", service="""
 retry_base_s = 0.1
 retry_max_s = 0.5
 lease_s = 2.0
 """)
-    return path
 
 
 def _enqueue(db_url: str, night: Path) -> list[str]:

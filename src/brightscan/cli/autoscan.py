@@ -134,7 +134,8 @@ def retry(
     action_ids: list[int] = typer.Argument(..., help="Id(s) of failed actions (the summary's 'id' column)."),
     show: bool = typer.Option(False, "--show", help="Only print the actions and their attempts."),
     deliver: bool = typer.Option(False, "--deliver",
-                                 help="Deliver now through the configured sink (only when no service runs)."),
+                                 help="Deliver the open actions now through the configured sink (beside a "
+                                      "running service too: it takes only actions nobody has claimed)."),
     db: str = _DB,
     config: Path = _CONFIG,
 ) -> None:

@@ -24,7 +24,8 @@ class DispatcherThread:
     Parameters
     ----------
     dispatch : callable
-        One delivery pass (``AutoscanService.dispatch``).
+        One delivery pass, ``dispatch(preempt)`` (``AutoscanService.dispatch``): ``preempt()``
+        is true once new actions were announced (:meth:`wake`) during the pass.
     next_due : callable
         When the next open action can be attempted (None when none is open).
     clock : callable
@@ -38,7 +39,7 @@ class DispatcherThread:
     owner sees it again from :meth:`raise_if_failed` or when the ``with`` block ends.
     """
 
-    def __init__(self, dispatch: Callable[[], DispatchStats], next_due: Callable[[], float | None],
+    def __init__(self, dispatch: Callable[[Callable[[], bool]], DispatchStats], next_due: Callable[[], float | None],
                  clock: Callable[[], float], *, idle_s: float = 1.0, stop_timeout_s: float = 30.0):
         self._dispatch, self._next_due, self._clock = dispatch, next_due, clock
         self.idle_s, self.stop_timeout_s = idle_s, stop_timeout_s
@@ -50,7 +51,7 @@ class DispatcherThread:
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # a wake during the pass makes another pass
-                stats = self._dispatch()
+                stats = self._dispatch(self._wake.is_set)
                 self._wake.wait(self._pause(stats))
         except BaseException as exc:  # noqa: BLE001 - handed to the owner thread, which re-raises it
             log.exception("the dispatcher thread stopped")

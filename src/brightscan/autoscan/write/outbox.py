@@ -152,7 +152,7 @@ class DispatchStats:
 def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: float = 2.0,
              retry_max_s: float = 300.0, budget_s: float | None = None,
              clock: Callable[[], float] = time.time, owner: str | None = None,
-             lease_s: float = DEFAULT_LEASE_S) -> DispatchStats:
+             lease_s: float = DEFAULT_LEASE_S, preempt: Callable[[], bool] | None = None) -> DispatchStats:
     """Deliver the due pending actions: every save first, then the other actions, in creation order.
 
     The pass ends early after a retryable failure (the sink is probably down: trying every
@@ -166,6 +166,10 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
 
     Each action is claimed (:func:`claim`) as ``owner`` (default: a new name) before anything is
     sent; one another dispatcher holds is skipped, and so are its object's later actions.
+
+    ``preempt`` is asked before each action that is not a save, once the pass has tried one: True
+    ends the pass, because new actions were enqueued meanwhile (the dispatcher thread's wake-up),
+    so a newly passing object's save waits behind one follow-up or annotation, not a pass of them.
     """
     owner = owner or new_owner()
     stats = DispatchStats()
@@ -187,6 +191,9 @@ def dispatch(store: Store, sink: Sink, *, max_attempts: int = 8, retry_base_s: f
     for row in rows:
         if budget_s is not None and clock() - started > budget_s:
             break
+        tried = stats.done + stats.retry + stats.failed
+        if preempt is not None and tried and row["kind"] != "save" and preempt():
+            break  # after one action at least, so a busy feed cannot starve the follow-ups
         if row["object_id"] in blocked or row["next_attempt_at"] > clock():
             blocked.add(row["object_id"])
             continue

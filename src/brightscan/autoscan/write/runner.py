@@ -107,8 +107,9 @@ def replay_actions(config: AutoscanConfig, action_ids: list[int], *, show_only: 
                    deliver: bool = False) -> tuple[list[Any], Any]:
     """Read failed actions and (unless ``show_only``) make them pending again.
 
-    With ``deliver`` the open actions are then delivered once through the configured sink (run it
-    only when no service is running on this database). Returns the actions' histories (as read
+    With ``deliver`` the open actions are then delivered once through the configured sink; a
+    service running on this database meanwhile is no obstacle: each action is claimed with a
+    lease, so this pass takes only what nobody else holds. Returns the actions' histories (as read
     before replaying) and the dispatch stats (None without ``deliver``).
     """
     from brightscan.autoscan.write import outbox
@@ -128,7 +129,7 @@ def replay_actions(config: AutoscanConfig, action_ids: list[int], *, show_only: 
         if deliver:
             c = config.service
             stats = outbox.dispatch(store, build_sink(config.sink), max_attempts=c.max_attempts,
-                                    retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s)
+                                    retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s, lease_s=c.lease_s)
         return histories, stats
     finally:
         store.dispose()

@@ -268,13 +268,13 @@ class AutoscanService:
         log.info("%s passed %s at candid %s (score %.3f)", object_id, self.policy, alert.candid, item.score)
 
     # ---- acting ----------------------------------------------------------------------------
-    def dispatch(self) -> outbox.DispatchStats:
-        """Deliver the due pending actions."""
+    def dispatch(self, preempt: Callable[[], bool] | None = None) -> outbox.DispatchStats:
+        """Deliver the due pending actions (``preempt``: see :func:`outbox.dispatch`)."""
         c = self.config
         return outbox.dispatch(self.store, self.sink, max_attempts=c.max_attempts,
                                retry_base_s=c.retry_base_s, retry_max_s=c.retry_max_s,
                                budget_s=c.dispatch_budget_s, clock=self.clock, owner=self.owner,
-                               lease_s=c.lease_s)
+                               lease_s=c.lease_s, preempt=preempt)
 
     def drain(self, timeout_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
         """Dispatch until no action is pending (or ``timeout_s``); return how many remain.
