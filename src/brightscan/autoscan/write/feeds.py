@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from brightscan.alerts import Alert, Rejection, decode_avro, iter_input_files, read_file
+from brightscan.autoscan.write import quarantine
 from brightscan.errors import InputError
 
 __all__ = [
@@ -210,10 +211,16 @@ def delivery_from_messages(messages: Iterable[Any], arrived_at: float | None = N
         if not value:
             items.append(Rejection(None, None, where, "read", "empty Kafka message"))
             continue
-        items.extend(decode_avro(bytes(value), where))
+        items.extend(quarantine.guard_reading(_decoded(bytes(value), where), where))
     origin = ", ".join(f"{t}[{p}]@{o}" for t, p, o in offsets[:3]) + (" ..." if len(offsets) > 3 else "")
     return Delivery(items=items, arrived_at=time.time() if arrived_at is None else arrived_at,
                  key=None, origin=origin or "kafka", offsets=offsets)
+
+
+def _decoded(value: bytes, where: str) -> Iterator[Alert | Rejection]:
+    """The message's alerts, decoded lazily so that any failure is met (and quarantined) while
+    iterating."""
+    yield from decode_avro(value, where)
 
 
 def _is_partition_eof(err: Any) -> bool:
