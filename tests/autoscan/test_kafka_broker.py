@@ -186,60 +186,74 @@ def kafka_night(real_avro_dir, tmp_path):
     return _messages(tmp_path / "night")
 
 
-def test_sigkill_mid_partition_and_restart_store_every_message_once(kafka_night, tiny_model, tmp_path):
-    values, candids = kafka_night
-    cluster = MockCluster()
-    db_url = f"sqlite:///{tmp_path / 'kafka.db'}"
-    config = _config(tmp_path, cluster.bootstrap)
-    cluster.produce(values[:4])
-    first = _consumer(tiny_model, db_url, config, tmp_path / "first.log")
-    try:
-        _wait(lambda: len(_state(db_url)[0]) >= 1, 180, "the consumer to start", [first])
-        producing = cluster.produce_in_background(values[4:], pause_s=0.2)  # a live stream
-        _wait(lambda: len(_state(db_url)[0]) >= 8, 180, "more alerts", [first])
-        _kill(first)  # mid-stream: messages of every partition are still coming
-    finally:
-        if first.poll() is None:
-            _kill(first)
-    committed_at_kill = _assert_committed_after_database(cluster, db_url)
-    assert len(_state(db_url)[0]) < len(candids), "the kill came after the end: nothing tested"
-    producing.join(60)
-    second = _consumer(tiny_model, db_url, config, tmp_path / "second.log")
-    try:
-        _wait(lambda: len(_state(db_url)[0]) == len(candids), 180, "every alert", [second])
-        _wait(lambda: _assert_committed_after_database(cluster, db_url) == len(values), 60,
-              "every offset committed", [second])
-    finally:
-        _kill(second)
-    assert committed_at_kill < len(values)
-    _assert_exactly_once(cluster, db_url, candids)
+class _Run:
+    """A mock cluster, a database, and the consumer processes started on them (killed at the end)."""
 
+    def __init__(self, tmp_path: Path, model: Path) -> None:
+        self.tmp_path, self.model = tmp_path, model
+        self.cluster = MockCluster()
+        self.db_url = f"sqlite:///{tmp_path / 'kafka.db'}"
+        self.config = _config(tmp_path, self.cluster.bootstrap)
+        self.procs: list[subprocess.Popen] = []
 
-def test_rebalance_across_two_consumers_and_a_kill_store_every_message_once(kafka_night, tiny_model, tmp_path):
-    values, candids = kafka_night
-    cluster = MockCluster()
-    db_url = f"sqlite:///{tmp_path / 'kafka.db'}"
-    config = _config(tmp_path, cluster.bootstrap)
-    cluster.produce(values[:4])
-    first = _consumer(tiny_model, db_url, config, tmp_path / "first.log")
-    second = None
-    try:
-        _wait(lambda: len(_state(db_url)[0]) >= 1, 180, "the first consumer to start", [first])
-        second = _consumer(tiny_model, db_url, config, tmp_path / "second.log")  # the group rebalances
-        _wait(lambda: _assigned(tmp_path / "second.log"), 180, "the second consumer's partitions", [first, second])
-        producing = cluster.produce_in_background(values[4:], pause_s=0.3)  # a live stream
-        _wait(lambda: len(_state(db_url)[0]) >= len(candids) // 2, 180, "half the alerts", [first, second])
-        _kill(first)  # the second consumer takes the first's partitions after the session timeout
-        _assert_committed_after_database(cluster, db_url)
-        producing.join(60)
-        _wait(lambda: len(_state(db_url)[0]) == len(candids), 180, "every alert", [second])
-        _wait(lambda: _assert_committed_after_database(cluster, db_url) == len(values), 60,
-              "every offset committed", [second])
-    finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
+    def start(self, name: str) -> subprocess.Popen:
+        proc = _consumer(self.model, self.db_url, self.config, self.tmp_path / f"{name}.log")
+        self.procs.append(proc)
+        return proc
+
+    def stored(self) -> int:
+        return len(_state(self.db_url)[0])
+
+    def finish(self, values: list[bytes], candids: set[int], proc: subprocess.Popen) -> None:
+        """Wait until ``proc`` has stored everything and committed every offset; check exactly once."""
+        _wait(lambda: self.stored() == len(candids), 180, "every alert", [proc])
+        _wait(lambda: _assert_committed_after_database(self.cluster, self.db_url) == len(values), 60,
+              "every offset committed", [proc])
+        _assert_exactly_once(self.cluster, self.db_url, candids)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
                 _kill(proc)
-    _assert_exactly_once(cluster, db_url, candids)
+
+
+@pytest.fixture
+def run(tmp_path, tiny_model, kafka_night):
+    """The run, its first consumer started and storing the first messages."""
+    values, _ = kafka_night
+    run = _Run(tmp_path, tiny_model)
+    run.cluster.produce(values[:4])
+    first = run.start("first")
+    try:
+        _wait(lambda: run.stored() >= 1, 180, "the first consumer to start", [first])
+        yield run
+    finally:
+        run.close()
+
+
+def test_sigkill_mid_partition_and_restart_store_every_message_once(run, kafka_night):
+    values, candids = kafka_night
+    [first] = run.procs
+    producing = run.cluster.produce_in_background(values[4:], pause_s=0.2)  # a live stream
+    _wait(lambda: run.stored() >= 8, 180, "more alerts", [first])
+    _kill(first)  # mid-stream: messages of every partition are still coming
+    committed_at_kill = _assert_committed_after_database(run.cluster, run.db_url)
+    assert run.stored() < len(candids) and committed_at_kill < len(values), "the kill came after the end"
+    producing.join(60)
+    run.finish(values, candids, run.start("second"))
+
+
+def test_rebalance_across_two_consumers_and_a_kill_store_every_message_once(run, kafka_night, tmp_path):
+    values, candids = kafka_night
+    [first] = run.procs
+    second = run.start("second")  # the group rebalances
+    _wait(lambda: _assigned(tmp_path / "second.log"), 180, "the second consumer's partitions", [first, second])
+    producing = run.cluster.produce_in_background(values[4:], pause_s=0.3)  # a live stream
+    _wait(lambda: run.stored() >= len(candids) // 2, 180, "half the alerts", [first, second])
+    _kill(first)  # the second consumer takes the first's partitions after the session timeout
+    _assert_committed_after_database(run.cluster, run.db_url)
+    producing.join(60)
+    run.finish(values, candids, second)
 
 
 class _CommitRecorder:
