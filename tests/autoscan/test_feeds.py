@@ -182,3 +182,21 @@ def test_kafka_end_of_partition_is_not_a_rejection():
     bad = FakeMessage(None, offset=6, error=kafka.KafkaError(kafka.KafkaError._TRANSPORT))
     batch = delivery_from_messages([eof, bad])
     assert len(batch.items) == 1 and batch.items[0].stage == "read"
+
+
+def test_a_commit_refused_by_a_rebalance_is_logged_not_fatal(real_avro_dir, caplog):
+    kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka (the kafka extra) is not installed")
+
+    class Moved(FakeConsumer):
+        def commit(self, offsets, asynchronous):
+            raise kafka.KafkaException(kafka.KafkaError(self.code))
+
+    batch = delivery_from_messages([FakeMessage(p.read_bytes(), partition=0, offset=3)
+                                    for p in sorted(real_avro_dir.glob("*.avro"))[:1]])
+    consumer = Moved([])
+    consumer.code = kafka.KafkaError.REBALANCE_IN_PROGRESS
+    KafkaFeed("ztf_test", consumer=consumer).commit(batch)  # the new owner skips the stored messages
+    assert "offsets not committed, the partitions moved" in caplog.text
+    consumer.code = kafka.KafkaError._TRANSPORT  # the broker went away: that is not ours to hide
+    with pytest.raises(kafka.KafkaException):
+        KafkaFeed("ztf_test", consumer=consumer).commit(batch)

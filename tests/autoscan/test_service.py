@@ -77,6 +77,10 @@ def test_history_features_are_recomputed_causally_from_stored_alerts(tiny_model,
     service.store.dispose()
 
 
+class _Killed(BaseException):
+    """The process dying mid-batch (not an exception of the input: nothing may be quarantined)."""
+
+
 class _ExplodingScorer:
     def __init__(self, inner, fail_on_call):
         self.inner, self.calls, self.fail_on_call = inner, 0, fail_on_call
@@ -85,7 +89,7 @@ class _ExplodingScorer:
     def score_arrays(self, t, f):
         self.calls += 1
         if self.calls == self.fail_on_call:
-            raise RuntimeError("killed while scoring")
+            raise _Killed("killed while scoring")
         return self.inner.score_arrays(t, f)
 
 
@@ -94,7 +98,7 @@ def test_a_failing_batch_leaves_nothing_behind(tiny_model, night, tmp_path):
     url = f"sqlite:///{tmp_path / 'db'}"
     service = _service(url, tiny_model, LogSink(tmp_path / "a.jsonl"))
     service.scorer = _ExplodingScorer(service.scorer, fail_on_call=4)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(_Killed):
         service.run(DirectoryFeed(night_dir, once=True))
     assert len(_rows(service.store, alerts)) == 3 == len(_rows(service.store, consumed_inputs))
     assert len(_rows(service.store, actions)) <= 3 * 3  # only the committed batches' actions
@@ -232,7 +236,7 @@ def test_a_tarball_killed_between_chunks_is_finished_without_repeats(tiny_model,
     url = f"sqlite:///{tmp_path / 'db'}"
     service = _service(url, tiny_model, LogSink(tmp_path / "a.jsonl"), chunk_size=10)
     service.scorer = _ExplodingScorer(service.scorer, fail_on_call=3)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(_Killed):
         service.run(DirectoryFeed(tarball.parent, once=True))
     assert len(_rows(service.store, alerts)) == 20 and _rows(service.store, consumed_inputs) == []
     service.scorer = service.scorer.inner

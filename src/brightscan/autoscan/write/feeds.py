@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from brightscan.alerts import Alert, Rejection, decode_avro, iter_input_files, read_file
+from brightscan.autoscan.write import quarantine
 from brightscan.errors import InputError
 
 __all__ = [
@@ -210,10 +211,16 @@ def delivery_from_messages(messages: Iterable[Any], arrived_at: float | None = N
         if not value:
             items.append(Rejection(None, None, where, "read", "empty Kafka message"))
             continue
-        items.extend(decode_avro(bytes(value), where))
+        items.extend(quarantine.guard_reading(_decoded(bytes(value), where), where))
     origin = ", ".join(f"{t}[{p}]@{o}" for t, p, o in offsets[:3]) + (" ..." if len(offsets) > 3 else "")
     return Delivery(items=items, arrived_at=time.time() if arrived_at is None else arrived_at,
                  key=None, origin=origin or "kafka", offsets=offsets)
+
+
+def _decoded(value: bytes, where: str) -> Iterator[Alert | Rejection]:
+    """The message's alerts, decoded lazily so that any failure is met (and quarantined) while
+    iterating."""
+    yield from decode_avro(value, where)
 
 
 def _is_partition_eof(err: Any) -> bool:
@@ -261,7 +268,8 @@ class KafkaFeed:
                 raise InputError("the Kafka feed needs confluent-kafka: pip install 'brightscan[kafka]'") from None
             settings = {"auto.offset.reset": "earliest", **self.config, "enable.auto.commit": False}
             self.consumer = Consumer(settings)
-            self.consumer.subscribe([self.topic])
+            self.consumer.subscribe([self.topic], on_assign=_log_partitions("assigned"),
+                                    on_revoke=_log_partitions("revoked"))
         return self.consumer
 
     def deliveries(self, is_consumed: Callable[[str], bool]) -> Iterator[Delivery | None]:
@@ -271,15 +279,40 @@ class KafkaFeed:
             yield delivery_from_messages(messages) if messages else None
 
     def commit(self, delivery: Delivery) -> None:
-        """Commit the delivery's offsets synchronously (after the database commit)."""
+        """Commit the delivery's offsets synchronously (after the database commit).
+
+        A commit refused because a rebalance took the partitions away is logged, not raised: the
+        delivery is in the database, and the partitions' new owner reads those messages again
+        and skips them by ``candid`` (rejections by their ``topic[partition]@offset``).
+        """
         if delivery.offsets:
-            from confluent_kafka import TopicPartition
+            from confluent_kafka import KafkaException, TopicPartition
 
             last: dict[tuple[str, int], int] = {}
             for topic, part, off in delivery.offsets:
                 last[(topic, part)] = max(off, last.get((topic, part), -1))
-            self._consumer().commit(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
+            try:
+                self._consumer().commit(
+                    offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
+            except KafkaException as exc:
+                if not _lost_to_rebalance(exc.args[0] if exc.args else None):
+                    raise
+                log.warning("%s: offsets not committed, the partitions moved to another consumer (%s); "
+                            "it will skip these stored messages", delivery.origin, exc)
+
+
+def _lost_to_rebalance(err: Any) -> bool:
+    from confluent_kafka import KafkaError
+
+    lost = (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+            KafkaError._ASSIGNMENT_LOST, KafkaError.FENCED_INSTANCE_ID)
+    return getattr(err, "code", lambda: None)() in lost
+
+
+def _log_partitions(what: str) -> Callable[[Any, list[Any]], None]:
+    def report(_consumer: Any, partitions: list[Any]) -> None:
+        log.info("kafka partitions %s: %s", what, ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "none")
+    return report
 
 
 def parse_feed(spec: str, *, speedup: float = 10.0, poll_interval: float = 1.0,

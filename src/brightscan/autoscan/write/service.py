@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from brightscan.alerts import Alert, Rejection
-from brightscan.autoscan.write import outbox
+from brightscan.autoscan.write import outbox, quarantine
 from brightscan.autoscan.write.dispatcher import DispatcherThread
 from brightscan.autoscan.config import ServiceConfig
 from brightscan.autoscan.actions import Sink, save_extras
@@ -60,6 +60,13 @@ class DeliveryResult:
     rejected: int = 0  # rejection records written
     passed: list[str] = field(default_factory=list)  # objects that passed for the first time
     skipped: bool = False  # the whole input was already consumed
+
+    def add(self, other: DeliveryResult) -> None:
+        """Add the counts of ``other`` (a chunk or an item processed on its own) to these."""
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.passed.extend(other.passed)
 
 
 def _as_float(value: Any) -> float | None:
@@ -119,7 +126,7 @@ class AutoscanService:
         if delivery.key is not None and self.is_consumed(delivery.key):
             result.skipped = True
             return result
-        items = iter(delivery.items)
+        items = quarantine.guard_reading(delivery.items, delivery.origin)
         chunk = list(itertools.islice(items, self.config.chunk_size))
         while True:
             following = list(itertools.islice(items, self.config.chunk_size))
@@ -129,7 +136,7 @@ class AutoscanService:
                 if delivery.key is not None and _consumed(conn, delivery.key):  # another process won it
                     result.skipped = True
                     break
-                self._process_chunk(conn, chunk, delivery, result)
+                self._process_guarded(conn, chunk, delivery, result)
                 if last and delivery.key is not None:
                     conn.execute(consumed_inputs.insert().values(
                         key=delivery.key, n_alerts=result.stored, consumed_at=self.clock()))
@@ -139,6 +146,40 @@ class AutoscanService:
         log.info("%s: %d stored, %d duplicate, %d rejected, %d passed", delivery.origin, result.stored,
                  result.duplicates, result.rejected, len(result.passed))
         return result
+
+    def _process_guarded(self, conn: Connection, items: list[Alert | Rejection], delivery: Delivery,
+                         result: DeliveryResult) -> None:
+        """Process a chunk; if it raises something unexpected, process its items one by one and
+        quarantine those that raise (a database fault goes on up: the input stays unconsumed)."""
+        part = DeliveryResult()
+        try:
+            with conn.begin_nested():
+                self._process_chunk(conn, items, delivery, part)
+        except Exception as exc:  # noqa: BLE001 - poison: isolated below, never fatal
+            if quarantine.is_service_fault(exc):
+                raise
+            log.warning("%s: %s; processing its %d items one by one", delivery.origin,
+                        quarantine.describe(exc), len(items))
+            part = DeliveryResult()
+            for item in sorted(items, key=quarantine.safe_order):
+                part.add(self._process_one(conn, item, delivery))
+        result.add(part)
+
+    def _process_one(self, conn: Connection, item: Alert | Rejection, delivery: Delivery) -> DeliveryResult:
+        one = DeliveryResult()
+        try:
+            with conn.begin_nested():
+                self._process_chunk(conn, [item], delivery, one)
+            return one
+        except Exception as exc:  # noqa: BLE001 - poison: recorded, never fatal
+            if quarantine.is_service_fault(exc):
+                raise
+            rej = quarantine.rejection_for(item, delivery.origin, exc, "processing")
+        log.warning("quarantined %s (%s): %s", rej.candid, rej.source, rej.reason)
+        one = DeliveryResult(rejected=len(self._new_rejections(conn, [rej])))
+        if one.rejected:
+            self._insert_rejections(conn, [rej], self.clock())
+        return one
 
     def _process_chunk(self, conn: Connection, items: list[Alert | Rejection], delivery: Delivery,
                        result: DeliveryResult) -> None:
@@ -153,10 +194,7 @@ class AutoscanService:
                   if math.isfinite(score)]  # never store a made-up score: the rejection says why
         now = self.clock()
         self._store_alerts(conn, scored, delivery, now)
-        for rej in rejected:
-            conn.execute(rejections.insert().values(
-                candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
-                stage=rej.stage, reason=rej.reason, created_at=now))
+        self._insert_rejections(conn, rejected, now)
         result.duplicates += duplicates
         result.rejected += len(rejected)
         result.stored += len(scored)
@@ -166,6 +204,12 @@ class AutoscanService:
         for object_id, mine in by_object.items():
             if self._decide(conn, object_id, mine, delivery, now):
                 result.passed.append(object_id)
+
+    def _insert_rejections(self, conn: Connection, rejected: list[Rejection], now: float) -> None:
+        for rej in rejected:
+            conn.execute(rejections.insert().values(
+                candid=rej.candid, object_id=rej.object_id, source=rej.source[:500],
+                stage=rej.stage, reason=rej.reason, created_at=now))
 
     def _new_rejections(self, conn: Connection, items: list[Rejection]) -> list[Rejection]:
         """Rejections not recorded yet: a file re-read after a crash must not repeat them."""
