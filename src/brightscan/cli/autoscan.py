@@ -129,6 +129,25 @@ def serve(
                    skyportal_url=_skyportal_url(cfg))
 
 
+@app.command("grant-readonly")
+def grant_readonly(
+    db: str = typer.Option(..., "--db", help="PostgreSQL URL of the tables' owner or a superuser."),
+    role: str = typer.Option(..., "--role", help="The role the status page logs in as (created if absent)."),
+    schema: str = typer.Option("public", "--schema", help="Schema holding the autoscan tables."),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make a PostgreSQL role that can only read the autoscan tables, for `autoscan serve` and
+    `summary`: SELECT grants only, no ownership, no membership, no CREATE; checked afterwards.
+    A new role has no password: set one with psql's \\password ROLE."""
+    from brightscan.autoscan.pages.pgrole import grant_readonly as grant
+
+    with handle_errors():
+        statements = grant(db, role, schema)
+    Output(quiet, as_json).result(f"role {role} can only read: " + "; ".join(statements),
+                                  {"role": role, "statements": statements})
+
+
 @app.command("retry")
 def retry(
     action_ids: list[int] = typer.Argument(..., help="Id(s) of failed actions (the summary's 'id' column)."),

@@ -15,12 +15,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+import warnings
 from typing import Any
 
 from brightscan.autoscan.pages.access import LOGIN_PATH, HostAllowList, SecurityHeaders, TokenGate, read_form_token
 from brightscan.autoscan.store import Store, open_readonly, sources
 from brightscan.autoscan.pages.views import object_view, status_view
-from brightscan.errors import ConfigError
+from brightscan.errors import BrightscanWarning, ConfigError
 
 __all__ = ["create_app", "serve"]
 
@@ -168,6 +169,7 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
     import uvicorn
 
     store = open_readonly(db_url)
+    _warn_if_role_can_write(store)
     app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
                      allowed_hosts=allowed_hosts_for(host))
     log.info("status page on http://%s:%d/", host, port)
@@ -175,6 +177,22 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         store.dispose()
+
+
+def _warn_if_role_can_write(store: Store) -> None:
+    """On PostgreSQL, warn when the page's role could write (``default_transaction_read_only`` is
+    only a session default that ``SET TRANSACTION READ WRITE`` undoes; a SELECT-only role is not)."""
+    if store.engine.dialect.name != "postgresql":
+        return
+    from brightscan.autoscan.pages.pgrole import write_privileges
+
+    with store.engine.connect() as conn:
+        problems = write_privileges(conn)
+    if problems:
+        warnings.warn("the status page's database role can write (" + "; ".join(problems[:3])
+                      + (f"; {len(problems) - 3} more" if len(problems) > 3 else "")
+                      + "): serve it as a read-only role, see `brightscan autoscan grant-readonly`",
+                      BrightscanWarning, stacklevel=2)
 
 
 def _side(blob: bytes) -> int:
