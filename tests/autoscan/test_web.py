@@ -134,7 +134,7 @@ def test_status_page_http_json_and_read_only(night, tiny_model, tmp_path):
 def test_serve_refuses_an_open_address_without_a_token(tmp_path):
     from brightscan.autoscan.pages.status import serve
 
-    with pytest.raises(ConfigError, match="needs --token"):
+    with pytest.raises(ConfigError, match="needs a token: --token-file"):
         serve(f"sqlite:///{tmp_path / 'x.db'}", host="0.0.0.0")
 
 
@@ -394,3 +394,53 @@ def test_host_of_parses_names_ipv4_and_bracketed_ipv6():
     assert host_of("LocalHost:80") == "localhost" and host_of("127.0.0.1:1") == "127.0.0.1"
     assert host_of("[::1]:80:90") is None and host_of("a b") is None and host_of("[x]") is None
     assert host_of("user@evil:80") is None and host_of(None) is None
+
+
+@pytest.mark.parametrize("how", ["token-file", "credentials"])
+def test_serve_reads_its_token_from_a_file_or_systemd_credentials_and_never_prints_it(tmp_path, how):
+    """``autoscan serve`` as the docs' systemd unit runs it: the token from ``--token-file`` or
+    ``$CREDENTIALS_DIRECTORY/serve-token`` (never argv), required, and absent from its output."""
+    import os
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    open_store(db).dispose()
+    secret = tmp_path / "serve-token"
+    secret.write_text(TOKEN + "\n")
+    secret.chmod(0o600)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIGHTSCAN_SERVE", "CREDENTIALS_DIRECTORY"))}
+    args = [sys.executable, "-m", "brightscan", "autoscan", "serve", "--db", db, "--port", str(port)]
+    if how == "token-file":
+        args += ["--token-file", str(secret)]
+    else:
+        env["CREDENTIALS_DIRECTORY"] = str(tmp_path)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, answer = time.time() + 30, None
+        while time.time() < deadline and answer is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/status.json")
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 401
+        ok = httpx.get(f"http://127.0.0.1:{port}/status.json", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["alerts_total"] == 0
+        assert _login(f"http://127.0.0.1:{port}", TOKEN).status_code == 303
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert TOKEN not in out + err and TOKEN not in " ".join(args)
+
+
+def test_serve_refuses_a_bad_token_file_naming_it_not_its_value(tmp_path):
+    from typer.testing import CliRunner
+
+    from brightscan.cli.main import app
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    open_store(db).dispose()
+    bad = tmp_path / "token"
+    bad.write_text(f"{TOKEN} with a space\n")
+    bad.chmod(0o600)
+    result = CliRunner().invoke(app, ["autoscan", "serve", "--db", db, "--token-file", str(bad)], env={})
+    assert result.exit_code != 0 and str(bad) in result.output and TOKEN not in result.output

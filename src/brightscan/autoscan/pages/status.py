@@ -165,7 +165,8 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
         A non-loopback ``host`` without a ``token``.
     """
     if not is_loopback(host) and not token:
-        raise ConfigError(f"serving on {host} (not loopback) needs --token or BRIGHTSCAN_SERVE_TOKEN")
+        raise ConfigError(f"serving on {host} (not loopback) needs a token: --token-file FILE, "
+                          "BRIGHTSCAN_SERVE_TOKEN(_FILE) or systemd's LoadCredential=serve-token")
     import uvicorn
 
     store = open_readonly(db_url)
