@@ -263,6 +263,14 @@ def get_source(s: PortalState, token: str, obj_id: str, query: dict[str, str]) -
             if t["obj_id"] == obj_id:
                 latest[(t["survey"], t["type"])] = t
         data["thumbnails"] = list(latest.values())
+    # always part of the answer, as in SkyPortal's get_source (source.py): the object's non-deleted
+    # follow-up requests the token can read (no target_groups: that relationship is not loaded)
+    # and its readable annotations (no groups: only the author is loaded)
+    data["followup_requests"] = [{k: v for k, v in r.items() if k != "target_group_ids"}
+                                 for r in s.followups if r["obj_id"] == obj_id and r["status"] != "deleted"
+                                 and s.allocation_readable(token, r["allocation_id"])]
+    data["annotations"] = [{k: v for k, v in a.items() if k != "group_ids"} for a in s.annotations
+                           if a["obj_id"] == obj_id and _visible(s, token, a)]
     return ok(data)
 
 

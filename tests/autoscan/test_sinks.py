@@ -261,7 +261,7 @@ def test_every_page_is_read_and_only_our_allocation_counts():
     with FakeSkyPortal(TOKEN) as portal:
         with portal.lock:
             portal.state.allocations[4] = {"group_id": 1, "facility": "SEDM"}
-        sink = _sink(portal)
+        sink = _sink(portal, known_for_s=0)  # requests appear after the save's check: its own GET is tested
         sink.deliver(_action("save"))
         for _ in range(150):  # another allocation's requests would fill page 1 of an unfiltered list
             _add_request(portal, OBJ, 4, "submitted")
@@ -469,3 +469,74 @@ def test_a_pending_request_is_waited_for_until_its_end_date():
     with pytest.raises(SinkError) as info:
         _judge_existing([bare], unconfirmed=False)
     assert info.value.wait_until is None
+
+
+# ---- requests an object costs ---------------------------------------------------------------------
+def _requests_of(portal: FakeSkyPortal, obj: str) -> list[tuple[str, str]]:
+    def about(c) -> bool:
+        path = urllib.parse.unquote(c.path)
+        return obj in path or (isinstance(c.body, dict) and obj in (c.body.get("id"), c.body.get("obj_id")))
+    return [(c.method, urllib.parse.urlsplit(c.path).path) for c in portal.calls if about(c)]
+
+
+@pytest.mark.parametrize("known_for_s, expected", [(0.0, 11), (60.0, 9)])
+def test_an_object_costs_nine_requests_when_the_saves_check_answers_the_others(alert, known_for_s, expected):
+    """The save's GET /api/sources/{obj} already says the object has no follow-up request of our
+    allocation and no annotation of our origin: the follow-up and the annotation go straight to
+    their POST (11 -> 9 requests), with the same result on the server."""
+    with FakeSkyPortal(TOKEN) as portal:
+        sink = _sink(portal, known_for_s=known_for_s, instrument_id=1)
+        objs = ["ZTF25aaaaacz", "ZTF25aaaaacy"]
+        for obj in objs:
+            for kind in ("save", "followup", "annotation"):
+                assert not sink.deliver(_action(kind, obj, _payload(alert))).startswith("follow-up not")
+        for obj in objs:
+            calls = _requests_of(portal, obj)
+            assert len(calls) == expected, calls
+            assert calls.count(("POST", "/api/thumbnail")) == 3
+        for what in ("followups", "annotations", "candidates"):
+            assert portal.count(what) == {o: 1 for o in objs}, what
+        gets = {path for method, path in _requests_of(portal, objs[0]) if method == "GET"}
+        assert gets == ({f"/api/sources/{objs[0]}"} if known_for_s else
+                        {f"/api/sources/{objs[0]}", "/api/followup_request", f"/api/sources/{objs[0]}/annotations"})
+
+
+def test_the_saves_answer_is_used_once_fresh_and_never_for_an_unconfirmed_attempt(alert):
+    """What the save read stands in for the next check only while fresh, once, and not after an
+    attempt whose outcome is unknown; an existing request or annotation of ours is always looked up."""
+    with FakeSkyPortal(TOKEN) as portal:
+        now = [0.0]
+        sink = _sink(portal, known_for_s=60.0)
+        sink.known._clock = lambda: now[0]
+        sink.deliver(_action("save"))
+        now[0] = 61.0  # stale: the follow-up asks
+        assert sink.deliver(_action("followup")).endswith("created (submitted)")
+        assert len(_calls(portal, "GET", "/api/followup_request")) == 1
+        now[0] = 0.0
+        sink.deliver(_action("save", "ZTF25aaaaacx"))
+        # unconfirmed: an earlier POST may have landed, so SkyPortal is asked even with a fresh answer
+        assert sink.deliver(_action("annotation", "ZTF25aaaaacx", unconfirmed=True)).endswith("posted")
+        assert len(_calls(portal, "GET", "/api/sources/ZTF25aaaaacx/annotations")) == 1
+        # once: the part was handed out, a second delivery asks
+        assert sink.deliver(_action("annotation", "ZTF25aaaaacx")).endswith("already posted")
+        assert len(_calls(portal, "GET", "/api/sources/ZTF25aaaaacx/annotations")) == 2
+        # an object that already has our annotation: the save's answer lists it, so it is looked up
+        sink.deliver(_action("save", "ZTF25aaaaacx"))
+        assert sink.deliver(_action("annotation", "ZTF25aaaaacx", _payload(score=0.5))).endswith("updated "
+                                                                                                   "(its data or groups differed)")
+        assert len(_calls(portal, "GET", "/api/sources/ZTF25aaaaacx/annotations")) == 3
+        assert portal.count("annotations") == {"ZTF25aaaaacx": 1}
+
+
+def test_known_state_is_bounded_and_forgets_the_oldest():
+    from brightscan.autoscan.sinks.skyportal.client import SourceInfo
+    from brightscan.autoscan.sinks.skyportal.known import KnownState
+
+    known = KnownState(60.0, max_objects=3)
+    for i in range(5):
+        known.remember(f"ZTF25aaaaa{i}", None)
+    assert known.take("ZTF25aaaaa0", "followup") is None and known.take("ZTF25aaaaa4", "followup") == frozenset()
+    older = SourceInfo("ZTF25aaaaa9", frozenset(), frozenset())  # a SkyPortal whose answer lacks the lists
+    known.remember("ZTF25aaaaa9", older)
+    assert known.take("ZTF25aaaaa9", "annotation") is None
+    assert KnownState(0.0).take("x", "followup") is None

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from brightscan.autoscan.secrets import validate_token
+from brightscan.autoscan.secrets import find_token, validate_token
 from brightscan.errors import BrightscanWarning, ConfigError
 
 __all__ = ["AutoscanConfig", "ConfigDeprecationWarning", "HttpSinkSettings", "LogSinkSettings", "PolicyConfig",
@@ -256,8 +256,9 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     """Read a TOML config file (``None`` = defaults), apply command-line overrides, then the
     environment.
 
-    ``BRIGHTSCAN_SKYPORTAL_URL`` and ``BRIGHTSCAN_SKYPORTAL_TOKEN`` fill the SkyPortal sink's URL
-    and token when the file does not set them.
+    ``BRIGHTSCAN_SKYPORTAL_URL`` and the token fill the SkyPortal sink's URL and token when the
+    file does not set them; the token from ``BRIGHTSCAN_SKYPORTAL_TOKEN``, the file named by
+    ``BRIGHTSCAN_SKYPORTAL_TOKEN_FILE``, or systemd's ``$CREDENTIALS_DIRECTORY/skyportal-token``.
     """
     data = {} if path is None else _read_file(path, "config file", tomllib.loads, tomllib.TOMLDecodeError, "")
     config = config_from_dict(data)
@@ -275,9 +276,10 @@ def load_config(path: str | Path | None, *, db_url: str | None = None, policy: s
     config.__post_init__()  # re-validate after the overrides
     skyportal = config.sink.skyportal
     skyportal.url = skyportal.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
-    skyportal.token = skyportal.token or os.environ.get("BRIGHTSCAN_SKYPORTAL_TOKEN")
     if skyportal.token:  # reject whitespace and control characters; the error never shows the value
-        validate_token(skyportal.token, "the SkyPortal token (BRIGHTSCAN_SKYPORTAL_TOKEN or [sink.skyportal] token)")
+        validate_token(skyportal.token, "the SkyPortal token ([sink.skyportal] token)")
+    else:  # the environment, BRIGHTSCAN_SKYPORTAL_TOKEN_FILE, or systemd's LoadCredential=skyportal-token
+        skyportal.token = find_token("BRIGHTSCAN_SKYPORTAL_TOKEN", "skyportal-token")
     return config
 
 

@@ -4,9 +4,15 @@ One place so every message, log line and repr masks the same way.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from brightscan.errors import ConfigError
 
-__all__ = ["mask_url", "require_https", "validate_token"]
+__all__ = ["find_token", "mask_url", "read_token_file", "require_https", "validate_token"]
+
+#: Largest token file read (a token is a few dozen bytes; a wrong path to a big file is refused).
+MAX_TOKEN_FILE_BYTES = 4096
 
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
@@ -38,6 +44,69 @@ def validate_token(token: str, source: str = "token") -> str:
             raise ConfigError(f"{source}: the token holds a whitespace or control character "
                               f"at position {i} (value not shown)")
     return token
+
+
+def read_token_file(path: str | Path, source: str | None = None) -> str:
+    """Read a token from a file (a ``--token-file``, a systemd credential), validated.
+
+    One trailing newline (what ``echo`` and editors write) is dropped; anything else that is not
+    a valid token is refused by :func:`validate_token`. A file that group or others may read is
+    warned about (``chmod 600``), not refused.
+
+    Raises
+    ------
+    ConfigError
+        Missing, unreadable or over :data:`MAX_TOKEN_FILE_BYTES`, or not a valid token; the error
+        names the file, never its content.
+    """
+    import stat
+    import warnings
+
+    from brightscan.errors import BrightscanWarning
+
+    path = Path(path)
+    source = source or f"token file {path}"
+    try:
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_TOKEN_FILE_BYTES:
+        raise ConfigError(f"{source}: over {MAX_TOKEN_FILE_BYTES} bytes, not a token file")
+    if stat.S_ISREG(mode) and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(f"{source} may be read by other users (mode {stat.S_IMODE(mode):o}): chmod 600 it",
+                      BrightscanWarning, stacklevel=2)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text (value not shown)") from None
+    text = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    return validate_token(text, source)
+
+
+def find_token(env: str, credential: str, file: str | Path | None = None) -> str | None:
+    """The token from the first place that has one, validated; ``None`` when none does.
+
+    In order: ``file`` (a ``--token-file``), the environment variable ``env``, the file named by
+    ``{env}_FILE``, then systemd's ``$CREDENTIALS_DIRECTORY/{credential}`` (``LoadCredential=``).
+    An empty environment variable counts as absent.
+
+    Raises
+    ------
+    ConfigError
+        A place that has a token holds an invalid one (named; the value never is).
+    """
+    if file is not None:
+        return read_token_file(file)
+    if os.environ.get(env):
+        return validate_token(os.environ[env], env)
+    if os.environ.get(f"{env}_FILE"):
+        return read_token_file(os.environ[f"{env}_FILE"], f"{env}_FILE ({os.environ[f'{env}_FILE']})")
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory and (Path(directory) / credential).is_file():
+        return read_token_file(Path(directory) / credential, f"systemd credential {credential}")
+    return None
 
 
 def mask_url(url: str) -> str:

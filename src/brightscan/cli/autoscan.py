@@ -112,8 +112,10 @@ def serve(
     db: str = _DB,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; any other than loopback needs a token."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
-    token: str = typer.Option(None, "--token", envvar="BRIGHTSCAN_SERVE_TOKEN",
-                              help="Access token (or env BRIGHTSCAN_SERVE_TOKEN); required off loopback."),
+    token_file: Path = typer.Option(None, "--token-file", dir_okay=False,
+                                    help="File holding the access token (required off loopback; or env "
+                                         "BRIGHTSCAN_SERVE_TOKEN, BRIGHTSCAN_SERVE_TOKEN_FILE, or systemd's "
+                                         "$CREDENTIALS_DIRECTORY/serve-token). Never on the command line."),
     refresh: int = typer.Option(10, "--refresh", min=1, help="Seconds between the page's reloads."),
     config: Path = _CONFIG,
 ) -> None:
@@ -121,12 +123,34 @@ def serve(
     decisions, pending and failed actions, throughput, latency and the last error (every page
     also as JSON). Runs beside `autoscan run` on the same database."""
     from brightscan.autoscan.pages.status import serve as run_server
+    from brightscan.autoscan.secrets import find_token
 
     with handle_errors():
         cfg = _config(config, db, None, None)
-        typer.echo(f"status page: http://{host}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"status page: http://{shown}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
+        token = find_token("BRIGHTSCAN_SERVE_TOKEN", "serve-token", token_file)
         run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
                    skyportal_url=_skyportal_url(cfg))
+
+
+@app.command("grant-readonly")
+def grant_readonly(
+    db: str = typer.Option(..., "--db", help="PostgreSQL URL of the tables' owner or a superuser."),
+    role: str = typer.Option(..., "--role", help="The role the status page logs in as (created if absent)."),
+    schema: str = typer.Option("public", "--schema", help="Schema holding the autoscan tables."),
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make a PostgreSQL role that can only read the autoscan tables, for `autoscan serve` and
+    `summary`: SELECT grants only, no ownership, no membership, no CREATE; checked afterwards.
+    A new role has no password: set one with psql's \\password ROLE."""
+    from brightscan.autoscan.pages.pgrole import grant_readonly as grant
+
+    with handle_errors():
+        statements = grant(db, role, schema)
+    Output(quiet, as_json).result(f"role {role} can only read: " + "; ".join(statements),
+                                  {"role": role, "statements": statements})
 
 
 @app.command("retry")

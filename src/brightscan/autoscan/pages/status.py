@@ -4,22 +4,24 @@ Starlette with server-side Jinja templates (no JavaScript build step); every pag
 available as JSON (``/status.json``, ``/object/<objectId>.json``). The database is opened with
 :func:`~brightscan.autoscan.store.open_readonly`, so the page can run beside ``autoscan run`` on
 the same SQLite file (WAL readers never block the writer) or PostgreSQL database and can never
-write to it. It binds 127.0.0.1 by default; any other address needs a token, given as
-``Authorization: Bearer <token>`` or ``?token=<token>``. Pages reload themselves
+write to it. It binds 127.0.0.1 by default; any other address needs a token: a browser logs in once
+at ``/login`` (a session cookie), a script sends ``Authorization: Bearer <token>``; the token is
+never put in an address (see :mod:`brightscan.autoscan.pages.access`). Pages reload themselves
 (``<meta http-equiv="refresh">``).
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import time
+import warnings
 from typing import Any
 
+from brightscan.autoscan.pages.access import LOGIN_PATH, HostAllowList, SecurityHeaders, TokenGate, read_form_token
 from brightscan.autoscan.store import Store, open_readonly, sources
 from brightscan.autoscan.pages.views import object_view, status_view
-from brightscan.errors import ConfigError
+from brightscan.errors import BrightscanWarning, ConfigError
 
 __all__ = ["create_app", "serve"]
 
@@ -53,44 +55,49 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
     """The Starlette application over an opened (read-only) store.
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (default: the loopback names) are
-    answered, so a page on loopback without a token cannot be reached through DNS rebinding;
-    every answer carries ``Referrer-Policy: no-referrer``.
+    answered, so a page on loopback without a token cannot be reached through DNS rebinding.
+    With a ``token``, a browser logs in once at ``/login`` (the form sets an HttpOnly, SameSite=Strict
+    cookie) and a script sends ``Authorization: Bearer <token>``; a ``?token=`` in the address is
+    refused. Every answer carries ``Referrer-Policy: no-referrer``.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     from brightscan.pages import render
 
-    def allowed(request: Any) -> bool:
-        if token is None:
-            return True
-        given = request.query_params.get("token") or ""
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            given = header[7:]
-        return hmac.compare_digest(given.encode(), token.encode())
+    gate = TokenGate(token)
+
+    def login_page(message: str | None, status_code: int) -> Response:
+        return HTMLResponse(render("login.html", message=message), status_code=status_code)
+
+    def refused(request: Any) -> Response | None:
+        reason = gate.refusal(request)
+        if reason is None:
+            return None
+        code = 400 if "token" in request.query_params else 401
+        wants_html = request.url.path == "/" or (request.url.path.startswith("/object/")
+                                                 and not request.url.path.endswith((".json", ".png")))
+        return login_page(reason, code) if wants_html else PlainTextResponse(reason, status_code=code)
 
     def page(request: Any, template: str, data: dict[str, Any], as_json: bool) -> Response:
         if as_json:
             return JSONResponse(data)
-        suffix = f"?token={request.query_params['token']}" if "token" in request.query_params else ""
-        return HTMLResponse(render(template, v=data, refresh=refresh_s, suffix=suffix,
+        return HTMLResponse(render(template, v=data, refresh=refresh_s, logout=token is not None,
                                    skyportal=(skyportal_url or "").rstrip("/") or None,
-                                   href=lambda oid: f"/object/{oid}{suffix}"))
+                                   href=lambda oid: f"/object/{oid}"))
 
     def status(request: Any) -> Response:
-        if not allowed(request):
-            return PlainTextResponse("a valid token is required", status_code=401)
+        if (no := refused(request)) is not None:
+            return no
         with store.engine.connect() as conn:
             data = status_view(conn, time.time())
         return page(request, "status.html", data, request.url.path.endswith(".json"))
 
     def obj(request: Any) -> Response:
-        if not allowed(request):
-            return PlainTextResponse("a valid token is required", status_code=401)
+        if (no := refused(request)) is not None:
+            return no
         object_id = request.path_params["object_id"]
         as_json = object_id.endswith(".json")
         object_id = object_id.removesuffix(".json")
@@ -101,48 +108,51 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
         return page(request, "object.html", data, as_json)
 
     def triplet(request: Any) -> Response:
-        import numpy as np
-        import sqlalchemy as sa
-
-        from brightscan.pages import triplet_png
-
-        if not allowed(request):
-            return PlainTextResponse("a valid token is required", status_code=401)
-        with store.engine.connect() as conn:
-            blob = conn.execute(sa.select(sources.c.triplet)
-                                .where(sources.c.object_id == request.path_params["object_id"])).scalar()
-        if not blob:
+        if (no := refused(request)) is not None:
+            return no
+        png = _triplet_png(store, request.path_params["object_id"])
+        if png is None:
             return PlainTextResponse("no triplet", status_code=404)
-        image = np.frombuffer(blob, dtype=np.float16).reshape(_side(blob), _side(blob), 3).astype(np.float32)
-        return Response(triplet_png(image), media_type="image/png")
+        return Response(png, media_type="image/png")
+
+    async def login(request: Any) -> Response:
+        if token is None:
+            return RedirectResponse("/", status_code=303)
+        if request.method == "GET":
+            return login_page(None, 200)
+        if not gate.accepts(await read_form_token(request) or ""):
+            log.warning("status page: a login with a wrong token from %s", request.client.host if request.client else "?")
+            return login_page("That is not the token.", 401)
+        answer = RedirectResponse("/", status_code=303)
+        answer.headers["set-cookie"] = gate.cookie_header(secure=request.url.scheme == "https")
+        return answer
+
+    async def logout(request: Any) -> Response:
+        answer = RedirectResponse(LOGIN_PATH if token is not None else "/", status_code=303)
+        answer.headers["set-cookie"] = gate.clear_cookie_header(secure=request.url.scheme == "https")
+        return answer
 
     routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
-              Route("/object/{object_id}", obj)]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
-                  Middleware(_NoReferrer)]
+              Route("/object/{object_id}", obj), Route(LOGIN_PATH, login, methods=["GET", "POST"]),
+              Route("/logout", logout, methods=["POST"])]
+    middleware = [Middleware(HostAllowList, hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
+                  Middleware(SecurityHeaders)]
     return Starlette(routes=routes, middleware=middleware)
 
 
-class _NoReferrer:
-    """ASGI middleware: ``Referrer-Policy: no-referrer`` and ``X-Content-Type-Options: nosniff`` on
-    every answer, so no page address leaves with a click on a SkyPortal link."""
+def _triplet_png(store: Store, object_id: str) -> bytes | None:
+    """The PNG of a source's stored triplet, or ``None`` when it has none."""
+    import numpy as np
+    import sqlalchemy as sa
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    from brightscan.pages import triplet_png
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"referrer-policy", b"no-referrer"),
-                                      (b"x-content-type-options", b"nosniff")]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    with store.engine.connect() as conn:
+        blob = conn.execute(sa.select(sources.c.triplet).where(sources.c.object_id == object_id)).scalar()
+    if not blob:
+        return None
+    side = _side(blob)
+    return triplet_png(np.frombuffer(blob, dtype=np.float16).reshape(side, side, 3).astype(np.float32))
 
 
 def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
@@ -155,10 +165,12 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
         A non-loopback ``host`` without a ``token``.
     """
     if not is_loopback(host) and not token:
-        raise ConfigError(f"serving on {host} (not loopback) needs --token or BRIGHTSCAN_SERVE_TOKEN")
+        raise ConfigError(f"serving on {host} (not loopback) needs a token: --token-file FILE, "
+                          "BRIGHTSCAN_SERVE_TOKEN(_FILE) or systemd's LoadCredential=serve-token")
     import uvicorn
 
     store = open_readonly(db_url)
+    _warn_if_role_can_write(store)
     app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
                      allowed_hosts=allowed_hosts_for(host))
     log.info("status page on http://%s:%d/", host, port)
@@ -166,6 +178,22 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         store.dispose()
+
+
+def _warn_if_role_can_write(store: Store) -> None:
+    """On PostgreSQL, warn when the page's role could write (``default_transaction_read_only`` is
+    only a session default that ``SET TRANSACTION READ WRITE`` undoes; a SELECT-only role is not)."""
+    if store.engine.dialect.name != "postgresql":
+        return
+    from brightscan.autoscan.pages.pgrole import write_privileges
+
+    with store.engine.connect() as conn:
+        problems = write_privileges(conn)
+    if problems:
+        warnings.warn("the status page's database role can write (" + "; ".join(problems[:3])
+                      + (f"; {len(problems) - 3} more" if len(problems) > 3 else "")
+                      + "): serve it as a read-only role, see `brightscan autoscan grant-readonly`",
+                      BrightscanWarning, stacklevel=2)
 
 
 def _side(blob: bytes) -> int:

@@ -117,6 +117,11 @@ class SourceInfo:
     id: str  # objectId
     group_ids: frozenset[int]  # groups it is actively saved to (that the token can see)
     thumbnail_types: frozenset[str]  # alert thumbnails present (new, ref, sub)
+    # what get_source always adds (source.py): the allocations of the object's non-deleted follow-up
+    # requests and the origins of its annotations, both as the token can read them; None when the
+    # answer lacks the key (an older SkyPortal), so nothing is concluded from it
+    followup_allocation_ids: frozenset[int] | None = None
+    annotation_origins: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,14 @@ class SkyPortalClient:
             raise
         groups = frozenset(int(g["id"]) for g in data.get("groups") or [] if g.get("active", True))
         types = frozenset(t.get("type") for t in data.get("thumbnails") or [])
-        return SourceInfo(str(data.get("id", obj_id)), groups, types & frozenset(ALERT_THUMBNAILS))
+        requests = data.get("followup_requests")
+        annotations = data.get("annotations")
+        return SourceInfo(str(data.get("id", obj_id)), groups, types & frozenset(ALERT_THUMBNAILS),
+                          None if not isinstance(requests, list) else frozenset(
+                              int(r["allocation_id"]) for r in requests
+                              if isinstance(r, dict) and r.get("allocation_id") is not None),
+                          None if not isinstance(annotations, list) else frozenset(
+                              str(a.get("origin")) for a in annotations if isinstance(a, dict)))
 
     def post_candidates(self, obj_id: str, *, ra: float, dec: float, filter_ids: list[int],
                         passing_alert_id: int, passed_at: str) -> list[int]:
