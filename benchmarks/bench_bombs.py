@@ -85,10 +85,11 @@ def build(folder: Path, size: int) -> dict[str, tuple[Path, dict]]:
         path.write_bytes(data)
         out[name] = (path, limits or {})
 
-    for codec in ("zstandard", "deflate", "bzip2", "xz", "snappy"):
+    for codec in ("zstandard", "deflate", "bzip2", "xz", "snappy", "lz4"):
         put(f"{codec}-block.avro", bombs.container(schema, codec, [(1, bombs.CODEC_BOMBS[codec](size))]))
     put("record-count.avro", bombs.record_count_bomb(2**60))
     put("array-count.avro", bombs.array_count_bomb(2**60))
+    put("deep-array-count.avro", bombs.deep_array_count_bomb(2**60))  # a schema only fastavro could read
     put("gzip-cutout.avro", avro_bytes(schema, [with_stamp(record, "cutoutScience", bombs.gzip_zeros(size))]))
     put("tar-member.tar.gz", bombs.tar_with_bomb([(f.name, f.read_bytes()) for f in files[:2]], "bomb.avro", size))
     # a Parquet row group of 64 stamps of 4 MiB of zeros (256 MiB), against a 64 MiB limit (the

@@ -89,6 +89,12 @@ def snappy_claim(total: int) -> bytes:
     return _uvarint(min(total, 0xFFFFFFFF)) + b"\x00" * 16 + b"\x00\x00\x00\x00"
 
 
+def lz4_claim(total: int) -> bytes:
+    """An lz4 body (fastavro's framing: the size, 4 bytes little-endian, then one LZ4 block) whose
+    stated size is ``total`` (at most 4 GiB - 1)."""
+    return struct.pack("<I", min(total, 0xFFFFFFFF)) + b"\x10\x00" + b"\x00" * 14
+
+
 def _uvarint(value: int) -> bytes:
     out = b""
     while value > 0x7F:
@@ -98,13 +104,31 @@ def _uvarint(value: int) -> bytes:
 
 
 CODEC_BOMBS = {"deflate": deflate_zeros, "zstandard": zstd_zeros, "bzip2": bzip2_zeros, "xz": xz_zeros,
-               "snappy": snappy_claim}
+               "snappy": snappy_claim, "lz4": lz4_claim}
 
 #: A record of one null field: it takes no bytes, so any count of them fits in an empty block.
 NULL_RECORD = {"type": "record", "name": "nothing", "fields": [{"name": "x", "type": "null"}]}
 #: A record holding an array of nulls: the array's count costs a few bytes, its items none.
 NULL_ARRAY = {"type": "record", "name": "nulls",
               "fields": [{"name": "items", "type": {"type": "array", "items": "null"}}]}
+
+
+def _nested_arrays(depth: int) -> dict:
+    kind: str | dict = "null"
+    for _ in range(depth):
+        kind = {"type": "array", "items": kind}
+    return kind
+
+
+#: NULL_ARRAY plus a field nested deeper than Python compiles (too many nested blocks): a valid
+#: schema only fastavro's reader could read, and it would iterate the array's claim.
+DEEP_NULL_ARRAY = {"type": "record", "name": "deep",
+                   "fields": [{"name": "deep", "type": _nested_arrays(30)}, *NULL_ARRAY["fields"]]}
+
+
+def deep_array_count_bomb(count: int = 2**60) -> bytes:
+    """One record of :data:`DEEP_NULL_ARRAY`: an empty deep array, then ``count`` nulls claimed."""
+    return container(DEEP_NULL_ARRAY, "null", [(1, zigzag(0) + zigzag(count) + zigzag(0))])
 
 
 def record_count_bomb(count: int = 2**60) -> bytes:

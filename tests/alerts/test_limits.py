@@ -25,7 +25,7 @@ from brightscan.errors import ConfigError, CutoutError
 from brightscan.preprocess import make_triplet
 
 GiB = 1 << 30
-CODECS = ["deflate", "zstandard", "bzip2", "xz", "snappy"]
+CODECS = ["deflate", "zstandard", "bzip2", "xz", "snappy", "lz4"]
 
 
 def peak_of(work) -> tuple[object, int]:
@@ -121,6 +121,18 @@ def test_an_array_claiming_2_60_items_is_never_iterated_nor_handed_to_fastavro(m
     monkeypatch.setattr("brightscan.alerts.avro.fastavro.schemaless_reader", refuse)
     (rejection,) = decode_avro(bombs.array_count_bomb(2**60), "array.avro")
     assert "claims 1152921504606846976 items" in rejection.reason
+
+
+def test_a_schema_the_bounded_decoder_cannot_compile_is_refused_not_handed_to_fastavro(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("fastavro would iterate the claim")
+
+    monkeypatch.setattr("brightscan.alerts.avro.fastavro.schemaless_reader", refuse)
+    data = bombs.deep_array_count_bomb(2**60)
+    (rejection,) = decode_avro(data, "deep.avro")
+    assert rejection.source == "deep.avro" and rejection.stage == "read"
+    assert rejection.reason.startswith("writer schema refused (max_block_records): the bounded decoder "
+                                       "cannot compile it (")
 
 
 def test_a_real_packet_with_a_gzip_cutout_bomb_is_rejected_naming_the_limit(night):

@@ -154,12 +154,12 @@ def test_a_locked_database_is_not_poison(tiny_model, night, tmp_path):
 def test_a_failure_while_reading_keeps_what_was_read_and_names_the_input():
     def reading():
         yield "first"
-        raise RuntimeError("codec exploded at postgresql://bob:hunter2@db/x")
+        raise RuntimeError("codec exploded at postgresql://bob:hunter2@db/x\x00")
 
     items = list(quarantine.guard_reading(reading(), "kafka:ztf[0]@7"))
     assert items[0] == "first"
     assert items[1].source == "kafka:ztf[0]@7" and items[1].stage == quarantine.STAGE
-    assert items[1].reason == "unexpected error reading: RuntimeError: codec exploded at postgresql://bob:***@db/x"
+    assert items[1].reason == "unexpected error reading: RuntimeError: codec exploded at postgresql://bob:***@db/x\\x00"
     assert "hunter2" not in repr(items)
 
 

@@ -4,13 +4,16 @@ Every ZTF file repeats the same ~25 kB writer schema, and parsing it (JSON + fas
 compilation) costs as much as a fifth of decoding the packet. We read the container framing
 ourselves (magic, metadata, sync marker, then ``count, size, body, sync`` blocks, one block in
 memory at a time), decompress each block body with its codec (:mod:`brightscan.alerts.codecs`:
-null, deflate, snappy, zstandard, bzip2, xz) and keep, keyed by the schema's exact JSON text,
+null, deflate, snappy, zstandard, bzip2, xz, lz4) and keep, keyed by the schema's exact JSON text,
 fastavro's parsed schema and a decoder compiled from it (:mod:`brightscan.alerts.avro_compiler`,
 twice as fast as fastavro, same output). The embedded schema stays authoritative: a file with
 another schema text (a Spark export, a broker's own schema) gets its own entry; nothing is read
 through a reader schema. A record the compiled decoder cannot read goes to
 ``fastavro.schemaless_reader``, which decides and words the error. Codecs outside the
-specification go through ``fastavro.reader``. ``benchmarks/bench_preprocess.py`` measures them.
+specification (fastavro's ``lz4`` aside, which :mod:`~brightscan.alerts.codecs` reads) and
+writer schemas the compiled decoder cannot compile are refused with a rejection that says so:
+fastavro's own reader bounds neither a block's decompressed size nor an array's item count.
+``benchmarks/bench_preprocess.py`` measures the codecs.
 
 Damage is contained (docs/ingest.md lists every case): a block whose body cannot be
 decompressed, or fails its checksum, loses its own records only; a record that cannot be decoded
@@ -103,11 +106,15 @@ def read_avro_stream(stream: BinaryIO, source: str,
         metadata, sync = _read_header(stream, limits.max_block_bytes)
         codec = metadata.get("avro.codec", b"null").decode("ascii") or "null"
         schema = _writer_schema(metadata["avro.schema"]) if codec in CODECS else None
+    except UnsupportedSchema as exc:  # valid, but only fastavro's unbounded reader could read it
+        yield Rejection(None, None, source, "read", f"writer schema refused (max_block_records): {exc}")
+        return
     except Exception as exc:  # broken framing, bad JSON, invalid schema: fastavro raises many types
         yield Rejection(None, None, source, "read", f"unreadable Avro header: {_describe(exc)}")
         return
-    if schema is None:  # a codec outside the specification (lz4, ...): fastavro reads it all
-        yield from _read_with_fastavro(stream, source, codec)
+    if schema is None:  # a codec we cannot decompress within max_block_bytes: never read
+        yield Rejection(None, None, source, "read", f"Avro codec {codec!r} is not read: only "
+                        f"{', '.join(CODECS)} are decompressed within max_block_bytes")
         return
     index = 0
     for block in _iter_blocks(stream, sync, codec, limits):
@@ -271,8 +278,9 @@ def _writer_schema(text: bytes) -> tuple[dict[str, Any], Decoder | None]:
         parsed = fastavro.parse_schema(raw)  # validates the schema before we compile it
         try:
             decoder: Decoder | None = compile_reader(raw)
-        except UnsupportedSchema:
-            decoder = None  # fastavro reads every record of this schema
+        except UnsupportedSchema as exc:  # fastavro would read its arrays and maps with no item bound
+            raise UnsupportedSchema(f"the bounded decoder cannot compile it ({_describe(exc)}), and "
+                                    "fastavro's reader would not bound array and map item counts") from None
         cached = (parsed, decoder)
         if len(_SCHEMA_CACHE) >= _SCHEMA_CACHE_SIZE:
             _SCHEMA_CACHE.clear()
@@ -365,28 +373,6 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     if len(data) != size:
         raise _CorruptData(f"truncated: {size} bytes expected, {len(data)} left")
     return data
-
-
-def _read_with_fastavro(stream: BinaryIO, source: str, codec: str) -> Iterator[Alert | Rejection]:
-    # Codecs outside the specification (lz4, ...): fastavro reads it all, or says what it lacks.
-    stream.seek(0)
-    try:
-        reader = fastavro.reader(stream)
-    except Exception as exc:  # a missing codec library, a broken header
-        yield Rejection(None, None, source, "read", f"Avro codec {codec!r} unreadable: {_describe(exc)}")
-        return
-    index = 0
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except Exception as exc:  # an unknown codec, truncated block, bad sync marker, ...
-            what = f"Avro codec {codec!r} unreadable" if index == 0 else f"corrupt Avro data after {index} record(s)"
-            yield Rejection(None, None, record_source(source, index), "read", f"{what}: {_describe(exc)}")
-            return
-        yield alert_from_record(record, record_source(source, index))
-        index += 1
 
 
 def _describe(exc: BaseException) -> str:

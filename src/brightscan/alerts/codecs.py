@@ -13,10 +13,13 @@ snappy     raw snappy, then the CRC32 of the *uncompressed* records, 4 bytes big
 zstandard  one or more Zstandard frames (Java's writer omits the content size);
            ``compression.zstd`` (Python 3.14) or its backport, the module fastavro uses
 bzip2, xz  the standard library's ``bz2`` / ``lzma``
+lz4        fastavro's own extension (``lz4.block.compress``): the uncompressed size, 4 bytes
+           little-endian, then one LZ4 block; the size is checked before anything is allocated
 ========== ==================================================================================
 
-Any other codec name (``lz4`` is fastavro's own extension) is left to ``fastavro.reader``, which
-reads it or says which library it lacks. A damaged body raises :class:`CorruptBlock`; a body
+Any other codec name is refused (:func:`brightscan.alerts.avro.read_avro_stream` rejects the
+file, naming the codecs it reads): no decompressor outside this table, whose output nothing
+bounds, is ever handed a block. A damaged body raises :class:`CorruptBlock`; a body
 that would decompress to more than the block limit raises
 :class:`~brightscan.errors.LimitExceeded` as soon as the output passes it.
 """
@@ -45,6 +48,8 @@ else:
 #: before anything is allocated.
 _SNAPPY_MAX_RATIO = 32
 _CRC = struct.Struct(">I")
+#: LZ4 expands at most ~255-fold; a block claiming more is corrupt.
+_LZ4_MAX_RATIO = 256
 
 
 class CorruptBlock(ValueError):
@@ -97,6 +102,24 @@ def _snappy(body: bytes, max_bytes: int) -> bytes:
     return plain
 
 
+def _lz4(body: bytes, max_bytes: int) -> bytes:
+    if len(body) < 4:
+        raise CorruptBlock(f"lz4 block of {len(body)} bytes has no room for its size")
+    (size,) = struct.unpack_from("<I", body)
+    if size > max_bytes:  # the stated size: refused before anything is allocated
+        raise _too_large(max_bytes)
+    if size > _LZ4_MAX_RATIO * (len(body) - 4) + 64:
+        raise CorruptBlock(f"lz4 block claims {size} bytes from {len(body) - 4}")
+    out = bytearray(size)
+    try:
+        written = cramjam.lz4.decompress_block_into(memoryview(body)[4:], out, output_len=size)
+    except cramjam.DecompressionError as exc:
+        raise CorruptBlock(f"bad lz4 data ({exc})") from None
+    if written != size:
+        raise CorruptBlock(f"lz4 block gave {written} bytes, its header says {size}")
+    return bytes(out)
+
+
 def _streams(body: bytes, max_bytes: int, new: Callable[[], Any], errors: tuple[type[BaseException], ...],
              name: str, *, trailing_ok: bool) -> bytes:
     """Concatenated streams (zstd frames, bzip2 / xz streams), one decompressor each, bounded.
@@ -146,6 +169,7 @@ CODECS: dict[str, Callable[[bytes, int], bytes]] = {
     "zstandard": _zstandard,
     "bzip2": _bzip2,
     "xz": _xz,
+    "lz4": _lz4,
 }
 
 

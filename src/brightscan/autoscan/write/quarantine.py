@@ -60,7 +60,7 @@ def describe(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) if isinstance(exc, sa.exc.DBAPIError) else None
     shown = inner if isinstance(inner, BaseException) else exc
     message = str(shown).strip().splitlines()[0] if str(shown).strip() else ""
-    message = _URL_PASSWORD.sub(r"\g<head>***@", message)
+    message = _URL_PASSWORD.sub(r"\g<head>***@", message).replace("\x00", "\\x00")  # PostgreSQL text refuses NUL
     text = f"{type(shown).__name__}: {message}" if message else type(shown).__name__
     if shown is not exc:
         text = f"{type(exc).__name__} ({text})"
@@ -87,7 +87,8 @@ def rejection_for(item: Alert | Rejection | None, source: str, exc: BaseExceptio
     object_id = getattr(item, "object_id", None)
     object_id = object_id[:_MAX_OBJECT_ID] if isinstance(object_id, str) else None
     source = getattr(item, "source", None) or source
-    return Rejection(candid, object_id, str(source)[:500], STAGE, f"unexpected error {where}: {describe(exc)}")
+    source = str(source).replace("\x00", "\\x00")[:500]
+    return Rejection(candid, object_id, source, STAGE, f"unexpected error {where}: {describe(exc)}")
 
 
 def guard_reading(items: Iterable[Alert | Rejection], source: str) -> Iterator[Alert | Rejection]:
