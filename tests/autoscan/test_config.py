@@ -180,3 +180,11 @@ def test_the_documented_fritz_sedm_config_builds_a_sink(monkeypatch, tmp_path):
     assert (plan.facility, plan.priority, plan.observation_type, plan.validity_days) == ("SEDM", 5, "IFU", 7)
     assert plan.constraints == {"not_if_duplicates": True, "not_if_classified": True, "not_if_spectra_exist": True}
     assert sink.group_ids == [1234] and sink.client.limiter.rate == 5.0
+
+
+def test_a_lease_must_last_some_time():
+    from brightscan.autoscan.config import ServiceConfig
+
+    assert ServiceConfig().lease_s == 60.0 and ServiceConfig().dispatch_thread
+    with pytest.raises(ConfigError, match="lease_s"):
+        ServiceConfig(lease_s=0)
