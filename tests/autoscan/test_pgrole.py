@@ -117,5 +117,6 @@ def test_grant_readonly_refuses_a_role_that_could_write_another_way(admin_url):
         grant_readonly(admin_url, member)
     with pytest.raises(ConfigError, match="plain lower-case"):
         readonly_statements("page; DROP TABLE alerts", "db")
+    assert 'GRANT CONNECT ON DATABASE "my-db""x" TO page' in readonly_statements("page", 'my-db"x')
     with pytest.raises(ConfigError, match="for PostgreSQL"):
         grant_readonly("sqlite:///x.db", ROLE)

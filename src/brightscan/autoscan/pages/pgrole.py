@@ -28,12 +28,13 @@ _ROLE = re.compile(r"[a-z_][a-z0-9_$]{0,62}")
 def readonly_statements(role: str, database: str, schema: str = "public") -> list[str]:
     """The SQL that gives ``role`` read access and nothing more (what the docs show).
 
-    ``role``, ``database`` and ``schema`` must be plain lower-case identifiers (checked), so they
-    are written unquoted.
+    ``role`` and ``schema`` must be plain lower-case identifiers (checked), so they are written
+    unquoted; the database name (read from the server) is quoted.
     """
-    for what, name in (("role", role), ("database", database), ("schema", schema)):
+    for what, name in (("role", role), ("schema", schema)):
         if not _ROLE.fullmatch(name):
             raise ConfigError(f"{what} name {name!r} must be a plain lower-case SQL identifier ([a-z_][a-z0-9_$]*)")
+    database = '"' + database.replace('"', '""') + '"'
     return [
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}",
         f"REVOKE CREATE ON SCHEMA {schema} FROM {role}",
