@@ -110,6 +110,11 @@ class Trainer:
     ----------
     config : TrainConfig
         Preset, recipe overrides, seed, precision, epochs.
+    initialise : callable, optional
+        Called with the freshly built model before the optimizer is made (and before a resumed
+        checkpoint is read): loads starting weights and sets ``requires_grad`` (frozen parts take
+        no optimizer step). It returns what it did, stored in the card's ``provenance.training``
+        as ``initialised``.
 
     Attributes
     ----------
@@ -119,8 +124,10 @@ class Trainer:
         The model after the last epoch (the *best* model is on disk in ``result_.model_dir``).
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, *,
+                 initialise: Callable[[torch.nn.Module], dict[str, Any]] | None = None) -> None:
         self.config = config
+        self.initialise = initialise
 
     def fit(
         self,
@@ -151,7 +158,7 @@ class Trainer:
         Trainer
             ``self``, with ``result_`` and ``model_`` set.
         """
-        run = _Run(self.config, Path(dataset_dir), Path(out_dir))
+        run = _Run(self.config, Path(dataset_dir), Path(out_dir), self.initialise)
         run.start(resume)
         while not run.finished():
             row = run.epoch(on_step)
@@ -164,7 +171,8 @@ class Trainer:
 class _Run:
     """The state of one training run (kept out of :class:`Trainer` so ``fit`` stays small)."""
 
-    def __init__(self, config: TrainConfig, dataset_dir: Path, out: Path) -> None:
+    def __init__(self, config: TrainConfig, dataset_dir: Path, out: Path,
+                 initialise: Callable[[torch.nn.Module], dict[str, Any]] | None = None) -> None:
         from brightscan.model import create_model
         from brightscan.model.registry import default_device
         from brightscan.preprocess import feature_set_names as feature_names
@@ -198,6 +206,7 @@ class _Run:
             raise ConfigError(f"device {config.device} asked for, but torch sees no CUDA device")
         with torch.random.fork_rng(devices=[]):  # nn.Linear/Conv2d draw a throwaway init globally
             self.model = create_model(self.model_config, seed=config.seed, device=self.device)
+        self.initialised = initialise(self.model) if initialise is not None else None
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.optimizer = build_optimizer(self.recipe, self.model.parameters())
         self.scheduler = build_scheduler(self.recipe, self.optimizer, self.max_epochs)
@@ -289,7 +298,8 @@ class _Run:
                          "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
                          "class_weight_unit": self.recipe.class_weight_unit if self.recipe.class_weighting else None,
                          "device": str(self.device), "precision": self.state["precision"],
-                         "precision_rates": self.state["precision_rates"]},
+                         "precision_rates": self.state["precision_rates"],
+                         **({"initialised": self.initialised} if self.initialised is not None else {})},
         }
         save_model(self.model, self.out, provenance=provenance, overwrite=True)
 
