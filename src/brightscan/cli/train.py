@@ -26,6 +26,9 @@ def train(
         None, "--class-weights", help="Balance the classes over alerts (the recipe's default) or over objects."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
+    init_weights: Path = typer.Option(None, "--init-weights", exists=True, dir_okay=False,
+                                      help="Start the backbone from a local timm / Hugging Face checkpoint "
+                                      "(.safetensors, or .bin/.pth read with weights_only=True)."),
     image_model: Path = typer.Option(None, "--image-model", exists=True, file_okay=False,
                                      help="frozen_fusion: a trained image model to use instead of training it."),
     metadata_model: Path = typer.Option(None, "--metadata-model", exists=True, file_okay=False,
@@ -45,7 +48,8 @@ def train(
     show = Output(quiet, as_json)
     with handle_errors():
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
-                                compile=compile_model, device=device)
+                                compile=compile_model, device=device,
+                                init_weights=None if init_weights is None else str(init_weights))
         if class_weights is not None:  # the option wins over the config file's [recipe] table
             cfg = replace(cfg, recipe={**cfg.recipe, "class_weight_unit": class_weights})
         n_train = int(read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts") or 0)

@@ -50,8 +50,8 @@ def is_staged(config: TrainConfig) -> bool:
 
 
 def _train_stage(config: TrainConfig, sub_preset: str, dataset_dir: Path, stage_dir: Path,
-                 hooks: dict[str, Callable | None]) -> Path:
-    stage = TrainConfig(**{**config.to_dict(), "preset": sub_preset, "model": {}})
+                 hooks: dict[str, Callable | None], init_weights: str | None) -> Path:
+    stage = TrainConfig(**{**config.to_dict(), "preset": sub_preset, "model": {}, "init_weights": init_weights})
     Trainer(stage).fit(dataset_dir, stage_dir, resume=has_checkpoint(stage_dir), **hooks)
     return stage_dir
 
@@ -142,7 +142,8 @@ def train_frozen_fusion(
         elif any(has_checkpoint(d) for d in later[name]):
             model_dirs[name] = stage_dir  # a later stage has started: this one is final, as it is
         else:
-            model_dirs[name] = _train_stage(config, getattr(fusion, field).preset, dataset_dir, stage_dir, hooks)
+            init = config.init_weights if name == "image" else None  # the um_nn has no backbone
+            model_dirs[name] = _train_stage(config, getattr(fusion, field).preset, dataset_dir, stage_dir, hooks, init)
         stages.append(_stage_record(name, model_dirs[name], trained=given[name] is None))
-    head = Trainer(config, initialise=_freeze_branches(model_dirs, stages))
+    head = Trainer(replace(config, init_weights=None), initialise=_freeze_branches(model_dirs, stages))
     return head.fit(dataset_dir, out, resume=has_checkpoint(out), **hooks)

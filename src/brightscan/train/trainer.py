@@ -207,6 +207,11 @@ class _Run:
         with torch.random.fork_rng(devices=[]):  # nn.Linear/Conv2d draw a throwaway init globally
             self.model = create_model(self.model_config, seed=config.seed, device=self.device)
         self.initialised = initialise(self.model) if initialise is not None else None
+        if config.init_weights:
+            from brightscan.model.backbones.init_weights import load_backbone_weights
+
+            self.initialised = {**(self.initialised or {}),
+                                "init_weights": load_backbone_weights(self.model, config.init_weights)}
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.optimizer = build_optimizer(self.recipe, self.model.parameters())
         self.scheduler = build_scheduler(self.recipe, self.optimizer, self.max_epochs)
