@@ -115,6 +115,33 @@ def test_unknown_or_invalid_policies_are_config_errors():
 object_lists = st.lists(alert_lists.filter(len), min_size=1, max_size=6)
 
 
+def _search_choosing(named: str):
+    """A search fitted so that btsbot 2's ``named`` policy is its choice (a grid of one weak gtN)."""
+    from brightscan.policy.search import PolicySearch
+
+    grid = {"n": [3], "threshold": [0.95], "max_magpsf": [None], "min_age": [None], "min_detections": [None]}
+    search = PolicySearch(grid=grid, named=[named], target_completeness=0.5).fit(_validation_objects())
+    assert search.best_ == create_policy(named), search.best_
+    return search
+
+
+@pytest.mark.parametrize("named", ["bts_p1", "bts_p2", "prod_p1", "prod_p2"])
+@settings(max_examples=30, deadline=None)
+@given(objects=object_lists)
+def test_a_search_that_chose_a_btsbot2_policy_counts_as_the_core(named, objects):
+    """The search's candidates include btsbot 2's policies; one chosen is counted as the core decides."""
+    from brightscan.policy.search import count_first_passes
+
+    search = _search_choosing(named)
+    histories = [ObjectHistory(f"ZTF{i:08d}", i % 2, _history(rows)) for i, rows in enumerate(objects)]
+    passed, pass_jd = count_first_passes(search, histories)
+    for i, history in enumerate(histories):
+        index = first_pass(search, history.alerts)
+        assert index == first_pass(create_policy(named), history.alerts)
+        assert passed[i] == (index is not None)
+        assert pass_jd[i] == history.alerts[index].jd if index is not None else np.isnan(pass_jd[i])
+
+
 @pytest.mark.parametrize("name", POLICIES)
 @settings(max_examples=40, deadline=None)
 @given(objects=object_lists)
