@@ -115,14 +115,20 @@ def test_unknown_or_invalid_policies_are_config_errors():
 object_lists = st.lists(alert_lists.filter(len), min_size=1, max_size=6)
 
 
-@pytest.mark.parametrize("name", POLICIES)
-@settings(max_examples=40, deadline=None)
-@given(objects=object_lists)
-def test_the_search_counts_first_passes_as_the_core_answers(name, objects):
-    """The policy search's vectorised count may keep its fast path: it equals the core's answer."""
+def _search_choosing(named: str):
+    """A search fitted so that btsbot 2's ``named`` policy is its choice (a grid of one weak gtN)."""
+    from brightscan.policy.search import PolicySearch
+
+    grid = {"n": [3], "threshold": [0.95], "max_magpsf": [None], "min_age": [None], "min_detections": [None]}
+    search = PolicySearch(grid=grid, named=[named], target_completeness=0.5).fit(_validation_objects())
+    assert search.best_ == create_policy(named), search.best_
+    return search
+
+
+def _assert_search_counts_as_core(policy, objects) -> None:
+    """``count_first_passes`` (the search's count) equals ``first_pass`` (the core) per object."""
     from brightscan.policy.search import count_first_passes
 
-    policy = _build(name)
     histories = [ObjectHistory(f"ZTF{i:08d}", i % 2, _history(rows)) for i, rows in enumerate(objects)]
     passed, pass_jd = count_first_passes(policy, histories)
     for i, history in enumerate(histories):
@@ -130,3 +136,23 @@ def test_the_search_counts_first_passes_as_the_core_answers(name, objects):
         assert passed[i] == (index is not None)
         assert pass_jd[i] == history.alerts[index].jd if index is not None else np.isnan(pass_jd[i])
         assert policy.first_pass_index(history.alerts) == index
+
+
+@pytest.mark.parametrize("named", ["bts_p1", "bts_p2", "prod_p1", "prod_p2"])
+@settings(max_examples=30, deadline=None)
+@given(objects=object_lists)
+def test_a_search_that_chose_a_btsbot2_policy_counts_as_the_core(named, objects):
+    """The search's candidates include btsbot 2's policies; one chosen is counted as the core decides."""
+    search = _search_choosing(named)
+    _assert_search_counts_as_core(search, objects)
+    for rows in objects:
+        history = _history(rows)
+        assert first_pass(search, history) == first_pass(create_policy(named), history)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@settings(max_examples=40, deadline=None)
+@given(objects=object_lists)
+def test_the_search_counts_first_passes_as_the_core_answers(name, objects):
+    """The policy search's vectorised count may keep its fast path: it equals the core's answer."""
+    _assert_search_counts_as_core(_build(name), objects)

@@ -14,7 +14,8 @@ from brightscan.errors import BrightscanWarning, ConfigError
 from brightscan.metrics import source_metrics
 from brightscan.evaluate.objects import apply_policy, object_arrays
 from brightscan.policy import GtN, PolicySearch, ScoredAlert, ObjectHistory, policy_from_dict
-from brightscan.policy.search import _Flat
+from brightscan.policy import create_policy
+from brightscan.policy.search import NAMED_CANDIDATES, _Flat
 
 
 def source(oid: str, label: int, scores, mags=None, jd0: float = 0.0, save_jd=None) -> ObjectHistory:
@@ -37,12 +38,35 @@ def test_search_finds_the_separating_threshold():
     assert search.target_met_
     assert search.best_score_["completeness"] == 1.0 and search.best_score_["purity"] == 1.0
     assert search.best_score_["median_delay_days"] == pytest.approx(-0.5)  # pass at jd 1, save 1.5
-    assert search.n_candidates_ == 6
+    assert search.n_candidates_ == 6 + len(NAMED_CANDIDATES)  # the grid, then btsbot 2's four
     # the frontier is sorted by completeness and purity falls as completeness rises
     comp = [r["completeness"] for r in search.frontier_]
     pur = [r["purity"] for r in search.frontier_]
     assert comp == sorted(comp) and pur == sorted(pur, reverse=True)
     assert {"params", "completeness", "purity", "median_delay_days"} <= set(search.frontier_[0])
+
+
+def test_btsbot2_policies_are_candidates_and_can_be_chosen():
+    """Impostors score as high but are fainter than 19 mag: only a magnitude cut is pure, and the
+    grid has none, so btsbot 2's prod_p1 (score > 0.85, magpsf < 19; first alert) wins."""
+    val = [source(f"b{i}", 1, [0.9, 0.9], mags=[18.0, 18.2], save_jd=3.0) for i in range(4)]
+    val += [source(f"f{i}", 0, [0.9, 0.9], mags=[19.6, 19.7]) for i in range(4)]
+    grid = {"n": [1, 2], "threshold": [0.5], "max_magpsf": [None], "min_age": [None], "min_detections": [None]}
+    search = PolicySearch(grid=grid).fit(val)
+    assert search.best_ == create_policy("prod_p1") and search.best_score_["purity"] == 1.0
+    named = {r["params"].get("policy") for r in search.frontier_}
+    assert "prod_p1" in named
+    restored = policy_from_dict(json.loads(json.dumps(search.to_dict())))
+    assert restored.best_ == search.best_ and restored.named is None
+    # without the named candidates, the grid's best is impure
+    plain = PolicySearch(grid=grid, named=[]).fit(val)
+    assert plain.n_candidates_ == 2 and plain.best_score_["purity"] == 0.5
+    once_bright = PolicySearch(grid=grid, named=["bts_p2"]).fit(val)
+    assert once_bright.best_ == create_policy("bts_p2") and once_bright.n_candidates_ == 3
+    from brightscan.evaluate.report import threshold_curves  # evaluate's curves take any chosen policy
+
+    curves = threshold_curves(once_bright, val, grid)
+    assert set(curves) == {1, 2} and curves[2][0]["params"]["max_magpsf"] == 19.0
 
 
 def test_search_prefers_purity_then_earlier_identification():
@@ -109,7 +133,8 @@ def test_gt1_is_a_candidate_even_outside_the_grid():
     grid = {"n": [1], "threshold": [0.2], "max_magpsf": [None], "min_age": [None], "min_detections": [None]}
     with pytest.warns(BrightscanWarning):
         search = PolicySearch(grid=grid).fit(val)
-    assert search.n_candidates_ == 2 and search.best_ == GtN(1, 0.5)  # as complete as 0.2, purer
+    assert search.n_candidates_ == 2 + len(NAMED_CANDIDATES)
+    assert search.best_ == GtN(1, 0.5)  # as complete as 0.2, purer
 
 
 sources_strategy = st.lists(

@@ -1,7 +1,6 @@
 """``brightscan train --preset <btsbot 2 preset>``: the training loop trains and resumes them.
 
-These run the existing loop with its default recipe; btsbot 2's own recipe (AdamW, warm-up +
-cosine, pos_weight, 0.5% early-stopping margin) is not implemented yet (see docs/training.md).
+They train with btsbot 2's recipe, their default (each element: tests/train/test_recipe_btsbot2.py).
 """
 
 from __future__ import annotations

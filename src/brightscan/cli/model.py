@@ -41,11 +41,13 @@ def import_keras(
 
 @app.command("import")
 def import_any(
-    src: Path = typer.Argument(..., help="Keras SavedModel directory, or btsbot 2 directory "
-                               "(train_config.json + pytorch_model.bin or model.safetensors)."),
+    src: Path = typer.Argument(..., help="Keras SavedModel directory, btsbot 2 directory "
+                               "(train_config.json + pytorch_model.bin or model.safetensors), or "
+                               "ONNX file (btsbot-v2 or btsbot-v1 convention)."),
     out: Path = _OUT, version: str = _VERSION, overwrite: bool = _OVERWRITE,
 ) -> None:
-    """Import a published BTSbot model (Keras v03/v1.0.1 or a btsbot 2 directory); no TensorFlow."""
+    """Import a published BTSbot model (Keras v03/v1.0.1, a btsbot 2 directory, or a BTSbot ONNX file);
+    no TensorFlow."""
     from brightscan.model.importing import import_model
 
     _run_import(import_model, src, out, version, overwrite)

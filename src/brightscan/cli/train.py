@@ -26,20 +26,36 @@ def train(
         None, "--class-weights", help="Balance the classes over alerts (the recipe's default) or over objects."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
+    init_weights: Path = typer.Option(None, "--init-weights", exists=True, dir_okay=False,
+                                      help="Start the backbone from a local timm / Hugging Face checkpoint "
+                                      "(.safetensors, or .bin/.pth read with weights_only=True)."),
+    image_model: Path = typer.Option(None, "--image-model", exists=True, file_okay=False,
+                                     help="frozen_fusion: a trained image model to use instead of training it."),
+    metadata_model: Path = typer.Option(None, "--metadata-model", exists=True, file_okay=False,
+                                        help="frozen_fusion: a trained um_nn to use instead of training it."),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Train a model preset with its recipe; early stopping keeps the best model."""
+    """Train a model preset with its recipe; early stopping keeps the best model.
+
+    A frozen_fusion preset trains in btsbot 2's three stages (image model, metadata model, then
+    the head with both frozen), under OUT/stages/ and OUT."""
     from brightscan.dataset.card import read_dataset_card
+    from brightscan.errors import ConfigError
     from brightscan.train import Trainer, load_train_config
+    from brightscan.train.staged import is_staged, train_frozen_fusion
 
     show = Output(quiet, as_json)
     with handle_errors():
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
-                                compile=compile_model, device=device)
+                                compile=compile_model, device=device,
+                                init_weights=None if init_weights is None else str(init_weights))
         if class_weights is not None:  # the option wins over the config file's [recipe] table
             cfg = replace(cfg, recipe={**cfg.recipe, "class_weight_unit": class_weights})
         n_train = int(read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts") or 0)
+        staged = is_staged(cfg)
+        if not staged and (image_model or metadata_model):
+            raise ConfigError("--image-model and --metadata-model are for frozen_fusion presets only")
         max_epochs, per_epoch = cfg.schedule(n_train)
         # one bar over every epoch's training alerts, so the ETA covers the whole run
         with show.progress() as progress:
@@ -52,8 +68,13 @@ def train(
                     f"training {cfg.preset}: epoch {min(done + 1, max_epochs)} of {max_epochs} "
                     f"(last: val loss {row['val_loss']:.4f}, val AUC {row['val_auc']:.3f})"))
 
-            result = Trainer(cfg).fit(dataset, out, resume=resume, on_epoch=on_epoch,
-                                      on_step=lambda n: progress.advance(task, n)).result_
+            hooks = {"on_epoch": on_epoch, "on_step": lambda n: progress.advance(task, n)}
+            if staged:
+                trainer = train_frozen_fusion(cfg, dataset, out, resume=resume, image_model=image_model,
+                                              metadata_model=metadata_model, **hooks)
+            else:
+                trainer = Trainer(cfg).fit(dataset, out, resume=resume, **hooks)
+            result = trainer.result_
             progress.update(task, total=progress.tasks[0].completed)  # early stopping ends it sooner
     show.info(f"best epoch {result.best_epoch}: val loss {result.best_val_loss:.4f}, "
               f"val AUC {result.best_val_auc:.4f} ({result.epochs_run} of at most {max_epochs} epochs"

@@ -135,9 +135,11 @@ def _policy_metrics(policy: Any, objects: Sequence[ObjectHistory],
 def threshold_curves(search: PolicySearch, val_objects: Sequence[ObjectHistory],
                      grid: dict[str, list[Any]] | None) -> dict[int, list[dict[str, Any]]]:
     """Validation completeness and purity of the chosen policy's family as its threshold moves,
-    one curve per N of the grid (the other cuts as chosen)."""
+    one curve per N of the grid (the other cuts as chosen; a chosen btsbot 2 ``*_p2`` policy is
+    drawn as the gtN family of its per-alert cuts, without its once-bright gate)."""
     full = {**DEFAULT_GRID, **(grid or {})}
-    best = search.best_.get_params()
+    gtn_keys = set(GtN().get_params())
+    best = {k: v for k, v in search.best_.get_params().items() if k in gtn_keys}
     arr = object_arrays(val_objects)
     curves: dict[int, list[dict[str, Any]]] = {}
     for n in full["n"]:

@@ -4,7 +4,10 @@
   keras_import.import_keras`;
 - a btsbot 2 model directory, as on the Hugging Face Hub: ``train_config.json`` beside
   ``pytorch_model.bin`` (a state dict, read with ``torch.load(weights_only=True)``: no pickled
-  code runs) or ``model.safetensors``.
+  code runs) or ``model.safetensors``;
+- an ONNX file in a BTSbot broker convention (``btsbot-v2``: ``image`` + ``metadata`` ->
+  ``logits``; ``btsbot-v1``: ``triplet`` + ``metadata`` -> ``fc_out``): converted back into the
+  registered architecture it holds, see :mod:`brightscan.model.onnx_import`.
 
 Anything else is refused with a :class:`~brightscan.errors.ModelFileError` that says what was
 found and what is accepted.
@@ -21,21 +24,21 @@ from brightscan.errors import ConfigError, ModelFileError
 __all__ = ["import_model", "import_btsbot2", "detect_format"]
 
 _BTSBOT2_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
-_ACCEPTED = ("a Keras SavedModel directory (keras_metadata.pb, variables/), or a btsbot 2 model "
-             "directory (train_config.json with pytorch_model.bin or model.safetensors)")
+_ACCEPTED = ("a Keras SavedModel directory (keras_metadata.pb, variables/), a btsbot 2 model "
+             "directory (train_config.json with pytorch_model.bin or model.safetensors), or an ONNX file "
+             "in a BTSbot convention (btsbot-v2: image, metadata -> logits; btsbot-v1: triplet, "
+             "metadata -> fc_out)")
 
 
 def detect_format(src: Path) -> str:
-    """``"keras"`` or ``"btsbot2"``; :class:`ModelFileError` naming what is accepted otherwise."""
+    """``"keras"``, ``"btsbot2"`` or ``"onnx"``; :class:`ModelFileError` naming what is accepted otherwise."""
     if src.is_dir():
         if (src / "train_config.json").is_file() and any((src / w).is_file() for w in _BTSBOT2_WEIGHTS):
             return "btsbot2"
         if (src / "keras_metadata.pb").is_file() or (src / "saved_model.pb").is_file():
             return "keras"
     if src.suffix == ".onnx" and src.is_file():
-        raise ModelFileError(
-            f"{src}: importing an ONNX file is not supported by this brightscan (its weights cannot "
-            f"be turned back into a checked model directory); import {_ACCEPTED}")
+        return "onnx"
     raise ModelFileError(f"{src} is not a model brightscan can import; it takes {_ACCEPTED}")
 
 
@@ -49,10 +52,15 @@ def import_model(src: str | Path, out: str | Path, *, model_version: str | None 
         ``out``, a directory :func:`~brightscan.model.io.load_model` reads.
     """
     src = Path(src)
-    if detect_format(src) == "keras":
+    kind = detect_format(src)
+    if kind == "keras":
         from brightscan.model.keras_import import import_keras
 
         return import_keras(src, out, model_version=model_version, overwrite=overwrite)
+    if kind == "onnx":
+        from brightscan.model.onnx_import import import_onnx
+
+        return import_onnx(src, out, model_version=model_version, overwrite=overwrite)
     return import_btsbot2(src, out, model_version=model_version, overwrite=overwrite)
 
 

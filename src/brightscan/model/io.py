@@ -312,6 +312,8 @@ def load_model(
     ------
     ModelFileError
         Missing/corrupted files, hash mismatch, unknown preset, feature-set or survey mismatch.
+    ConfigError
+        A device that is not one, or CUDA where torch sees none.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -339,7 +341,21 @@ def load_model(
         _check_state_keys(model, state)
     except (SafetensorError, RuntimeError, BrightscanError) as exc:
         raise ModelFileError(f"cannot load weights {weights_path}: {exc}") from None
-    return LoadedModel(model=model.to(device or default_device()).eval(), card=card, path=directory)
+    return LoadedModel(model=model.to(_device(device)).eval(), card=card, path=directory)
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    """The torch device asked for; ``ConfigError`` for a malformed one or CUDA where torch has none."""
+    if device is None:
+        return default_device()
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device (cpu, cuda, cuda:N): {exc}") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device} asked for, but torch sees no CUDA device "
+                          "(a CPU-only torch build, or no GPU); use --device cpu")
+    return target
 
 
 def _check_state_keys(model: AnyModel, state: dict[str, torch.Tensor]) -> None:

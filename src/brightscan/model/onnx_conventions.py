@@ -13,7 +13,8 @@ Channels are (science, reference, difference) in both; a model that uses one inp
 input only (as btsbot's own ``to_onnx``). The file's metadata properties carry the model id and
 version, the input feature names in order, the preprocessing version, the calibration temperature
 (v2: the loader divides the logit by it; v1: already applied inside, before the sigmoid) and the
-SHA-256 of the weights exported.
+SHA-256 of the weights exported, and the architecture's config (what ``brightscan model import``
+reads back, see :mod:`brightscan.model.onnx_import`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def export_btsbot_onnx(model_dir: str | Path, convention: str, *, out: str | Pat
         "calibration_temperature": repr(loaded.temperature),
         "temperature_applied": "no: score = sigmoid(logits / temperature)" if v2 else "yes: fc_out is the score",
         "weights_sha256": card["weights"]["sha256"],
+        # the architecture, so `brightscan model import` rebuilds this network without guessing
+        "config": json.dumps(card["config"]),
     }
     for key, value in props.items():
         entry = proto.metadata_props.add()

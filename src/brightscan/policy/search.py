@@ -1,6 +1,8 @@
 """Search a family of gtN policies on validation sources for the purest one at a target completeness.
 
-The family is ``GtN(n, threshold, max_magpsf, min_age, min_detections)`` over a grid. Each candidate
+The family is ``GtN(n, threshold, max_magpsf, min_age, min_detections)`` over a grid, plus named
+policies from the registry (by default btsbot 2's four: ``bts_p1``, ``bts_p2``, ``prod_p1``,
+``prod_p2``, see :mod:`brightscan.policy.btsbot2`). Each candidate
 is evaluated on every validation source at once (alerts flattened, counts accumulated per
 source), so a few thousand candidates take seconds. The chosen policy is ``best_``; the search
 object then behaves exactly like it, so autoscan can use a fitted search unchanged.
@@ -22,7 +24,7 @@ from brightscan.metrics import source_metrics
 from brightscan.policy.base import BasePolicy
 from brightscan.policy.decision import AlertView, first_pass
 from brightscan.policy.records import ScoredAlert, ObjectHistory
-from brightscan.policy.registry import policy_from_dict, register_policy, register_policy_class
+from brightscan.policy.registry import create_policy, policy_from_dict, register_policy, register_policy_class
 from brightscan.policy.rules import GtN, history_arrays
 from brightscan.serial import to_jsonable
 
@@ -42,6 +44,10 @@ DEFAULT_GRID: Mapping[str, tuple[Any, ...]] = MappingProxyType({
     "min_age": (None, 0.5, 1.0, 2.0),
     "min_detections": (None, 2, 3),
 })
+
+
+#: Registered policies tried beside the grid (btsbot 2.0.7's val.py policies).
+NAMED_CANDIDATES: tuple[str, ...] = ("bts_p1", "bts_p2", "prod_p1", "prod_p2")
 
 
 class _Flat:
@@ -104,10 +110,13 @@ class PolicySearch(BasePolicy):
         Minimum source completeness on the validation sources (default 0.99, as the paper's gt1).
     grid : dict, optional
         Values to try per :class:`GtN` parameter; missing keys take :data:`DEFAULT_GRID`'s.
+    named : sequence of str, optional
+        Registered policies tried beside the grid (default :data:`NAMED_CANDIDATES`; ``[]``: none).
+        Their frontier rows have ``params = {"policy": name}``.
 
     Attributes
     ----------
-    best_ : GtN
+    best_ : GtN or a named policy
         The chosen policy. Ties in purity go to the earlier median identification, then to the
         higher completeness, then to the first in grid order.
     frontier_ : list of dict
@@ -132,10 +141,11 @@ class PolicySearch(BasePolicy):
     """
 
     def __init__(self, target_completeness: float = 0.99, grid: dict[str, list[Any]] | None = None,
-                 fallback: str = "gt1"):
+                 fallback: str = "gt1", named: Sequence[str] | None = None):
         self.target_completeness = target_completeness
         self.grid = grid
         self.fallback = fallback
+        self.named = named
 
     def _full_grid(self) -> dict[str, list[Any]]:
         grid = {**DEFAULT_GRID, **(self.grid or {})}
@@ -172,7 +182,8 @@ class PolicySearch(BasePolicy):
                 f"sources; fallback {self.fallback!r} chose one with completeness {best['completeness']:.3f} "
                 f"and purity {_nz(best['purity']):.3f}", BrightscanWarning, stacklevel=2,
             )
-        self.best_ = GtN.from_dict({"params": best["params"]})
+        named = best["params"].get("policy")
+        self.best_ = create_policy(named) if named else GtN.from_dict({"params": best["params"]})
         self.best_score_ = {k: best[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}
         log.info("policy search: %d candidates, best %r %s", len(rows), self.best_, self.best_score_)
         return self
@@ -189,10 +200,13 @@ class PolicySearch(BasePolicy):
                 m = source_metrics(flat.labels, passed, pass_jd, flat.save_jd)
                 rows.append({"params": {"n": int(n), **params}, "order": len(rows),
                              **{k: m[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}})
-        if not any(r["params"] == GT1_PARAMS for r in rows):  # gt1 is always a candidate
-            passed, pass_jd = flat.first_pass(GtN(**GT1_PARAMS).qualifying(flat.cols), 1)
+        extra = [] if any(r["params"] == GT1_PARAMS for r in rows) else [(dict(GT1_PARAMS), GtN(**GT1_PARAMS))]
+        names = NAMED_CANDIDATES if self.named is None else tuple(self.named)
+        extra += [({"policy": name}, create_policy(name)) for name in names]
+        for params, policy in extra:  # gt1 is always a candidate; the named ones as the core decides
+            passed, pass_jd = flat.decide(policy)
             m = source_metrics(flat.labels, passed, pass_jd, flat.save_jd)
-            rows.append({"params": dict(GT1_PARAMS), "order": len(rows),
+            rows.append({"params": params, "order": len(rows),
                          **{k: m[k] for k in ("completeness", "purity", "median_delay_days", "n_passed")}})
         return rows
 
@@ -219,8 +233,8 @@ class PolicySearch(BasePolicy):
         search = super().from_dict(data)
         if "best" in data:
             best = policy_from_dict(data["best"])
-            if not isinstance(best, GtN):
-                raise ConfigError(f"PolicySearch.best must be a GtN policy, got {data['best']!r}")
+            if isinstance(best, PolicySearch):
+                raise ConfigError(f"PolicySearch.best must be a plain policy, got {data['best']!r}")
             search.best_ = best
             search.best_score_ = dict(data.get("best_score") or {})
             search.target_met_ = bool(data.get("target_met", True))

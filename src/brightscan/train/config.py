@@ -39,6 +39,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap on optimisation steps per epoch (smoke runs)
     num_threads: int | None = None  # torch intra-op threads (None: torch's default)
     device: str | None = None  # torch device: "cpu", "cuda", "cuda:1" (None: cuda when present, else cpu)
+    init_weights: str | None = None  # timm / Hugging Face checkpoint the backbone starts from (None: seeded init)
     recipe: Mapping[str, Any] = field(default_factory=dict)  # TrainingRecipe overrides
     model: Mapping[str, Any] = field(default_factory=dict)  # ModelConfig overrides
 

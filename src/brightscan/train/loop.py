@@ -87,15 +87,21 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: Iterable[Batch], *, device: torch.device
+    model: nn.Module, batches: Iterable[Batch], *, device: torch.device,
+    class_weights: tuple[float, float] | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Unweighted mean BCE, scores and labels over ``batches`` (eval mode, float32)."""
+    """Mean BCE, scores and labels over ``batches`` (eval mode, float32).
+
+    The BCE is unweighted, or with ``class_weights`` ``(w0, w1)`` weighted per alert by its label
+    as the training loss (btsbot 2 judges its validation loss with the training ``pos_weight``).
+    """
     model.eval()
     scores, labels, total = [], [], 0.0
     for batch in batches:
         triplets, features, y = _to_device(batch[:3], device)
         logits = model(triplets, features).float()
-        total += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
+        weight = None if class_weights is None else torch.where(y > 0.5, class_weights[1], class_weights[0])
+        total += float(F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="sum"))
         scores.append(torch.sigmoid(logits).cpu().numpy())
         labels.append(batch[2])
     if not scores:

@@ -1,5 +1,6 @@
-"""Fit a preset on a dataset: weighted BCE, Adam, augmentation, early stopping, LR on plateau,
-best model + resumable last checkpoint.
+"""Fit a preset on a dataset: weighted BCE, the recipe's optimizer and LR schedule (Adam + LR on
+plateau, or AdamW + warm-up and cosine), augmentation, early stopping, best model + resumable last
+checkpoint.
 
 Randomness is reproducible and resumable by construction: every epoch's shuffle, augmentation
 and dropout streams are seeded from ``(seed, epoch)``, so resuming after epoch ``e`` replays
@@ -28,15 +29,15 @@ from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, save_ch
 from brightscan.train.config import TrainConfig
 from brightscan.train.loop import evaluate, train_epoch
 from brightscan.train.precision import resolve_precision
+from brightscan.train.schedule import build_optimizer, build_scheduler, step_scheduler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds", "object_class_weights"]
+__all__ = ["Trainer", "TrainResult", "class_weights", "epoch_seeds", "improves", "object_class_weights",
+           "pos_weights"]
 
 #: Batch size of validation passes (no gradients, so larger than training batches).
 EVAL_BATCH = 256
-#: Adam's epsilon as in Keras (torch's default is 1e-8), since the recipes come from Keras.
-ADAM_EPS = 1e-7
 
 
 @dataclass
@@ -61,6 +62,15 @@ def class_weights(labels: np.ndarray) -> tuple[float, float]:
     return n / (2.0 * (n - n1)), n / (2.0 * n1)
 
 
+def pos_weights(labels: np.ndarray) -> tuple[float, float]:
+    """``(1, n_0 / n_1)``: torch's ``BCEWithLogitsLoss(pos_weight=n_0 / n_1)``, as btsbot 2 trains.
+
+    The ratio is :func:`class_weights`'; only the scale differs (negatives weigh 1).
+    """
+    w0, w1 = class_weights(labels)
+    return 1.0, w1 / w0
+
+
 def object_class_weights(labels: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
     """Per-alert loss weights that balance the classes over *objects*, not alerts.
 
@@ -78,6 +88,15 @@ def object_class_weights(labels: np.ndarray, object_ids: np.ndarray) -> np.ndarr
     return (len(labels) / (2.0 * n_objects * per_object[codes])).astype(np.float32)
 
 
+def improves(val_loss: float, earlier: float, margin: float) -> bool:
+    """Whether an epoch improves: ``val_loss * (1 + margin)`` below the lowest *earlier* loss.
+
+    ``margin = 0`` is the paper's rule (any decrease); btsbot 2 uses 0.005, compared with every
+    earlier epoch, including ones that were lower without counting as an improvement.
+    """
+    return val_loss * (1.0 + margin) < earlier
+
+
 def epoch_seeds(seed: int, epoch: int) -> tuple[int, int, int]:
     """Seeds of an epoch's shuffle, augmentation and dropout streams."""
     a, b, c = np.random.SeedSequence([seed, epoch]).generate_state(3)
@@ -91,6 +110,11 @@ class Trainer:
     ----------
     config : TrainConfig
         Preset, recipe overrides, seed, precision, epochs.
+    initialise : callable, optional
+        Called with the freshly built model before the optimizer is made (and before a resumed
+        checkpoint is read): loads starting weights and sets ``requires_grad`` (frozen parts take
+        no optimizer step). It returns what it did, stored in the card's ``provenance.training``
+        as ``initialised``.
 
     Attributes
     ----------
@@ -100,8 +124,10 @@ class Trainer:
         The model after the last epoch (the *best* model is on disk in ``result_.model_dir``).
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, *,
+                 initialise: Callable[[torch.nn.Module], dict[str, Any]] | None = None) -> None:
         self.config = config
+        self.initialise = initialise
 
     def fit(
         self,
@@ -132,7 +158,7 @@ class Trainer:
         Trainer
             ``self``, with ``result_`` and ``model_`` set.
         """
-        run = _Run(self.config, Path(dataset_dir), Path(out_dir))
+        run = _Run(self.config, Path(dataset_dir), Path(out_dir), self.initialise)
         run.start(resume)
         while not run.finished():
             row = run.epoch(on_step)
@@ -145,7 +171,8 @@ class Trainer:
 class _Run:
     """The state of one training run (kept out of :class:`Trainer` so ``fit`` stays small)."""
 
-    def __init__(self, config: TrainConfig, dataset_dir: Path, out: Path) -> None:
+    def __init__(self, config: TrainConfig, dataset_dir: Path, out: Path,
+                 initialise: Callable[[torch.nn.Module], dict[str, Any]] | None = None) -> None:
         from brightscan.model import create_model
         from brightscan.model.registry import default_device
         from brightscan.preprocess import feature_set_names as feature_names
@@ -167,7 +194,8 @@ class _Run:
         if len(self.val) == 0:
             raise InputError(f"{dataset_dir}: the validation split is empty")
         labels = self.train.labels[self.train_idx]
-        self.weights = class_weights(labels) if self.recipe.class_weighting else (1.0, 1.0)
+        weigh = pos_weights if self.recipe.class_weight_form == "pos_weight" else class_weights
+        self.weights = weigh(labels) if self.recipe.class_weighting else (1.0, 1.0)
         self.row_weights = None  # per-alert weights, for class weights over objects
         if self.recipe.class_weighting and self.recipe.class_weight_unit == "object":
             self.row_weights = np.zeros(len(self.train), np.float32)
@@ -178,12 +206,16 @@ class _Run:
             raise ConfigError(f"device {config.device} asked for, but torch sees no CUDA device")
         with torch.random.fork_rng(devices=[]):  # nn.Linear/Conv2d draw a throwaway init globally
             self.model = create_model(self.model_config, seed=config.seed, device=self.device)
+        self.initialised = initialise(self.model) if initialise is not None else None
+        if config.init_weights:
+            from brightscan.model.backbones.init_weights import load_backbone_weights
+
+            self.initialised = {**(self.initialised or {}),
+                                "init_weights": load_backbone_weights(self.model, config.init_weights)}
         self.forward = torch.compile(self.model) if config.compile else self.model
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.recipe.learning_rate,
-                                          betas=self.recipe.betas, eps=ADAM_EPS)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=self.recipe.lr_plateau_factor, patience=self.recipe.lr_plateau_patience)
-        self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_auc": math.nan,
+        self.optimizer = build_optimizer(self.recipe, self.model.parameters())
+        self.scheduler = build_scheduler(self.recipe, self.optimizer, self.max_epochs)
+        self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "min_val_loss": math.inf, "best_auc": math.nan,
                                       "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
                                       "history": [], "precision": None, "precision_rates": {}}
 
@@ -234,12 +266,13 @@ class _Run:
                                 device=self.device, augment=augment, precision=self.state["precision"],
                                 on_step=on_step)
         val_loss, scores, labels = evaluate(
-            self.model, iter_batches(self.val, np.arange(len(self.val)), EVAL_BATCH), device=self.device)
+            self.model, iter_batches(self.val, np.arange(len(self.val)), EVAL_BATCH), device=self.device,
+            class_weights=self.weights if self.recipe.weighted_val_loss else None)
         row = {"epoch": epoch, "loss": stats.loss, "val_loss": val_loss, "val_auc": roc_auc(labels, scores),
                "val_accuracy": float(np.mean((scores > 0.5) == (labels > 0.5))),
                "lr": self.optimizer.param_groups[0]["lr"], "alerts": stats.alerts,
                "seconds": stats.seconds, "alerts_per_s": stats.alerts_per_s}
-        self.scheduler.step(val_loss)
+        step_scheduler(self.scheduler, val_loss)
         self._track(row)
         return row
 
@@ -247,12 +280,14 @@ class _Run:
         state = self.state
         state["epoch"] = row["epoch"]
         state["history"].append(row)
-        if row["val_loss"] < state["best_loss"]:
+        earlier = min(state.get("min_val_loss", state["best_loss"]), state["best_loss"])
+        if improves(row["val_loss"], earlier, self.recipe.min_relative_improvement):
             state.update(best_loss=row["val_loss"], best_auc=row["val_auc"], best_epoch=row["epoch"], bad_epochs=0)
             self._save_best()
         else:
             state["bad_epochs"] += 1
             state["stopped_early"] = state["bad_epochs"] >= self.recipe.early_stopping_patience
+        state["min_val_loss"] = min(earlier, row["val_loss"])
         _write_metrics(self.out, state["history"])
         save_checkpoint(self.out, self.model, self.optimizer, self.scheduler,
                         {**state, "config": self._identity()})
@@ -268,7 +303,8 @@ class _Run:
                          "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
                          "class_weight_unit": self.recipe.class_weight_unit if self.recipe.class_weighting else None,
                          "device": str(self.device), "precision": self.state["precision"],
-                         "precision_rates": self.state["precision_rates"]},
+                         "precision_rates": self.state["precision_rates"],
+                         **({"initialised": self.initialised} if self.initialised is not None else {})},
         }
         save_model(self.model, self.out, provenance=provenance, overwrite=True)
 

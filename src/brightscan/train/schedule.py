@@ -1,0 +1,52 @@
+"""The optimizer and learning-rate schedule a recipe names (no training loop here: see trainer).
+
+``adam`` + ``plateau`` is the paper's (Keras) recipe; ``adamw`` + ``warmup_cosine`` is btsbot
+2.0.7's: ``LinearLR(start_factor=0.01, total_iters=warmup)`` then ``CosineAnnealingLR(T_max=
+max(1, epochs - warmup), eta_min=floor * lr)`` in a ``SequentialLR``, stepped once per epoch, so
+the learning rates are torch's own numbers and the scheduler's state resumes with the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from brightscan.train.recipe import TrainingRecipe
+
+__all__ = ["ADAM_EPS", "build_optimizer", "build_scheduler", "step_scheduler"]
+
+#: Adam's epsilon as in Keras (torch's default is 1e-8), since the paper's recipe comes from Keras.
+ADAM_EPS = 1e-7
+
+
+def build_optimizer(recipe: TrainingRecipe, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam (Keras epsilon) or AdamW (torch's defaults but the recipe's rate, betas, weight decay)."""
+    params = [p for p in parameters if p.requires_grad]  # frozen sub-models take no step
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.learning_rate, betas=recipe.betas,
+                                 weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(params, lr=recipe.learning_rate, betas=recipe.betas, eps=ADAM_EPS)
+
+
+def build_scheduler(recipe: TrainingRecipe, optimizer: torch.optim.Optimizer, max_epochs: int) -> Any:
+    """The recipe's per-epoch schedule over a run of ``max_epochs``."""
+    if recipe.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=recipe.lr_plateau_factor, patience=recipe.lr_plateau_patience)
+    warmup = recipe.warmup_epochs
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, max_epochs - warmup), eta_min=recipe.learning_rate * recipe.cosine_floor)
+    if warmup == 0:
+        return cosine
+    linear = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=[linear, cosine], milestones=[warmup])
+
+
+def step_scheduler(scheduler: Any, val_loss: float) -> None:
+    """One epoch's step: the plateau schedule reads the validation loss, the others do not."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(val_loss)
+    else:
+        scheduler.step()
