@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -89,13 +90,15 @@ def main() -> None:
             print(json.dumps(results[preset][-1]), file=sys.stderr, flush=True)
     print(f"# {args.dataset}: {args.steps} steps x {args.rounds} rounds, {args.precision}, {args.threads} "
           f"thread(s); load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at the end")
-    print("| preset | parameters | batch | alerts/s (median) | x mi_cnn.v1 | train alerts per epoch | s per epoch |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    median = {p: sorted(r["alerts_per_s"] for r in rs)[len(rs) // 2] for p, rs in results.items()}
+    print("| preset | parameters | batch | alerts/s per round | alerts/s (median) | x mi_cnn.v1 | train alerts per epoch "
+          "| s per epoch |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    median = {p: statistics.median(r["alerts_per_s"] for r in rs) for p, rs in results.items()}
     base = median.get("mi_cnn.v1")
     for preset, rs in results.items():
         ratio = f"{median[preset] / base:.3f}" if base else "-"
-        print(f"| {preset} | {rs[0]['parameters']:,} | {rs[0]['batch']} | {median[preset]:.1f} | {ratio} | "
+        rounds = ", ".join(f"{r['alerts_per_s']:.1f}" for r in rs)
+        print(f"| {preset} | {rs[0]['parameters']:,} | {rs[0]['batch']} | {rounds} | {median[preset]:.1f} | {ratio} | "
               f"{rs[0]['epoch_alerts']:,} | {rs[0]['epoch_alerts'] / median[preset]:.0f} |")
 
 
