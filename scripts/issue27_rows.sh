@@ -2,7 +2,9 @@
 # Issue 27's before/after rows at the demo's size (900 sources, 100 nights), one seed, a fixed
 # epoch budget. Usage: scripts/issue27_rows.sh RUN_DIR [EPOCHS]   (RUN_DIR/survey is simulated
 # first when absent). Every stage is skipped when its output exists, so a run cut short resumes.
-# "before" (row 0) runs the code of the branch point, exported to RUN_DIR/main-src with git archive.
+# "before" (row 0) runs the code issue 27 branched from (f535f6d; override with BEFORE=REV), exported
+# to RUN_DIR/main-src with git archive. (It used to be the merge base with main, which became main
+# itself once issue 27 was merged, so row 0 silently trained with the fixed code.)
 set -euo pipefail
 R=$(realpath -m "$1"); EPOCHS=${2:-2}
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ train() {  # row dataset preset precision class-weights [PYTHONPATH]
     [ -f "$R/reports/$1/metrics.json" ] || bs evaluate "$out" "$R/ds-$2" --out "$R/reports/$1" \
         --scanner-saves "$R/survey/scanner_saves.csv"
 }
-if [ ! -d "$R/main-src" ]; then mkdir -p "$R/main-src" && git archive "$(git merge-base HEAD main)" src | tar -x -C "$R/main-src"; fi
+if [ ! -d "$R/main-src" ]; then mkdir -p "$R/main-src" && git archive "${BEFORE:-f535f6d}" src | tar -x -C "$R/main-src"; fi
 for ds in old new; do  # the ceiling first: it needs no training
     [ -f "$R/ceiling-$ds/ceiling.json" ] || bs experiment ceiling "$R/ds-$ds" --out "$R/ceiling-$ds" \
         --scanner-saves "$R/survey/scanner_saves.csv"

@@ -1,6 +1,8 @@
 """Print issue 27's before/after table from a run of scripts/issue27_rows.sh.
 
-Usage: python scripts/issue27_table.py RUN_DIR
+Usage: python scripts/issue27_table.py RUN_DIR [ROW ...]
+
+With ROWs (e.g. 0-before, or "ceilings"), only those rows are printed; with none, every row.
 
 Per row: test alert AUC [95% interval over objects], gt1 / bts_prod / optimised completeness and
 purity (%) with the purity interval, and the mean score of dim-SN alerts fainter than 18.5 mag
@@ -42,18 +44,20 @@ def _row(name: str, alert: dict, policies: dict, faint: float) -> str:
             f"{_policy(policies['bts_prod'])} | {_policy(policies['optimised'])} | {faint:.3f} |")
 
 
-def main(run: Path) -> None:
+def main(run: Path, only: list[str]) -> None:
     print("| row | test AUC | gt1: complete / pure [pure CI] | bts_prod | optimised | faint dim-SN mean score |")
     print("|---|---|---|---|---|---|")
     for report in sorted((run / "reports").glob("*/metrics.json")):
+        if only and report.parent.name not in only:
+            continue
         ours = json.loads(report.read_text())
         faint = _faint(Path(ours["model"]["dir"]), Path(ours["dataset"]))
         print(_row(report.parent.name, ours["alert"], ours["policies"], faint), flush=True)
-    for ceiling in sorted(run.glob("ceiling-*/ceiling.json")):
+    for ceiling in sorted(run.glob("ceiling-*/ceiling.json")) if not only or "ceilings" in only else []:
         c = json.loads(ceiling.read_text())
         print(_row(f"ceiling ({ceiling.parent.name.removeprefix('ceiling-')}: HistGradientBoosting, "
                    f"{len(c['model']['features'])} features)", c["alert"], c["policies"], c["faint_dim_sn"]["mean_score"]))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2:])
