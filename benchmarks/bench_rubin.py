@@ -7,8 +7,11 @@ container each) measured in the same run as the baseline:
     wire-format messages, its Avro container file and Fink's Parquet (``read_alerts``);
 (b) bytes -> model inputs: reading + triplet + features through the one ``Pipeline`` (Rubin:
     ``rubin_v1``, 48 px; ZTF: ``v1``, 63 px), the work a scoring worker does before the model;
-(c) model only, torch float32, one thread, batch 256 of random inputs: ``mi_cnn.rubin`` (48 px)
-    next to ``mi_cnn.icml2023`` (63 px, the same layers).
+(c) model only, torch float32, one thread, batch 256 of random inputs: ``mi_cnn.rubin`` and
+    BTSbot 2's ``mm_cnn.rubin`` (48 px, the Rubin demo's) next to ``mi_cnn.icml2023`` (63 px).
+
+Row "(a) ... whole decode" decodes the Fink container without the projection (every field of the
+~350 earlier sources and the ~400 forced sources): reading as it was before, in the same run.
 
 The Rubin messages are the real samples in ../shared/data/rubin-alerts (pre-survey, DC2-like and
 LSSTCam; 30-48 px stamps, up to ~400 earlier sources each). Times are process CPU time (robust to
@@ -97,10 +100,36 @@ def main() -> None:
             return len(Pipeline(feature_set).prepare(items))
         return run
 
+    def decode_whole(blobs: list[bytes]) -> Callable[[], int]:
+        # the Fink container decoded whole (every history field, forced photometry), as before the
+        # projection of alerts.rubin.RUBIN_PROJECTION: the reading cost that the projection removes
+        import io
+        import json
+
+        from brightscan.alerts.avro import _iter_blocks, _read_header
+        from brightscan.alerts.avro_compiler import compile_reader
+        from brightscan.alerts.limits import DEFAULT_LIMITS
+        from brightscan.alerts.rubin import rubin_alert_from_record
+
+        def run() -> int:
+            count = 0
+            for blob in blobs:
+                stream = io.BytesIO(blob)
+                stream.read(4)
+                metadata, sync = _read_header(stream)
+                decode = decoders.setdefault(metadata["avro.schema"], compile_reader(json.loads(metadata["avro.schema"])))
+                for block in _iter_blocks(stream, sync, "null", DEFAULT_LIMITS):
+                    record, _ = decode(block[1], 0)
+                    count += not isinstance(rubin_alert_from_record(record, "x"), Rejection)
+            return count
+        decoders: dict[bytes, Callable] = {}
+        return run
+
     rows = {
         "(a) ZTF Avro container (baseline)": decode_all(ztf),
         "(a) Rubin wire-format message": decode_all(wire),
         "(a) Rubin Avro container (Fink)": decode_all(container),
+        "(a) Rubin Avro container (Fink), whole decode": decode_whole(container),
         "(a) Rubin Parquet (Fink)": read_files(parquet),
         "(b) ZTF bytes -> inputs, v1 63 px (baseline)": inputs(ztf, "v1"),
         "(b) Rubin wire bytes -> inputs, rubin_v1 48 px": inputs(wire, "rubin_v1"),
@@ -109,7 +138,8 @@ def main() -> None:
     sizes = {name: sum(map(len, blobs)) for name, blobs in (
         ("ZTF", ztf), ("wire", wire), ("container", container))}
     sizes["Parquet"] = sum(p.stat().st_size for p in parquet)
-    rows.update({f"(c) model only, {preset}": model_only(preset) for preset in ("mi_cnn.icml2023", "mi_cnn.rubin")})
+    rows.update({f"(c) model only, {preset}": model_only(preset) for preset in ("mi_cnn.icml2023", "mi_cnn.rubin",
+                                                                                  "mm_cnn.rubin")})
     best: dict[str, tuple[float, int]] = {}
     for _ in range(args.rounds):  # interleaved, so a burst of load hits every row alike
         for name, work in rows.items():

@@ -52,7 +52,7 @@ def test_help_renders_whole(command):
     (("score",), "--precision", "auto|fp32|bf16|int8"),
     (("train",), "--precision", "auto|fp32|bf16"),
     (("score",), "--backend", "torch|onnx"),
-    (("preprocess",), "--features", "v1|icml2023"),
+    (("preprocess",), "--features", "v1|icml2023|rubin_v1"),
     (("dataset", "build"), "--overflow", "reject|production"),
     (("autoscan", "run"), "--sink", "skyportal|webhook|log"),
     (("demo",), "--size", "tiny|small|paper"),
@@ -71,7 +71,7 @@ def test_shared_choices_match_the_library():
     from brightscan.preprocess import FEATURE_SETS, OVERFLOW_MODES
     from brightscan.train.config import PRECISIONS
 
-    assert set(typing.get_args(common.FeatureSetName)) == set(FEATURE_SETS)
+    assert set(typing.get_args(common.FeatureSetName)) == set(FEATURE_SETS) | {"rubin_v1"}
     assert set(typing.get_args(common.OverflowMode)) == set(OVERFLOW_MODES)
     assert set(typing.get_args(common.StratifyMode)) == set(STRATIFY_MODES)
     assert set(typing.get_args(common.Precision)) == set(PRECISIONS)

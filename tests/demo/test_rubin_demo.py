@@ -1,4 +1,4 @@
-"""The Rubin demo end to end: simulate, train mi_cnn.rubin at 48 px, evaluate, replay through autoscan."""
+"""The Rubin demo end to end: simulate, train BTSbot 2 mm_cnn.rubin at 48 px, evaluate, replay through autoscan."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from brightscan.model.io import read_card
 def test_rubin_demo_runs_every_stage(tmp_path):
     out = tmp_path / "demo"
     summary = run_demo(out, size="tiny", seed=0, survey="rubin")
-    assert summary["survey"]["n_alerts"] > 0 and summary["preset"] == "mi_cnn.rubin"
+    assert summary["survey"]["n_alerts"] > 0 and summary["preset"] == "mm_cnn.rubin_tiny"
     assert read_card(out / "model")["trained_on"] == {"survey": "rubin", "feature_set": "rubin_v1",
                                                       "input_size": [48, 48, 3]}
     assert (out / "report" / "index.html").is_file() and list((out / "report").glob("*.png"))

@@ -47,7 +47,7 @@ from brightscan.alerts.codecs import CODECS, CorruptBlock, decompress_block
 from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.records import Alert, Rejection, alert_from_record
 from brightscan.errors import LimitExceeded
-from brightscan.alerts.rubin import RubinAlert
+from brightscan.alerts.rubin import RubinAlert, rubin_projection
 from brightscan.alerts.rubin_wire import MAX_MESSAGE_BYTES, WIRE_MAGIC, decode_wire_message
 
 #: Avro container files start with these four bytes.
@@ -56,7 +56,7 @@ _SYNC_SIZE = 16
 _CHUNK = 1 << 20
 #: Writer schemas by their JSON text: fastavro's parsed schema and our compiled decoder (or None);
 #: ZTF has a handful of schema versions.
-_SCHEMA_CACHE: dict[bytes, tuple[dict[str, Any], Decoder | None]] = {}
+_SCHEMA_CACHE: dict[tuple[bytes, int], tuple[dict[str, Any], Decoder | None]] = {}
 _SCHEMA_CACHE_SIZE = 64
 #: Lost records are reported one by one up to this many per damaged block, then as one range.
 _MAX_ROWS_PER_LOSS = 10_000
@@ -96,7 +96,7 @@ def read_avro_stream(stream: BinaryIO, source: str,
     """
     head = stream.read(4)
     if head[:1] == WIRE_MAGIC:  # one Kafka wire-format message (Rubin's stream), not a container
-        yield read_wire_stream(head, stream, source)
+        yield read_wire_stream(head, stream, source, limits)
         return
     if head != AVRO_MAGIC:
         what = "file is empty" if not head else "not an Avro container file (bad magic bytes)"
@@ -105,7 +105,7 @@ def read_avro_stream(stream: BinaryIO, source: str,
     try:
         metadata, sync = _read_header(stream, limits.max_block_bytes)
         codec = metadata.get("avro.codec", b"null").decode("ascii") or "null"
-        schema = _writer_schema(metadata["avro.schema"]) if codec in CODECS else None
+        schema = _writer_schema(metadata["avro.schema"], limits.max_array_items) if codec in CODECS else None
     except UnsupportedSchema as exc:  # valid, but only fastavro's unbounded reader could read it
         yield Rejection(None, None, source, "read", f"writer schema refused (max_block_records): {exc}")
         return
@@ -137,10 +137,11 @@ def read_avro_stream(stream: BinaryIO, source: str,
             index += 1
 
 
-def read_wire_stream(head: bytes, stream: BinaryIO, source: str) -> Alert | RubinAlert | Rejection:
+def read_wire_stream(head: bytes, stream: BinaryIO, source: str,
+                     limits: ReadLimits = DEFAULT_LIMITS) -> Alert | RubinAlert | Rejection:
     """The rest of a stream that starts with the wire format's magic byte, decoded as one message."""
     data = head + stream.read(MAX_MESSAGE_BYTES + 1 - len(head))  # bounded: never the whole of a huge file
-    return decode_wire_message(data, source)
+    return decode_wire_message(data, source, limits)
 
 
 def record_source(source: str, index: int) -> str:
@@ -271,20 +272,20 @@ def _decode_record(body: bytes, pos: int, schema: tuple[dict[str, Any], Decoder 
     return record, block.tell()
 
 
-def _writer_schema(text: bytes) -> tuple[dict[str, Any], Decoder | None]:
-    cached = _SCHEMA_CACHE.get(text)
+def _writer_schema(text: bytes, max_items: int) -> tuple[dict[str, Any], Decoder | None]:
+    cached = _SCHEMA_CACHE.get((text, max_items))
     if cached is None:
         raw = json.loads(text)
         parsed = fastavro.parse_schema(raw)  # validates the schema before we compile it
         try:
-            decoder: Decoder | None = compile_reader(raw)
+            decoder: Decoder | None = compile_reader(raw, rubin_projection(raw), max_items)
         except UnsupportedSchema as exc:  # fastavro would read its arrays and maps with no item bound
             raise UnsupportedSchema(f"the bounded decoder cannot compile it ({_describe(exc)}), and "
                                     "fastavro's reader would not bound array and map item counts") from None
         cached = (parsed, decoder)
         if len(_SCHEMA_CACHE) >= _SCHEMA_CACHE_SIZE:
             _SCHEMA_CACHE.clear()
-        _SCHEMA_CACHE[text] = cached
+        _SCHEMA_CACHE[(text, max_items)] = cached
     return cached
 
 

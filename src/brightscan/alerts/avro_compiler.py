@@ -19,16 +19,29 @@ decoding function raises on malformed data (``IndexError``, ``ValueError``, ``st
 ``UnicodeDecodeError``); the caller then lets fastavro decide, so errors read exactly as before.
 The one exception is an array or map block claiming more items than bytes remain in the buffer
 (2^60 nulls in ten bytes): that raises :class:`ItemCountError` at once, which the caller must not
-hand to fastavro, whose loop would append items until memory runs out.
+hand to fastavro, whose loop would append items until memory runs out. ``max_items`` bounds every
+array or map block further (a message of a few MB can still claim a million small records, each a
+dict of a hundred fields once decoded): a larger claim raises :class:`ItemCountError` too.
+
+A *projection* (``{top-level field: names kept}``) decodes only what a caller reads from the long
+parts of a packet: every record nested in a projected field keeps only the named fields, and a
+field projected to no names is walked over and left out of the result. Rubin's history records
+(~350 of ~100 fields per LSSTCam alert) are its use. The fields left out are stepped over by one
+regular expression per record type (:mod:`brightscan.alerts.avro_skip`), in C, instead of a Python
+statement per field; a record the expression does not match (a string longer than 63 bytes, an
+array inside) is decoded exactly instead, then projected, so the result never depends on the fast
+path.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastavro.read import LOGICAL_READERS
+
+from brightscan.alerts.avro_skip import record_pattern
 
 #: ``decode(buf, pos) -> (record, new_pos)`` over a bytes-like buffer.
 Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
@@ -47,12 +60,30 @@ class ItemCountError(Exception):
     """
 
 
-def _too_many_items(count: int, left: int) -> ItemCountError:
+#: What a projection says: top-level field name -> names of the fields kept in its records.
+Projection = Mapping[str, frozenset[str]]
+
+
+def _too_many_items(count: int, left: int, limit: int | None = None) -> ItemCountError:
+    if limit is not None and count > limit:
+        return ItemCountError(f"an array or map claims {count} items, more than allowed "
+                              f"(max_array_items={limit})")
     return ItemCountError(f"an array or map claims {count} items with {left} bytes left in its block")
 
 
-def compile_reader(schema: dict[str, Any]) -> Decoder:
+def compile_reader(schema: dict[str, Any], projection: Projection | None = None,
+                   max_items: int | None = None) -> Decoder:
     """Generate the decoding function of a (JSON-parsed, not fastavro-parsed) writer schema.
+
+    Parameters
+    ----------
+    schema : dict
+        The writer schema as ``json.loads`` gives it (or fastavro's ``expand_schema``).
+    projection : mapping of str to frozenset of str, optional
+        Top-level fields whose nested records keep only the named fields; an empty set leaves
+        the field out of the result (see the module docstring).
+    max_items : int, optional
+        Most items one array or map block may claim (:class:`ItemCountError` beyond).
 
     Raises
     ------
@@ -61,15 +92,16 @@ def compile_reader(schema: dict[str, Any]) -> Decoder:
     """
     if not isinstance(schema, dict) or schema.get("type") != "record":
         raise UnsupportedSchema("the top-level schema is not a record")
-    builder = _Builder()
+    builder = _Builder(projection or {})
     env: dict[str, Any] = {
+        "_max_items": max_items if max_items is not None else float("inf"),
         "_float": struct.Struct("<f").unpack_from,
         "_double": struct.Struct("<d").unpack_from,
         "_long": _read_long,
         "_too_many": _too_many_items,
     }
     try:
-        top = builder.record(schema, schema.get("namespace", ""))
+        top = builder.record(schema, schema.get("namespace", ""), top=True)
         env.update(builder.constants)
         # Field names enter the code only through repr(): the schema cannot inject code.
         exec(compile("\n\n".join(builder.functions), "<avro-compiled>", "exec"), env)  # noqa: S102
@@ -96,11 +128,19 @@ def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
 class _Builder:
     """Emits one Python function per named record type."""
 
-    def __init__(self) -> None:
+    def __init__(self, projection: Projection) -> None:
         self.functions: list[str] = []
         self.names: dict[str, str] = {}  # full name -> function name
+        self.schemas: dict[str, dict[str, Any]] = {}  # full name -> record schema, for projections
         self.constants: dict[str, Any] = {}  # enum symbols, logical readers and their schemas
         self.counter = 0
+        self.projection = projection
+        self.keep: frozenset[str] | None = None  # inside a projected field: the names its records keep
+
+    def unique(self) -> int:
+        """A number no other generated name uses (a type may be generated twice: whole and projected)."""
+        self.counter += 1
+        return self.counter
 
     def constant(self, value: Any) -> str:
         """A name the generated code uses for ``value``."""
@@ -108,16 +148,22 @@ class _Builder:
         self.constants[name] = value
         return name
 
-    def record(self, schema: dict[str, Any], namespace: str) -> str:
+    def record(self, schema: dict[str, Any], namespace: str, top: bool = False) -> str:
+        if self.keep is not None:
+            return self.projected(schema, namespace, self.keep)
         name = _full_name(schema["name"], schema.get("namespace", namespace))
-        function = f"_record_{len(self.names)}"
+        function = f"_record_{self.unique()}"
         self.names[name] = function  # registered first: a record may refer to itself
+        self.schemas[name] = schema
         own_namespace = name.rpartition(".")[0]
         lines = [f"def {function}(buf, pos):"]
         keys = []
         for index, field in enumerate(schema["fields"]):
+            self.keep = self.projection.get(field["name"]) if top else None
             self.value(field["type"], f"v{index}", own_namespace, 1, lines)
-            keys.append(f"{field['name']!r}: v{index}")
+            if self.keep is None or self.keep:  # a field projected to nothing is walked, not kept
+                keys.append(f"{field['name']!r}: v{index}")
+            self.keep = None
         lines.append("    return {" + ", ".join(keys) + "}, pos")
         self.functions.append("\n".join(lines))
         return function
@@ -133,6 +179,9 @@ class _Builder:
         if isinstance(kind, str):
             if kind in _PRIMITIVES:
                 lines.extend(pad + line for line in _primitive(kind, target))
+            elif self.keep is not None and self._schema_of(kind, namespace) is not None:
+                projected = self.projected(self._schema_of(kind, namespace), namespace, self.keep)
+                lines.append(f"{pad}{target}, pos = {projected}(buf, pos)")
             else:
                 lines.append(f"{pad}{target}, pos = {self._named(kind, namespace)}(buf, pos)")
         elif isinstance(kind, list):
@@ -146,6 +195,36 @@ class _Builder:
         else:
             raise UnsupportedSchema(f"type {kind!r}")
 
+    def projected(self, schema: dict[str, Any], namespace: str, keep: frozenset[str]) -> str:
+        """A function reading a record but returning only the fields in ``keep`` (None for none)."""
+        self.keep = None  # the exact reader and the kept fields are read whole
+        exact = self.record(schema, namespace)
+        name = _full_name(schema["name"], schema.get("namespace", namespace))
+        own_namespace = name.rpartition(".")[0]
+        fields = schema["fields"]
+        kept = [index for index, field in enumerate(fields) if field["name"] in keep]
+        function = f"_projected_{self.unique()}"
+        pick = ("None" if not kept else
+                "{" + ", ".join(f"{fields[i]['name']!r}: record[{fields[i]['name']!r}]" for i in kept) + "}")
+        lines = [f"def {function}(buf, pos):",
+                 f"    record, pos = {exact}(buf, pos)",  # the exact path, kept for the fallback
+                 f"    return {pick}, pos"]
+        pattern = record_pattern(fields, kept, own_namespace, self.schemas)
+        if pattern is not None:  # the fast path first: one match steps over the whole record
+            match = self.constant(pattern.match)
+            fast = [f"    found = {match}(buf, pos)", "    if found is not None:", "        at = found.start"]
+            values = []
+            for group, index in enumerate(kept, start=1):  # each kept field read where its group starts
+                fast.append(f"        pos = at({group})")
+                self.value(fields[index]["type"], f"f{group}", own_namespace, 2, fast)
+                values.append(f"{fields[index]['name']!r}: f{group}")
+            result = "{" + ", ".join(values) + "}" if kept else "None"
+            fast.append(f"        return {result}, found.end()")
+            lines[1:1] = fast
+        self.functions.append("\n".join(lines))
+        self.keep = keep
+        return function
+
     def _logical(self, kind: dict[str, Any], target: str, namespace: str, depth: int, lines: list[str]) -> None:
         # fastavro converts after reading the base type, with the writer schema; unknown: base type
         base = {key: value for key, value in kind.items() if key != "logicalType"}
@@ -156,7 +235,7 @@ class _Builder:
 
     def _enum_or_fixed(self, schema: dict[str, Any], namespace: str) -> str:
         name = _full_name(schema["name"], schema.get("namespace", namespace))
-        function = f"_named_{len(self.names)}"
+        function = f"_named_{self.unique()}"
         self.names[name] = function
         lines = [f"def {function}(buf, pos):"]
         if schema["type"] == "enum":
@@ -191,8 +270,8 @@ class _Builder:
     def _repeated(self, schema: dict[str, Any], target: str, namespace: str, depth: int, lines: list[str]) -> None:
         # arrays and maps: blocks of items until a zero count; a map item is a string key, then the value
         pad = "    " * depth
-        item, count, key = f"item{self.counter}", f"count{self.counter}", f"key{self.counter}"
-        self.counter += 1
+        number = self.unique()
+        item, count, key = f"item{number}", f"count{number}", f"key{number}"
         is_map = schema["type"] == "map"
         lines += [
             f"{pad}{target} = {{}}" if is_map else f"{pad}{target} = []",
@@ -204,8 +283,8 @@ class _Builder:
             f"{pad}        {count} = -{count}",
             f"{pad}        _, pos = _long(buf, pos)",
             # every item takes a byte (items of no bytes at all are refused too): never loop past the data
-            f"{pad}    if {count} > len(buf) - pos:",
-            f"{pad}        raise _too_many({count}, len(buf) - pos)",
+            f"{pad}    if {count} > len(buf) - pos or {count} > _max_items:",
+            f"{pad}        raise _too_many({count}, len(buf) - pos, _max_items)",
             f"{pad}    for _ in range({count}):",
         ]
         if is_map:
@@ -215,6 +294,12 @@ class _Builder:
         else:
             self.value(schema["items"], item, namespace, depth + 2, lines)
             lines.append(f"{pad}        {target}.append({item})")
+
+    def _schema_of(self, name: str, namespace: str) -> dict[str, Any] | None:
+        for candidate in (name, _full_name(name, namespace)):
+            if candidate in self.schemas:
+                return self.schemas[candidate]
+        return None
 
     def _named(self, name: str, namespace: str) -> str:
         for candidate in (name, _full_name(name, namespace)):

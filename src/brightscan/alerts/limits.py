@@ -38,6 +38,7 @@ class ReadLimits:
 
     max_block_bytes: int = 16 * MiB  # one Avro block: its body as stored and its records decompressed
     max_block_records: int = 100_000  # records one Avro block may claim (never more than its bytes)
+    max_array_items: int = 100_000  # items one array or map block inside a packet may claim (Rubin's ~400)
     max_member_bytes: int = 256 * MiB  # one tar member, read whole (an Avro file inside an archive)
     max_archive_members: int = 10_000_000  # members of one tar archive, whatever their kind
     max_tar_header_bytes: int = 1 * MiB  # one extended tar header (pax, GNU long name), read whole

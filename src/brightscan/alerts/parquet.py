@@ -42,8 +42,9 @@ CORE_COLUMNS = ("objectId", "candid", "schemavsn", "candidate", "prv_candidates"
 EXTRA_COLUMNS = ("cdsxmatch", "tns")
 #: Without these a file holds no alerts at all: one file-level rejection.
 REQUIRED_COLUMNS = ("objectId", "candidate")
-#: Rubin packets as Fink stores them (lsst.v10_0 and later): the packet's fields as columns.
-RUBIN_COLUMNS = ("diaSourceId", "diaSource", "prvDiaSources", "prvDiaForcedSources", "diaObject",
+#: Rubin packets as Fink stores them (lsst.v10_0 and later): the packet's fields as columns, less
+#: the forced photometry that no feature reads (as the Avro readers skip it: alerts.rubin).
+RUBIN_COLUMNS = ("diaSourceId", "diaSource", "prvDiaSources", "diaObject",
                  "ssSource", "lsst_schema_version", *CUTOUT_FIELDS)
 
 #: Rows decoded at a time: bounds memory whatever the file size.

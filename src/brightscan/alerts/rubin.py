@@ -3,7 +3,7 @@
 A Rubin packet (schemas ``lsst.v7_x`` to ``lsst.v11_x``) holds the triggering ``diaSource``, the
 object's earlier detections (``prvDiaSources``) and forced photometry (``prvDiaForcedSources``),
 the ``diaObject`` summary, solar-system records (``ssSource``, ``mpc_orbits``) and three cutouts
-(uncompressed FITS in nJy). :class:`RubinAlert` keeps those as they came, and also exposes the
+(uncompressed FITS in nJy). :class:`RubinAlert` keeps what the preprocessing reads, and also exposes the
 triggering source and its detections under ZTF's names (``candidate``, ``prv_candidates``: ``jd``,
 ``magpsf``, ``sigmapsf``, ``isdiffpos``, ``fid``, ``candid``), so that the causal history machinery
 of :mod:`brightscan.preprocess.features` and the autoscan service work on both surveys unchanged.
@@ -17,6 +17,12 @@ What is refused at reading time, with the reason (docs/rubin.md): a packet witho
 ``diaSource`` record or a usable ``diaSourceId``; a solar-system alert (a non-zero ``ssObjectId``,
 or an ``ssSource`` naming one); a packet without a ``diaObject`` (nothing to attach a history to).
 Missing cutouts are the cutout stage's business, as for ZTF.
+
+What is read (:data:`RUBIN_PROJECTION`): the Avro readers decode each earlier detection in
+``prvDiaSources`` with the fields of :data:`HISTORY_FIELDS` only (the eight the causal history
+features and autoscan's photometry read, of ~100), and step over ``prvDiaForcedSources`` without decoding it (no feature uses forced
+photometry). LSSTCam alerts carry ~350 earlier sources and ~400 forced points; decoding them whole
+cost 12-20 times a ZTF alert (docs/rubin.md, "Reading speed").
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from brightscan.alerts.records import CUTOUT_FIELDS, Rejection
 from brightscan.alerts.records import _as_int  # one rule for ids: ints or digit strings, never floats
 
-__all__ = ["BANDS", "MJD_TO_JD", "RubinAlert", "flux_to_mag", "is_rubin_record", "rubin_alert_from_record"]
+__all__ = ["BANDS", "HISTORY_FIELDS", "HISTORY_VIEW", "MJD_TO_JD", "RUBIN_PROJECTION", "RubinAlert", "flux_to_mag",
+           "is_rubin_record", "rubin_alert_from_record", "rubin_projection"]
 
 #: Rubin's six filters; ``fid`` in the ZTF-named view is the 1-based index in this tuple.
 BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
@@ -38,6 +46,20 @@ MJD_TO_JD = 2400000.5
 #: AB zero point of a flux in nJy: 31.4 = -2.5 log10(1e-9 Jy / 3631 Jy).
 NJY_ZERO_POINT = 31.4
 _MAG_ERR = 2.5 / math.log(10)
+_FID = {band: number for number, band in enumerate(BANDS, start=1)}
+#: The fields of an earlier diaSource that the history features and autoscan's photometry
+#: (``autoscan.actions.PHOTOMETRY_KEYS``) read: all that is decoded of one. Its other ZTF-named
+#: fields (``extendedness``, ``snr``) are None.
+HISTORY_FIELDS = frozenset({"diaSourceId", "midpointMjdTai", "psfFlux", "psfFluxErr", "band", "reliability",
+                            "ra", "dec"})
+#: What is read of each earlier detection's ZTF-named view (``preprocess.rubin``, ``History``, photometry).
+HISTORY_VIEW = ("candid", "jd", "magpsf", "sigmapsf", "isdiffpos", "fid", "band", "psfFlux", "psfFluxErr",
+                "reliability", "ra", "dec")
+#: What the Avro readers decode of a Rubin packet's long parts (``avro_compiler``'s projection).
+RUBIN_PROJECTION: Mapping[str, frozenset[str]] = MappingProxyType({
+    "prvDiaSources": HISTORY_FIELDS,
+    "prvDiaForcedSources": frozenset(),  # walked over, not decoded
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +68,8 @@ class RubinAlert:
 
     ``dia_source_id`` (the alert's ``candid``) and ``dia_object_id`` (its ``objectId``, as text,
     as ZTF's object ids are) identify it; ``cutouts`` maps each of :data:`CUTOUT_FIELDS` to the
-    FITS bytes (or None). ``candidate`` and ``prv_candidates`` are the ZTF-named views built by
+    FITS bytes (or None). ``prv_dia_sources`` holds the :data:`HISTORY_FIELDS` of each earlier
+    source when read from Avro (every field from Parquet); forced photometry is not kept. ``candidate`` and ``prv_candidates`` are the ZTF-named views built by
     :func:`rubin_alert_from_record`.
     """
 
@@ -56,7 +79,6 @@ class RubinAlert:
     dia_object_id: str
     dia_source: Mapping[str, Any]
     prv_dia_sources: tuple[Mapping[str, Any], ...]
-    prv_dia_forced_sources: tuple[Mapping[str, Any], ...]
     dia_object: Mapping[str, Any]
     cutouts: Mapping[str, bytes | None]
     source: str
@@ -84,6 +106,18 @@ class RubinAlert:
 def is_rubin_record(record: Mapping[str, Any]) -> bool:
     """Whether a decoded packet (Avro record, Parquet row) is Rubin's rather than ZTF's."""
     return "diaSource" in record and "candidate" not in record
+
+
+def rubin_projection(schema: Mapping[str, Any]) -> Mapping[str, frozenset[str]] | None:
+    """:data:`RUBIN_PROJECTION` for a writer schema of Rubin packets (any version, a broker's), else None."""
+    names = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
+    return RUBIN_PROJECTION if {"diaSource", "prvDiaSources"} <= names and "candidate" not in names else None
+
+
+def rubin_projection(schema: Mapping[str, Any]) -> Mapping[str, frozenset[str]] | None:
+    """:data:`RUBIN_PROJECTION` for a writer schema of Rubin packets (any version, a broker's), else None."""
+    names = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
+    return RUBIN_PROJECTION if {"diaSource", "prvDiaSources"} <= names and "candidate" not in names else None
 
 
 def flux_to_mag(flux: Any, flux_err: Any = None) -> tuple[float | None, float | None]:
@@ -127,16 +161,13 @@ def rubin_alert_from_record(record: Mapping[str, Any], source: str) -> RubinAler
     if not _finite(dia_source.get("midpointMjdTai")):
         return reject("diaSource has no numeric midpointMjdTai")
     prv = record.get("prvDiaSources") or ()
-    forced = record.get("prvDiaForcedSources") or ()
-    for name, value in (("prvDiaSources", prv), ("prvDiaForcedSources", forced)):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(p, Mapping) for p in value):
-            return reject(f"{name} is not a list of records")
+    if not isinstance(prv, (list, tuple)) or not all(isinstance(p, Mapping) for p in prv):
+        return reject("prvDiaSources is not a list of records")
     return RubinAlert(
         dia_source_id=candid,
         dia_object_id=object_id,
         dia_source=dia_source,
         prv_dia_sources=tuple(prv),
-        prv_dia_forced_sources=tuple(forced),
         dia_object=dia_object,
         cutouts={name: _stamp_bytes(record.get(name)) for name in CUTOUT_FIELDS},
         source=source,
@@ -150,27 +181,37 @@ def ztf_view(dia_source: Mapping[str, Any], candid: int | None = None) -> dict[s
     """A diaSource under ZTF's candidate names, plus the Rubin fields the features read.
 
     ``magpsf`` is None when ``psfFlux`` is zero or not finite (the history then skips it, as it
-    skips ZTF's non-detections).
+    skips ZTF's non-detections). Called for every earlier source (~350 per LSSTCam alert), so
+    the common types are tested first; the result is that of :func:`flux_to_mag` and the rules
+    of :func:`_finite` and ``_as_int`` either way.
     """
-    mag, err = flux_to_mag(dia_source.get("psfFlux"), dia_source.get("psfFluxErr"))
-    flux = dia_source.get("psfFlux")
-    band = dia_source.get("band")
-    mjd = dia_source.get("midpointMjdTai")
+    get = dia_source.get
+    flux, flux_err, band, mjd = get("psfFlux"), get("psfFluxErr"), get("band"), get("midpointMjdTai")
+    if type(flux) is float and type(flux_err) is float:  # fast path: plain floats
+        usable = flux != 0 and math.isfinite(flux)
+        mag = NJY_ZERO_POINT - 2.5 * math.log10(abs(flux)) if usable else None
+        err = (_MAG_ERR * flux_err / abs(flux) if flux_err > 0 and math.isfinite(flux_err) else None) if usable else None
+    else:
+        mag, err = flux_to_mag(flux, flux_err)
+    if candid is None:
+        number = get("diaSourceId")
+        candid = number if type(number) is int else _as_int(number)
     return {
-        "candid": candid if candid is not None else _as_int(dia_source.get("diaSourceId")),
-        "jd": float(mjd) + MJD_TO_JD if _finite(mjd) else None,
-        "ra": dia_source.get("ra"),
-        "dec": dia_source.get("dec"),
+        "candid": candid,
+        "jd": (mjd + MJD_TO_JD if mjd - mjd == 0 else None) if type(mjd) is float
+        else float(mjd) + MJD_TO_JD if _finite(mjd) else None,
+        "ra": get("ra"),
+        "dec": get("dec"),
         "magpsf": mag,
         "sigmapsf": err,
         "isdiffpos": None if mag is None else ("t" if flux > 0 else "f"),
-        "fid": BANDS.index(band) + 1 if band in BANDS else None,
+        "fid": _FID.get(band) if type(band) is str else None,
         "band": band,
         "psfFlux": flux,
-        "psfFluxErr": dia_source.get("psfFluxErr"),
-        "reliability": dia_source.get("reliability"),
-        "extendedness": dia_source.get("extendedness"),
-        "snr": dia_source.get("snr"),
+        "psfFluxErr": flux_err,
+        "reliability": get("reliability"),
+        "extendedness": get("extendedness"),
+        "snr": get("snr"),
     }
 
 

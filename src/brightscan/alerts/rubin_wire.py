@@ -21,9 +21,10 @@ from typing import Any
 
 import fastavro
 
-from brightscan.alerts.avro_compiler import Decoder, UnsupportedSchema, compile_reader
+from brightscan.alerts.avro_compiler import Decoder, ItemCountError, UnsupportedSchema, compile_reader
+from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.records import Rejection
-from brightscan.alerts.rubin import RubinAlert, rubin_alert_from_record
+from brightscan.alerts.rubin import RUBIN_PROJECTION, RubinAlert, rubin_alert_from_record
 
 __all__ = ["WIRE_MAGIC", "decode_wire_message", "known_schema_ids", "rubin_schema", "schema_path"]
 
@@ -61,8 +62,11 @@ def known_schema_ids() -> list[int]:
 
 
 @cache
-def rubin_schema(schema_id: int) -> tuple[dict[str, Any], Decoder | None]:
+def rubin_schema(schema_id: int, max_items: int = DEFAULT_LIMITS.max_array_items) -> tuple[dict[str, Any], Decoder | None]:
     """fastavro's parsed alert schema of an id, and our compiled decoder (None if not compilable).
+
+    The decoder reads :data:`~brightscan.alerts.rubin.RUBIN_PROJECTION` of each packet, and
+    refuses an array or map block of more than ``max_items`` items.
 
     Raises
     ------
@@ -74,13 +78,13 @@ def rubin_schema(schema_id: int) -> tuple[dict[str, Any], Decoder | None]:
         raise KeyError(schema_id)
     parsed = fastavro.schema.load_schema(str(path))
     try:
-        decoder: Decoder | None = compile_reader(fastavro.schema.expand_schema(parsed))
+        decoder: Decoder | None = compile_reader(fastavro.schema.expand_schema(parsed), RUBIN_PROJECTION, max_items)
     except UnsupportedSchema:
         decoder = None
     return parsed, decoder
 
 
-def decode_wire_message(data: bytes, source: str) -> RubinAlert | Rejection:
+def decode_wire_message(data: bytes, source: str, limits: ReadLimits = DEFAULT_LIMITS) -> RubinAlert | Rejection:
     """Decode one wire-format message (header + schemaless Avro) into an alert or a rejection.
 
     Parameters
@@ -89,6 +93,10 @@ def decode_wire_message(data: bytes, source: str) -> RubinAlert | Rejection:
         The whole Kafka message value (or a file holding one).
     source : str
         Where it came from, for the rejection record.
+    limits : ReadLimits, optional
+        ``max_array_items`` bounds every array in the message; an array claiming more items, or
+        more items than bytes are left, is refused before one item is read (a rejection naming
+        the limit), and never handed to fastavro.
     """
     def reject(reason: str) -> Rejection:
         return Rejection(None, None, source, "read", reason)
@@ -99,12 +107,14 @@ def decode_wire_message(data: bytes, source: str) -> RubinAlert | Rejection:
         return reject("not a wire-format message (needs magic byte 0, a 4-byte schema id and a body)")
     (schema_id,) = struct.unpack_from(">i", data, 1)
     try:
-        parsed, decoder = rubin_schema(schema_id)
+        parsed, decoder = rubin_schema(schema_id, limits.max_array_items)
     except KeyError:
         return reject(f"schema id {schema_id} is not a Rubin alert schema known to lsst-alert-packet "
                       f"(known: {', '.join(map(str, known_schema_ids()))})")
     try:
         record, end = _decode(data, parsed, decoder)
+    except ItemCountError as exc:
+        return reject(f"schema id {schema_id}: {exc}")
     except Exception as exc:  # noqa: BLE001 - corrupt data: fastavro raises many types; a rejection
         return reject(f"cannot decode body with schema id {schema_id}: {_describe(exc)}")
     if end != len(data):
@@ -114,11 +124,12 @@ def decode_wire_message(data: bytes, source: str) -> RubinAlert | Rejection:
 
 
 def _decode(data: bytes, parsed: dict[str, Any], decoder: Decoder | None) -> tuple[dict[str, Any], int]:
-    if decoder is not None:
-        try:
-            return decoder(data, _HEADER)
-        except (IndexError, ValueError, struct.error):
-            pass  # fastavro decides and words the error
+    if decoder is None:  # every shipped schema compiles; fastavro's reader has no item bound
+        raise UnsupportedSchema("no compiled decoder for this schema: not read")
+    try:
+        return decoder(data, _HEADER)
+    except (IndexError, ValueError, struct.error):
+        pass  # fastavro decides and words the error (our decoder has checked every array's claim)
     stream = io.BytesIO(data)
     stream.seek(_HEADER)
     record = fastavro.schemaless_reader(stream, parsed)

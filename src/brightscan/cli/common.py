@@ -230,7 +230,8 @@ def setup_logging(verbose: bool) -> None:
 
 
 # Choices shared by several commands (one spelling everywhere; tests check them against the library).
-FeatureSetName = Literal["v1", "icml2023"]
+#: ZTF's sets, and Rubin's without a catalogue (``rubin_v1_sg`` needs one: library only).
+FeatureSetName = Literal["v1", "icml2023", "rubin_v1"]
 OverflowMode = Literal["reject", "production"]
 #: What ``dataset build`` stratifies the source split by (:data:`brightscan.dataset.build.STRATIFY_MODES`).
 StratifyMode = Literal["class", "label"]

@@ -70,7 +70,7 @@ def build(
     stratify: StratifyMode = typer.Option(
         "class", "--stratify",
         help="Stratify the split by label and class (the labels' class column), or by label only."),
-    features: FeatureSetName = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023's)."),
+    features: FeatureSetName = typer.Option("v1", "--features", help="Stored feature set (v1 also holds icml2023's; rubin_v1 for Rubin alerts)."),
     overflow: OverflowMode = OVERFLOW_OPTION,
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,

@@ -47,7 +47,7 @@ def demo(
              "or paper (14,000 sources; hours)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the simulator, split, training and replay."),
     survey: Literal["ztf", "rubin"] = typer.Option(
-        "ztf", "--survey", help="ztf, or rubin (simulated Rubin alerts, mi_cnn.rubin at 48 px; docs/rubin.md)."),
+        "ztf", "--survey", help="ztf, or rubin (simulated Rubin alerts, BTSbot 2 mm_cnn.rubin at 48 px; docs/rubin.md)."),
     quiet: bool = QUIET_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -28,7 +28,7 @@ def preprocess(
         ..., help="Alert files (.avro, .parquet, .tar, .tar.gz), directories, glob patterns or URLs (s3://, https://, ...).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
-    features: FeatureSetName = typer.Option("v1", "--features", help="Feature set: v1 (25) or icml2023 (14)."),
+    features: FeatureSetName = typer.Option("v1", "--features", help="Feature set: v1 (25) or icml2023 (14) for ZTF; rubin_v1 (17, 48 px triplets) for Rubin."),
     causal: bool = typer.Option(
         False, "--causal/--production-history",
         help="Merge the source's earlier alerts in the input into the history (never later ones).",
@@ -41,7 +41,7 @@ def preprocess(
     cluster_config: Path = cluster_config_option,
     resume: bool = resume_option,
 ) -> None:
-    """Turn alerts into 63x63x3 triplets and features exactly as the ZTF broker does."""
+    """Turn alerts into triplets (63x63x3 for ZTF, 48x48x3 for Rubin) and features, as the ZTF broker does."""
     from brightscan.alerts import count_alerts
     from brightscan.distributed import PreprocessJob
     from brightscan.distributed.partitions import write_json_atomic

@@ -53,7 +53,9 @@ DEMO_SIZES: dict[str, DemoSize] = {
 
 PRESET = "mi_cnn.icml2023"
 #: Per survey: the model preset trained and the feature set of the dataset built.
-SURVEY_SETUP: dict[str, tuple[str, str]] = {"ztf": (PRESET, "v1"), "rubin": ("mi_cnn.rubin", "rubin_v1")}
+SURVEY_SETUP: dict[str, tuple[str, str]] = {"ztf": (PRESET, "v1"), "rubin": ("mm_cnn.rubin", "rubin_v1")}
+#: Per survey, the preset the tiny size trains instead (CI's smoke run; ZTF's model is small enough).
+TINY_PRESETS: dict[str, str] = {"rubin": "mm_cnn.rubin_tiny"}
 
 
 def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
@@ -77,6 +79,8 @@ def run_demo(out_dir: str | Path, size: str = "small", seed: int = 0,
     if survey not in SURVEY_SETUP:
         raise InputError(f"unknown survey {survey!r}; choose from {', '.join(SURVEY_SETUP)}")
     preset, feature_set = SURVEY_SETUP[survey]
+    if size == "tiny":
+        preset = TINY_PRESETS.get(survey, preset)
     spec = DEMO_SIZES[size]
     out = Path(out_dir)
     _clear(out)

@@ -34,7 +34,7 @@ from brightscan.dataset.build import (
 )
 from brightscan.dataset.card import write_card
 from brightscan.dataset.split import SPLITS
-from brightscan.distributed.jobs import TRIPLET_LENGTH, Counts, Job, read_triplets, write_chunks
+from brightscan.distributed.jobs import Counts, Job, read_triplets, triplet_length, write_chunks
 from brightscan.distributed.partitions import Partition, RunLayout, plan_partitions
 from brightscan.distributed.runner import map_partitions, run_partitioned
 from brightscan.errors import InputError
@@ -67,7 +67,7 @@ class DatasetJob(Job):
     def schema(self) -> pa.Schema:  # type: ignore[override]
         base = table_schema(self.config.feature_set)
         return (base.append(pa.field("split", pa.string())).append(pa.field("source", pa.string()))
-                .append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH))))
+                .append(pa.field("triplet", pa.list_(pa.float32(), triplet_length(self.config.feature_set)))))
 
     def setup(self, model_threads: int | None) -> None:
         if self.plan is None:

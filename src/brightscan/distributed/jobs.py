@@ -14,6 +14,7 @@ how the cluster's overhead is measured against a plain loop.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -27,18 +28,24 @@ import pyarrow as pa
 from brightscan.alerts import DEFAULT_LIMITS, ReadLimits, read_alerts
 from brightscan.errors import ConfigError
 from brightscan.distributed.partitions import Partition, RunLayout, atomic_parquet, write_json_atomic
-from brightscan.preprocess.cutouts import STAMP_SIZE
 from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline
 from brightscan.storage import REJECTION_SCHEMA
 
-__all__ = ["PLUGIN_NAME", "PreprocessJob", "ScoreJob", "read_triplets"]
+__all__ = ["PLUGIN_NAME", "PreprocessJob", "ScoreJob", "read_triplets", "triplet_length"]
 
 log = logging.getLogger(__name__)
 
 #: Name under which the job's plugin is registered on every worker.
 PLUGIN_NAME = "brightscan-job"
-#: Length of the flattened triplet column of a preprocessed partition (63 * 63 * 3).
-TRIPLET_LENGTH = STAMP_SIZE * STAMP_SIZE * 3
+
+
+def triplet_length(feature_set: str) -> int:
+    """Length of the flattened triplet column for a feature set's survey: 63 * 63 * 3 for ZTF,
+    48 * 48 * 3 for Rubin (:func:`brightscan.preprocess.surveys.input_size`)."""
+    from brightscan.preprocess.surveys import input_size
+
+    side = input_size(feature_set)
+    return side * side * 3
 
 
 def _rejection_table(rejections: list[Any]) -> pa.Table:
@@ -204,7 +211,8 @@ class PreprocessJob(Job):
     def schema(self) -> pa.Schema:  # type: ignore[override]
         from brightscan.preprocess.batch import alerts_schema
 
-        return alerts_schema(self.feature_set).append(pa.field("triplet", pa.list_(pa.float32(), TRIPLET_LENGTH)))
+        return alerts_schema(self.feature_set).append(
+            pa.field("triplet", pa.list_(pa.float32(), triplet_length(self.feature_set))))
 
     def check_partitioned(self) -> None:
         if self.causal:
@@ -239,8 +247,9 @@ def chunk_columns(chunk: Any, names: tuple[str, ...] | list[str]) -> dict[str, A
     features = chunk.feature_array()
     for i, name in enumerate(names):
         columns.setdefault(name, features[:, i])  # an identity column (magpsf) keeps its own value
-    flat = pa.array(chunk.triplet_array().reshape(-1), pa.float32())
-    columns["triplet"] = pa.FixedSizeListArray.from_arrays(flat, TRIPLET_LENGTH)
+    triplets = chunk.triplet_array()  # (n, side, side, 3): 63 px for ZTF, the model's size for Rubin
+    flat = pa.array(triplets.reshape(-1), pa.float32())
+    columns["triplet"] = pa.FixedSizeListArray.from_arrays(flat, int(np.prod(triplets.shape[1:])))
     return columns
 
 
@@ -261,6 +270,8 @@ def write_chunks(pipeline: Pipeline, items: Any, schema: pa.Schema, data: Any, r
 
 
 def read_triplets(table: pa.Table) -> np.ndarray:
-    """The ``(n, 63, 63, 3)`` float32 triplets of a preprocessed partition's table."""
+    """The ``(n, side, side, 3)`` float32 triplets of a preprocessed partition's table (side 63 for
+    ZTF, 48 for Rubin: read from the column's fixed list size)."""
     column = table.column("triplet").combine_chunks()
-    return column.values.to_numpy().reshape(-1, STAMP_SIZE, STAMP_SIZE, 3)
+    side = math.isqrt(column.type.list_size // 3)
+    return column.values.to_numpy().reshape(-1, side, side, 3)

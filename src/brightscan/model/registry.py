@@ -14,6 +14,7 @@ import torch
 
 from brightscan.errors import ConfigError
 from brightscan.model.btsbot2 import BTSBOT2_PRESETS, Btsbot2Config, Btsbot2Model, build_network
+from brightscan.model.btsbot2.rubin_presets import RUBIN_BTSBOT2_PRESETS
 from brightscan.model.config import ModelConfig
 from brightscan.model.mi_cnn import MultiInputCNN
 
@@ -230,4 +231,9 @@ for _base in ("mi_cnn.icml2023", "mi_cnn.icml2023_bn", "mi_cnn.v1"):
 
 
 for _preset_id, _factory in BTSBOT2_PRESETS.items():
+    register_preset(_preset_id)(_factory)
+
+
+# BTSbot 2 architectures at Rubin's 48 px on the rubin_v1 features (issue 24; the Rubin demo's model).
+for _preset_id, _factory in RUBIN_BTSBOT2_PRESETS.items():
     register_preset(_preset_id)(_factory)

@@ -15,7 +15,7 @@ import pyarrow as pa
 from brightscan.alerts import Rejection, read_alerts
 from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.errors import InputError
-from brightscan.preprocess.cutouts import STAMP_SIZE
+from brightscan.preprocess.surveys import input_size
 from brightscan.preprocess.history import History
 from brightscan.preprocess.pipeline import IDENTITY_COLUMNS, Pipeline, feature_table_schema, table_row
 from brightscan.storage import REJECTION_SCHEMA, NpyAppender, ParquetRowWriter
@@ -98,8 +98,9 @@ def preprocess_to_dir(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = PreprocessSummary(out_dir=out, feature_set=feature_set)
+    side = input_size(feature_set)  # 63 px for ZTF, 48 px for Rubin
     with (
-        NpyAppender(out / "triplets.npy", (STAMP_SIZE, STAMP_SIZE, 3)) as triplets,
+        NpyAppender(out / "triplets.npy", (side, side, 3)) as triplets,
         ParquetRowWriter(out / "alerts.parquet", alerts_schema(feature_set)) as table,
         ParquetRowWriter(out / "rejected.parquet", REJECTION_SCHEMA) as rejected,
     ):
