@@ -51,8 +51,9 @@ def object_id(i: int) -> str:
 
 
 def write_night(avro_dir: Path, out: Path, *, n_sources: int, per_source: int, seed: int,
-                span_days: float = 0.3) -> list[dict]:
-    """Write one Avro file per alert into ``out`` (real packets, new objectId/candid/jd).
+                span_days: float = 0.3, jd0: float = NIGHT_JD0, first_source: int = 0) -> list[dict]:
+    """Write one Avro file per alert into ``out`` (real packets, new objectId/candid/jd): sources
+    ``first_source`` .. ``first_source + n_sources - 1``, alerts from ``jd0`` over ``span_days``.
 
     Returns the written alerts' ``{candid, objectId, jd}`` rows.
     """
@@ -60,9 +61,9 @@ def write_night(avro_dir: Path, out: Path, *, n_sources: int, per_source: int, s
     templates = usable_templates(avro_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for s in range(n_sources):
+    for s in range(first_source, first_source + n_sources):
         schema, base = templates[int(rng.integers(len(templates)))]
-        jds = np.sort(NIGHT_JD0 + rng.uniform(0, span_days, per_source))
+        jds = np.sort(jd0 + rng.uniform(0, span_days, per_source))
         for k, jd in enumerate(jds):
             record = copy.deepcopy(base)
             candid = 3_000_000_000_000_000_000 + s * 1000 + k
