@@ -219,3 +219,37 @@ def test_outcomes_refuse_a_bad_period(tmp_path):
     result = CliRunner().invoke(app, ["autoscan", "outcomes", "--db", db_url, "--classifications",
                                       str(_bts_file(tmp_path)), "--since", "2025-11-22", "--until", "2025-11-21"])
     assert result.exit_code != 0 and "is not after" in result.output
+
+
+def test_outcomes_page_written_and_served(two_nights, tmp_path):
+    pytest.importorskip("uvicorn", reason="the status page needs the web extra")
+    import httpx
+
+    from .test_web import Server
+
+    db_url, _ = two_nights
+    bts = _bts_file(tmp_path)
+    result = CliRunner().invoke(app, ["autoscan", "outcomes", "--db", db_url, "--classifications", str(bts),
+                                      "--html", str(tmp_path / "page"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "page" / "index.html").read_text()
+    assert {p.name for p in (tmp_path / "page").iterdir()} == {"index.html", "nights.png", "scores.png"}
+    assert "0.38 [" in html and "False saves (5)" in html and "Misses (1)" in html and object_id(9) in html
+    server = Server(db_url, classifications=str(bts), token="s3cret")
+    try:
+        assert httpx.get(f"{server.url}/outcomes").status_code == 401
+        status = httpx.get(f"{server.url}/?token=s3cret").text
+        assert 'href="/outcomes?token=s3cret">outcomes</a>' in status
+        page = httpx.get(f"{server.url}/outcomes?token=s3cret")
+        assert page.status_code == 200 and "False saves (5)" in page.text and "data:image/png;base64," in page.text
+        data = httpx.get(f"{server.url}/outcomes.json", headers={"Authorization": "Bearer s3cret"}).json()
+        assert data["overall"]["purity"] == pytest.approx(3 / 8) and data["overall"]["completeness"] == pytest.approx(3 / 4)
+    finally:
+        server.stop()
+    # without a classification file the status page neither links nor serves it
+    plain = Server(db_url)
+    try:
+        assert "/outcomes" not in httpx.get(f"{plain.url}/").text
+        assert httpx.get(f"{plain.url}/outcomes").status_code == 404
+    finally:
+        plain.stop()

@@ -151,6 +151,8 @@ def serve(
     token: str = typer.Option(None, "--token", envvar="BRIGHTSCAN_SERVE_TOKEN",
                               help="Access token (or env BRIGHTSCAN_SERVE_TOKEN); required off loopback."),
     refresh: int = typer.Option(10, "--refresh", min=1, help="Seconds between the page's reloads."),
+    classifications: Path = typer.Option(None, "--classifications", exists=True, dir_okay=False,
+                                         help="Serve the outcomes page (/outcomes) against this classification file."),
     config: Path = _CONFIG,
 ) -> None:
     """Serve a read-only live status page of the autoscan database: tonight's candidates and
@@ -162,7 +164,8 @@ def serve(
         cfg = _config(config, db, None, None)
         typer.echo(f"status page: http://{host}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
         run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
-                   skyportal_url=_skyportal_url(cfg))
+                   skyportal_url=_skyportal_url(cfg),
+                   classifications=None if classifications is None else str(classifications))
 
 
 @app.command("retry")

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from brightscan.autoscan.store import Store, open_readonly, sources
+from brightscan.autoscan.pages.outcomes import outcomes_routes
 from brightscan.autoscan.pages.views import object_view, status_view
 from brightscan.errors import ConfigError
 
@@ -49,12 +50,14 @@ def allowed_hosts_for(bind: str) -> list[str]:
 
 
 def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
-               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None) -> Any:
+               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None,
+               classifications: str | None = None) -> Any:
     """The Starlette application over an opened (read-only) store.
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (default: the loopback names) are
     answered, so a page on loopback without a token cannot be reached through DNS rebinding;
-    every answer carries ``Referrer-Policy: no-referrer``.
+    every answer carries ``Referrer-Policy: no-referrer``. With a ``classifications`` file the
+    outcomes page is served at ``/outcomes`` and linked from the status page.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -86,6 +89,7 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
             return PlainTextResponse("a valid token is required", status_code=401)
         with store.engine.connect() as conn:
             data = status_view(conn, time.time())
+        data["outcomes"] = classifications is not None  # the page links /outcomes
         return page(request, "status.html", data, request.url.path.endswith(".json"))
 
     def obj(request: Any) -> Response:
@@ -118,6 +122,8 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
 
     routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
               Route("/object/{object_id}", obj)]
+    routes += outcomes_routes(store, classifications, lambda r: None if allowed(r) else PlainTextResponse(
+        "a valid token is required", status_code=401))
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
                   Middleware(_NoReferrer)]
     return Starlette(routes=routes, middleware=middleware)
@@ -146,7 +152,7 @@ class _NoReferrer:
 
 
 def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          refresh_s: int = 10, skyportal_url: str | None = None) -> None:
+          refresh_s: int = 10, skyportal_url: str | None = None, classifications: str | None = None) -> None:
     """Serve the status page until interrupted.
 
     Raises
@@ -160,7 +166,7 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
 
     store = open_readonly(db_url)
     app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
-                     allowed_hosts=allowed_hosts_for(host))
+                     allowed_hosts=allowed_hosts_for(host), classifications=classifications)
     log.info("status page on http://%s:%d/", host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
