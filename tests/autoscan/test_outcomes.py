@@ -108,7 +108,7 @@ def two_nights(real_avro_dir, tiny_model, db_url, tmp_path):
     rows += write_night(real_avro_dir, tmp_path / "b", n_sources=3, per_source=2, seed=2, jd0=NIGHT_JD0 + 1,
                         first_source=6)
     rows += write_night(real_avro_dir, tmp_path / "c", n_sources=3, per_source=3, seed=3, jd0=NIGHT_JD0 + 1,
-                        first_source=9)
+                        first_source=9, mag0=18.6)  # 18.6, 18.5, 18.4 mag: at BTS's limit from the 2nd alert
     never = {"threshold": 0.0, "max_magpsf": 0.0}
     for folder, params in (("a", {"threshold": 0.0}), ("b", {"threshold": 0.0}), ("c", never)):
         _run(tmp_path / folder, tiny_model, db_url, tmp_path, params)

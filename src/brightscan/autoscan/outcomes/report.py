@@ -9,11 +9,14 @@ The rules (``docs/autoscan.md``, "Outcomes"):
   "-" are *unclassified* (unknown); an object absent from a BTS or TNS file is not bright (those
   files list every classified object), an object absent from a plain file is unknown;
 - **purity** = saved bright / saved with a known outcome; **completeness** = saved bright / bright
-  objects the feed delivered alerts of in the period (the survey's footprint as autoscan saw it);
-  bright objects of the file never seen in the feed are counted apart, never as misses;
+  objects saved in the period or seen at <= 18.5 mag in the feed during it (the survey's footprint
+  as autoscan saw it, and the transients BTS would have acted on); bright objects of the file never
+  seen in the feed are counted apart, never as misses; an object passed before the period is a
+  decision of an earlier period and counts in no figure of this one;
 - **delay** = pass time - BTS save time (days; negative: autoscan was earlier), where known;
 - 95% intervals: the project's seeded bootstrap over objects (:func:`brightscan.metrics.bootstrap_source_intervals`);
-- an object belongs to the night of its deciding alert when saved, else of its first alert.
+- an object belongs to the night of its deciding alert when saved, else of its first alert at
+  <= 18.5 mag.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from brightscan import metrics as M
-from brightscan.autoscan.outcomes.classifications import Classification, ClassificationTable, RowError
+from brightscan.autoscan.outcomes.classifications import BRIGHT_PEAK_MAG, Classification, ClassificationTable, RowError
 from brightscan.autoscan.outcomes.decisions import ObjectDecision, read_decisions
 from brightscan.autoscan.store import Store
 from brightscan.times import jd_to_datetime
@@ -140,7 +143,7 @@ def compute_outcomes(store: Store, table: ClassificationTable, *, since_jd: floa
     -------
     OutcomesReport
     """
-    decisions = read_decisions(store, since_jd, until_jd)
+    decisions = read_decisions(store, since_jd, until_jd, BRIGHT_PEAK_MAG)
     errors = list(table.errors)
     by_id, by_position = _index(table.rows, errors)
     matched = {oid: (c, "objectId") for oid, c in by_id.items() if oid in decisions}
@@ -226,10 +229,12 @@ def _outcome(d: ObjectDecision, match: tuple[Classification, str] | None, comple
     """The object's outcome, or None when it counts in no figure (not saved and not bright)."""
     row, how = match if match is not None else (None, "absent")
     bright = row.bright if row is not None else (False if complete else None)
+    if d.passed_before:
+        return None
     if not d.saved:
-        if not bright:
+        if not bright or d.first_bright_jd is None:  # never at <= 18.5 mag in the period: not due yet
             return None
-        return ObjectOutcome(d.object_id, "missed", night_of(d.first_jd), d.best_candid, d.best_jd, d.best_score,
+        return ObjectOutcome(d.object_id, "missed", night_of(d.first_bright_jd), d.best_candid, d.best_jd, d.best_score,
                              row.type, row.name, how, bts_saves.get(d.object_id))
     kind = {True: "saved_bright", False: "false_save", None: "saved_unclassified"}[bright]
     save = bts_saves.get(d.object_id)
