@@ -253,3 +253,20 @@ def test_outcomes_page_written_and_served(two_nights, tmp_path):
         assert httpx.get(f"{plain.url}/outcomes").status_code == 404
     finally:
         plain.stop()
+
+
+def test_outcomes_page_in_a_browser(browser, two_nights, tmp_path):
+    from browser import PHONE, check_layout
+
+    db_url, _ = two_nights
+    result = CliRunner().invoke(app, ["autoscan", "outcomes", "--db", db_url, "--classifications",
+                                      str(_bts_file(tmp_path)), "--html", str(tmp_path / "page"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    pages = check_layout(browser, (tmp_path / "page" / "index.html").as_uri())
+    page = pages[PHONE]
+    assert len(page.images("figure img")) == 2
+    false_saves = page.rows("#false-saves + .scroll table")
+    assert sorted(r.split("\t")[0] for r in false_saves) == sorted(object_id(i) for i in (2, 3, 5, 7, 8))
+    assert [r.split("\t")[0] for r in page.rows("#misses + .scroll table")] == [object_id(9)]
+    for p in pages.values():
+        p.close()
