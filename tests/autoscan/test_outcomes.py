@@ -270,3 +270,19 @@ def test_outcomes_page_in_a_browser(browser, two_nights, tmp_path):
     assert [r.split("\t")[0] for r in page.rows("#misses + .scroll table")] == [object_id(9)]
     for p in pages.values():
         p.close()
+
+
+def test_hostile_rows_are_rejected_one_by_one(tmp_path):
+    path = tmp_path / "bts.csv"
+    huge = "x" * 200_000  # over the csv module's field limit
+    path.write_text("\n".join([BTS_HEADER, _bts_line("ZTF25aaaaaaa", "SN Ia", "17.9"),
+                               f'ZTF25aaaaaab,"{huge}",1,2,3,r,17,-19,1,1,1,SN Ia,0.1,1,1',
+                               _bts_line("ZTF25aaaaaac", "SN Ia", "nan"), _bts_line("ZTF25aaaaaad", "SN Ia", "1e400"),
+                               _bts_line("ZTF25aaaaaae", "SN II", "18.0", dec="+91:00:00")]) + "\n")
+    table = read_classifications(path)
+    assert [r.object_id for r in table.rows] == ["ZTF25aaaaaaa", "ZTF25aaaaaac"]
+    assert table.rows[1].bright is False  # an SN without a peak magnitude is not called bright
+    assert [(e.line, e.reason.split(":")[0].split(" ")[0]) for e in table.errors] == [(3, "unreadable"), (5, "peakmag"), (6, "Dec")]
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_classifications(tmp_path / "binary.csv")

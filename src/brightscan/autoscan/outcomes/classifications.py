@@ -180,8 +180,15 @@ def _records(lines: list[str], header_at: int) -> Iterator[tuple[int, dict[str, 
     """``(line number, row)`` for each data line; a row with the wrong cell count is kept for the parser to refuse."""
     header = [h.strip() for h in next(csv.reader([lines[header_at]]))]
     reader = csv.reader(io.StringIO("\n".join(lines[header_at + 1:])))
-    for offset, cells in enumerate(reader):
-        line = header_at + 2 + offset
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field over csv's limit (128 KiB), a broken quote: this row only
+            yield header_at + 1 + reader.line_num, {"__error__": f"unreadable CSV row: {exc}"}
+            continue
+        line = header_at + 1 + reader.line_num  # the record's (last) physical line
         if not cells or all(not c.strip() for c in cells):
             continue
         if len(cells) != len(header):
