@@ -34,9 +34,11 @@ def run_outcomes(db_url: str, classifications: str | Path, *, fmt: str = "auto",
     saves : path, optional
         Human scanners' save times (``objectId, save_jd``), for the delay.
     """
-    from brightscan.autoscan.write.runner import parse_time
+    since_s = until_s = None
+    if since is not None or until is not None:  # the runner module imports the scorer: only when needed
+        from brightscan.autoscan.write.runner import parse_time
 
-    since_s, until_s = parse_time(since), parse_time(until)
+        since_s, until_s = parse_time(since), parse_time(until)
     if since_s is not None and until_s is not None and until_s <= since_s:
         raise InputError(f"--until {until!r} is not after --since {since!r}")
     table = read_classifications(classifications, fmt)
