@@ -286,3 +286,13 @@ def test_hostile_rows_are_rejected_one_by_one(tmp_path):
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(InputError, match="not UTF-8"):
         read_classifications(tmp_path / "binary.csv")
+
+
+@pytest.mark.parametrize("type_, sn", [
+    ("SN Ia", True), ("Ia", True), ("Ia-91T", True), ("Ib/c", True), ("Ic-BL", True), ("SN IIP", True),
+    ("IIn", True), ("SLSN-I", True), ("Ca-rich", True), ("SN", True), ("TDE", False), ("AGN", False),
+    ("CV", False), ("nova", False), ("LBV", False), ("ILRT", False), ("LRN", False), ("Other", False)])
+def test_sn_like_types(type_, sn):
+    from brightscan.autoscan.outcomes.classifications import is_sn_like
+
+    assert is_sn_like(type_) is sn

@@ -48,8 +48,8 @@ _BTS_COLUMNS = ("ZTFID", "IAUID", "RA", "Dec", "peakt", "peakfilt", "peakmag", "
                 "rise", "fade", "type", "redshift", "b", "A_V")
 _TNS_REQUIRED = ("name_prefix", "name", "ra", "declination", "type", "internal_names")
 _PLAIN_REQUIRED = ("objectId", "bright")
-# SN classes (with or without TNS's "SN " prefix): Ia, Ib, Ic, Ib/c, II, IIn, IIb, IIP, SLSN-*, Ca-rich
-_SN_LIKE = re.compile(r"^(SN\s*)?(I[abc]?\b|I[abc][-/ ]|II|SLSN|Ca-rich|Iax|Icn|Ibn)", re.IGNORECASE)
+# SN classes (with or without TNS's "SN " prefix): SN, I, Ia*, Ib*, Ic*, Ib/c, II*, SLSN-*, Ca-rich
+_SN_LIKE = re.compile(r"^(SN\s*$|(SN\s*)?(I[abc]?\b|II|SLSN|Ca-rich|Iax|Icn|Ibn))", re.IGNORECASE)
 _MISSING = {"", "-", "nan", "none", "null"}
 
 
