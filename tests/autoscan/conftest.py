@@ -51,8 +51,11 @@ def object_id(i: int) -> str:
 
 
 def write_night(avro_dir: Path, out: Path, *, n_sources: int, per_source: int, seed: int,
-                span_days: float = 0.3) -> list[dict]:
-    """Write one Avro file per alert into ``out`` (real packets, new objectId/candid/jd).
+                span_days: float = 0.3, jd0: float = NIGHT_JD0, first_source: int = 0,
+                mag0: float | None = None) -> list[dict]:
+    """Write one Avro file per alert into ``out`` (real packets, new objectId/candid/jd): sources
+    ``first_source`` .. ``first_source + n_sources - 1``, alerts from ``jd0`` over ``span_days``,
+    magnitudes brightening by 0.1 per alert from the packet's (or from ``mag0``).
 
     Returns the written alerts' ``{candid, objectId, jd}`` rows.
     """
@@ -60,9 +63,9 @@ def write_night(avro_dir: Path, out: Path, *, n_sources: int, per_source: int, s
     templates = usable_templates(avro_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for s in range(n_sources):
+    for s in range(first_source, first_source + n_sources):
         schema, base = templates[int(rng.integers(len(templates)))]
-        jds = np.sort(NIGHT_JD0 + rng.uniform(0, span_days, per_source))
+        jds = np.sort(jd0 + rng.uniform(0, span_days, per_source))
         for k, jd in enumerate(jds):
             record = copy.deepcopy(base)
             candid = 3_000_000_000_000_000_000 + s * 1000 + k
@@ -70,7 +73,8 @@ def write_night(avro_dir: Path, out: Path, *, n_sources: int, per_source: int, s
             record["candid"] = candid
             record["candidate"]["candid"] = candid
             record["candidate"]["jd"] = float(jd)
-            record["candidate"]["magpsf"] = float(record["candidate"]["magpsf"]) - 0.1 * k
+            start = float(record["candidate"]["magpsf"]) if mag0 is None else mag0
+            record["candidate"]["magpsf"] = start - 0.1 * k
             with open(out / f"{candid}.avro", "wb") as fh:
                 fastavro.writer(fh, schema, [record])
             rows.append({"candid": candid, "objectId": object_id(s), "jd": float(jd)})

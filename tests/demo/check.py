@@ -38,6 +38,13 @@ def check_demo_output(out_dir: str | Path) -> list[str]:
     autoscan = summary.get("autoscan", {})
     if autoscan.get("alerts_scored", 0) <= 0:
         problems.append("autoscan replay scored no alert")
+    outcomes = autoscan.get("outcomes")
+    if outcomes is not None:  # the replayed night against the simulated classifications
+        if not Path(outcomes.get("page", "")).is_file():
+            problems.append(f"outcomes page {outcomes.get('page')!r} is missing")
+        for key in ("purity", "completeness"):
+            if outcomes.get(key) is not None:
+                problems += _in_unit(f"autoscan.outcomes.{key}", outcomes[key])
     return problems
 
 

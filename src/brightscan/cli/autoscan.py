@@ -20,6 +20,7 @@ _DB = typer.Option(None, "--db", help="Database URL (sqlite:///file.db or postgr
 _POLICY = typer.Option(None, "--policy", help="Policy name (gt1, gt2, bts_prod, ...; parameters from the config) or a policy file such as evaluate's REPORT/policy.json.")
 _SINK = typer.Option(None, "--sink", help="Where actions go (default: the config's, else log).")
 SinkKind = Literal["skyportal", "webhook", "log"]
+OutcomeFormat = Literal["auto", "bts", "tns", "plain"]
 
 
 def _config(config: Path | None, db: str | None, policy: str | None, sink: str | None,
@@ -107,6 +108,41 @@ def _skyportal_url(cfg: Any) -> str | None:
     return cfg.sink.skyportal.url or os.environ.get("BRIGHTSCAN_SKYPORTAL_URL")
 
 
+@app.command("outcomes")
+def outcomes(
+    classifications: Path = typer.Option(..., "--classifications", exists=True, dir_okay=False,
+                                         help="Later classifications: BTS explorer CSV, TNS public objects CSV or plain CSV."),
+    fmt: OutcomeFormat = typer.Option("auto", "--format", help="The file's format (auto: from its header)."),
+    since: str = typer.Option(None, "--since", help="Alerts at/after: ISO 8601 date or time (UTC), a JD, '-7d'."),
+    until: str = typer.Option(None, "--until", help="Alerts before (default: no limit)."),
+    radius: float = typer.Option(2.0, "--radius", min=0.0, max=60.0,
+                                 help="Match radius (arcsec) for classifications known only by position."),
+    saves: Path = typer.Option(None, "--saves", exists=True, dir_okay=False,
+                               help="Human scanners' save times (CSV objectId, save_jd) for the delay."),
+    html: Path = typer.Option(None, "--html", file_okay=False, help="Also write the outcomes page (HTML + PNGs) here."),
+    db: str = _DB,
+    config: Path = _CONFIG,
+    quiet: bool = QUIET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """How the saves turned out against later classifications: purity, completeness and delay
+    per night, per week and for the period (95% intervals), with the false saves and misses.
+    Reads the database, never writes it."""
+    from brightscan.autoscan.outcomes.run import run_outcomes
+    from brightscan.autoscan.outcomes.text import format_report
+
+    with handle_errors():
+        cfg = _config(config, db, None, None)
+        report = run_outcomes(cfg.db_url, classifications, fmt=fmt, since=since, until=until,
+                              radius_arcsec=radius, saves=saves)
+        data = report.to_dict()
+        if html is not None:
+            from brightscan.autoscan.pages.outcomes import write_outcomes_page
+
+            data["page"] = str(write_outcomes_page(report, html))
+    Output(quiet, as_json).result(format_report(report), data)
+
+
 @app.command("serve")
 def serve(
     db: str = _DB,
@@ -117,6 +153,8 @@ def serve(
                                          "BRIGHTSCAN_SERVE_TOKEN, BRIGHTSCAN_SERVE_TOKEN_FILE, or systemd's "
                                          "$CREDENTIALS_DIRECTORY/serve-token). Never on the command line."),
     refresh: int = typer.Option(10, "--refresh", min=1, help="Seconds between the page's reloads."),
+    classifications: Path = typer.Option(None, "--classifications", exists=True, dir_okay=False,
+                                         help="Serve the outcomes page (/outcomes) against this classification file."),
     config: Path = _CONFIG,
 ) -> None:
     """Serve a read-only live status page of the autoscan database: tonight's candidates and
@@ -131,7 +169,8 @@ def serve(
         typer.echo(f"status page: http://{shown}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
         token = find_token("BRIGHTSCAN_SERVE_TOKEN", "serve-token", token_file)
         run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
-                   skyportal_url=_skyportal_url(cfg))
+                   skyportal_url=_skyportal_url(cfg),
+                   classifications=None if classifications is None else str(classifications))
 
 
 @app.command("grant-readonly")

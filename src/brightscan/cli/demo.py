@@ -82,11 +82,21 @@ def _summary_text(out: Path, summary: dict) -> str:
     lines.append(f"autoscan replay of night {scan['night']}: {scan['alerts_scored']} alerts scored, "
                  f"{scan['sources_passed']} sources passed, {scan['actions_done']} actions logged "
                  f"({scan['actions_log']}); night summary {scan['night_summary']}")
+    if (outcomes := scan.get("outcomes")) is not None:
+        lines.append(f"outcomes of night {scan['night']} against the simulated BTS classifications: purity "
+                     f"{_ci(outcomes, 'purity')} of {outcomes['n_saved']} saves ({outcomes['n_saved_unclassified']} "
+                     f"not classified yet), completeness {_ci(outcomes, 'completeness')} "
+                     f"({outcomes['n_missed']} of {outcomes['n_bright']} bright missed); page {outcomes['page']}")
     total = sum(summary["timings_s"].values())
     lines.append(f"timings (s): {', '.join(f'{k} {v}' for k, v in summary['timings_s'].items())}; "
                  f"total {total:.0f} s")
     lines.append(f"report: {(out / summary['report'] / 'index.html').resolve()}")
     return "\n".join(lines)
+
+
+def _ci(values: dict, key: str) -> str:
+    lo, hi = values[f"{key}_ci"]
+    return f"{_num(values[key])} [{_num(lo)}, {_num(hi)}]"
 
 
 def _num(value: float | None) -> str:

@@ -1,5 +1,5 @@
 """The demo: simulate a season → build the dataset → train → evaluate → replay the last night
-through autoscan → summary. Each stage is one library call; this module only wires them."""
+through autoscan → its outcomes against the simulated classifications → summary. Each stage is one library call; this module only wires them."""
 
 from __future__ import annotations
 
@@ -211,7 +211,24 @@ def _replay_last_night(out: Path, metrics: dict[str, Any], track: Tracker) -> di
     track(f"replaying the last night ({night.name}) through autoscan (log sink)", None)
     report = run_autoscan(config, f"replay:{night}", out / "model")
     night_page = write_summary(config.db_url, night.name, out / "autoscan-summary")
-    return {"night": night.name, "alerts_scored": report.alerts, "sources_passed": report.passed,
-            "actions_done": report.actions_done, "actions_failed": report.actions_failed,
-            "actions_log": str(out / "autoscan-actions.jsonl"), "night_summary": str(night_page),
-            "policy": "optimised" if stored else "gt1"}
+    result = {"night": night.name, "alerts_scored": report.alerts, "sources_passed": report.passed,
+              "actions_done": report.actions_done, "actions_failed": report.actions_failed,
+              "actions_log": str(out / "autoscan-actions.jsonl"), "night_summary": str(night_page),
+              "policy": "optimised" if stored else "gt1"}
+    if (out / "survey" / "bts_explorer.csv").is_file():  # the ZTF simulator writes it
+        result["outcomes"] = _outcomes(config.db_url, out)
+    return result
+
+
+def _outcomes(db_url: str, out: Path) -> dict[str, Any]:
+    """The replayed night's saves against the simulator's later classifications (its BTS explorer
+    file) and the scanners' save times: the figures and the outcomes page."""
+    from brightscan.autoscan.outcomes.run import run_outcomes
+    from brightscan.autoscan.pages.outcomes import write_outcomes_page
+
+    survey = out / "survey"
+    report = run_outcomes(db_url, survey / "bts_explorer.csv", fmt="bts", saves=survey / "scanner_saves.csv")
+    page = write_outcomes_page(report, out / "autoscan-outcomes")
+    figures = report.to_dict()["overall"]
+    return {**figures, "n_bright_not_in_feed": report.n_bright_not_in_feed, "page": str(page),
+            "classifications": str(survey / "bts_explorer.csv")}

@@ -40,6 +40,7 @@ class SourceOutput:
     label_row: dict[str, Any]  # one row of labels.csv
     save_jd: float | None  # scanner save time
     packets: list[tuple[int, int, bytes]] = field(default_factory=list)  # (night index, candid, Avro bytes)
+    peak: tuple[float, float, int] | None = None  # brightest alert: (magpsf, jd, fid); None without alerts
 
 
 def source_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
@@ -69,7 +70,11 @@ def simulate_source(index: int, cls: str, config: SurveyConfig, nights: Nights, 
     params = {**source.params, "ra": source.ra, "dec": source.dec, "n_alerts": len(alerts),
               "first_alert_jd": float(visits.jd[alerts[0]]) if len(alerts) else None}
     row.update({k: _csv_value(params.get(k)) for k in PARAM_COLUMNS})
-    return SourceOutput(row, save, packets)
+    peak = None
+    if len(alerts):
+        k = int(np.argmin(det.magpsf[alerts]))
+        peak = (float(det.magpsf[alerts][k]), float(visits.jd[alerts][k]), int(visits.fid[alerts][k]))
+    return SourceOutput(row, save, packets, peak)
 
 
 def observed_label(cls: str, alert_mags: np.ndarray) -> int:

@@ -6,9 +6,10 @@ Layout written under ``out_dir``::
     alerts/ztf_public_YYYYMMDD.tar.gz  instead, with ``SurveyConfig.tarball``
     labels.csv                         one row per source
     scanner_saves.csv                  objectId, save_jd (empty when the scanners never save it)
+    bts_explorer.csv                   later classifications, as the BTS sample explorer writes them
 
 Memory does not grow with the number of sources: workers receive chunks of source indices, write
-their packets straight to disk and send back only the two CSV rows per source, which the parent
+their packets straight to disk and send back only the three CSV rows per source, which the parent
 writes in source order (so the CSVs are identical whatever the number of workers).
 """
 
@@ -27,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from brightscan.errors import InputError
+from brightscan.simulate.classifications import BTS_COLUMNS, ClassificationConfig, bts_row
 from brightscan.simulate.config import CLASSES, SurveyConfig, SurveyResult
 from brightscan.simulate.observing import NIGHT_MARGIN, Nights, make_nights
-from brightscan.simulate.packets import PARAM_COLUMNS, SourceOutput, simulate_source
+from brightscan.simulate.packets import PARAM_COLUMNS, SourceOutput, simulate_source, source_rng
 from brightscan.simulate.scanners import make_scan_times
 from brightscan.times import JD_UNIX_EPOCH
 
@@ -58,8 +60,11 @@ class _Worker:
         self.config, self.nights, self.scans = config, nights, scans
         self.alerts_dir, self.night_names = alerts_dir, night_names
         self.made: set[str] = set()
+        self.classifications = ClassificationConfig()
+        # when the classification file is taken: as_of_days after the end of the last night
+        self.as_of_jd = nights.jd0 + NIGHT_MARGIN + config.n_nights + self.classifications.as_of_days
 
-    def __call__(self, chunk: list[tuple[int, int]]) -> list[tuple[dict, float | None, int]]:
+    def __call__(self, chunk: list[tuple[int, int]]) -> list[tuple[dict, float | None, int, dict | None]]:
         out = []
         for index, cls in chunk:
             result: SourceOutput = simulate_source(index, CLASSES[cls], self.config, self.nights, self.scans)
@@ -70,7 +75,10 @@ class _Worker:
                     folder.mkdir(parents=True, exist_ok=True)
                     self.made.add(name)
                 (folder / f"{candid}.avro").write_bytes(payload)
-            out.append((result.label_row, result.save_jd, len(result.packets)))
+            # the classification's own random stream (2), so the packets and labels do not change
+            bts = bts_row(CLASSES[cls], result.label_row, result.save_jd, result.peak,
+                          self.as_of_jd, source_rng(self.config.seed, index, 2), self.classifications)
+            out.append((result.label_row, result.save_jd, len(result.packets), bts))
         return out
 
 
@@ -82,7 +90,7 @@ def _init_worker(worker: _Worker) -> None:
     _WORKER = worker
 
 
-def _run_chunk(chunk: list[tuple[int, int]]) -> list[tuple[dict, float | None, int]]:
+def _run_chunk(chunk: list[tuple[int, int]]) -> list[tuple[dict, float | None, int, dict | None]]:
     assert _WORKER is not None  # set by the pool initializer
     return _WORKER(chunk)
 
@@ -141,18 +149,24 @@ def simulate_survey(
 def _run_and_write_tables(
     worker: _Worker, classes: np.ndarray, out: Path, progress: Callable[[int], None] | None,
 ) -> dict[str, int]:
-    """Simulate every source through the pool; write labels.csv and scanner_saves.csv in order."""
+    """Simulate every source through the pool; write labels.csv, scanner_saves.csv and
+    bts_explorer.csv in source order."""
     config = worker.config
     counts = {"alerts": 0, "positive": 0, "saved": 0}
-    with open(out / "labels.csv", "w", newline="") as lf, open(out / "scanner_saves.csv", "w", newline="") as sf:
+    with open(out / "labels.csv", "w", newline="") as lf, open(out / "scanner_saves.csv", "w", newline="") as sf, \
+            open(out / "bts_explorer.csv", "w", newline="") as bf:
+        explorer = csv.DictWriter(bf, fieldnames=list(BTS_COLUMNS))
+        explorer.writeheader()
         labels = csv.DictWriter(lf, fieldnames=["objectId", "label", "class", "peak_mag", "label_observed",
                                                  "label_true_peak", *PARAM_COLUMNS])
         saves = csv.writer(sf)
         labels.writeheader()
         saves.writerow(["objectId", "save_jd"])
         for results in _map_chunks(worker, _chunks(classes, config.chunk_size), config.n_workers):
-            for row, save_jd, n_alerts in results:
+            for row, save_jd, n_alerts, bts in results:
                 labels.writerow(row)
+                if bts is not None:
+                    explorer.writerow(bts)
                 saves.writerow([row["objectId"], "" if save_jd is None else f"{save_jd:.6f}"])
                 counts["alerts"] += n_alerts
                 counts["positive"] += row["label"]

@@ -20,6 +20,7 @@ from typing import Any
 
 from brightscan.autoscan.pages.access import LOGIN_PATH, HostAllowList, SecurityHeaders, TokenGate, read_form_token
 from brightscan.autoscan.store import Store, open_readonly, sources
+from brightscan.autoscan.pages.outcomes import outcomes_routes
 from brightscan.autoscan.pages.views import object_view, status_view
 from brightscan.errors import BrightscanWarning, ConfigError
 
@@ -51,14 +52,16 @@ def allowed_hosts_for(bind: str) -> list[str]:
 
 
 def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
-               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None) -> Any:
+               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None,
+               classifications: str | None = None) -> Any:
     """The Starlette application over an opened (read-only) store.
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (default: the loopback names) are
     answered, so a page on loopback without a token cannot be reached through DNS rebinding.
     With a ``token``, a browser logs in once at ``/login`` (the form sets an HttpOnly, SameSite=Strict
     cookie) and a script sends ``Authorization: Bearer <token>``; a ``?token=`` in the address is
-    refused. Every answer carries ``Referrer-Policy: no-referrer``.
+    refused. Every answer carries ``Referrer-Policy: no-referrer``. With a ``classifications`` file the
+    outcomes page is served at ``/outcomes`` and linked from the status page.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -93,6 +96,7 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
             return no
         with store.engine.connect() as conn:
             data = status_view(conn, time.time())
+        data["outcomes"] = classifications is not None  # the page links /outcomes
         return page(request, "status.html", data, request.url.path.endswith(".json"))
 
     def obj(request: Any) -> Response:
@@ -135,6 +139,7 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
     routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
               Route("/object/{object_id}", obj), Route(LOGIN_PATH, login, methods=["GET", "POST"]),
               Route("/logout", logout, methods=["POST"])]
+    routes += outcomes_routes(store, classifications, refused)
     middleware = [Middleware(HostAllowList, hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
                   Middleware(SecurityHeaders)]
     return Starlette(routes=routes, middleware=middleware)
@@ -156,7 +161,7 @@ def _triplet_png(store: Store, object_id: str) -> bytes | None:
 
 
 def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          refresh_s: int = 10, skyportal_url: str | None = None) -> None:
+          refresh_s: int = 10, skyportal_url: str | None = None, classifications: str | None = None) -> None:
     """Serve the status page until interrupted.
 
     Raises
@@ -172,7 +177,7 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
     store = open_readonly(db_url)
     _warn_if_role_can_write(store)
     app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
-                     allowed_hosts=allowed_hosts_for(host))
+                     allowed_hosts=allowed_hosts_for(host), classifications=classifications)
     log.info("status page on http://%s:%d/", host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
