@@ -117,3 +117,27 @@ def test_no_reference_or_too_few_alerts_is_skipped_with_a_reason(surveys, tiny_m
     store.dispose()
     assert "fewer than" in few.skipped and few.flagged == []
     assert 40 <= sampled.n_compared <= 50 and sampled.n_alerts > 50
+
+
+def test_status_page_and_metrics_show_the_flagged_night(surveys, tiny_model):
+    import httpx
+
+    from brightscan.model import read_card
+
+    from .test_metrics import _samples
+    from .test_web import Server
+
+    ref_db, shifted_db = surveys
+    reference = _reference_from(ref_db, list(read_card(tiny_model)["features"]["order"]))
+    server = Server(shifted_db, drift=DriftMonitor(reference, DriftConfig(min_alerts=100)))
+    try:
+        data = httpx.get(f"{server.url}/status.json").json()["drift"]
+        html = httpx.get(f"{server.url}/").text
+        metrics = _samples(httpx.get(f"{server.url}/metrics").text)
+    finally:
+        server.stop()
+    assert [n["night"] for n in data["nights"]] == [NIGHT] and data["nights"][0]["flagged"] == ["fwhm"]
+    assert "flagged: fwhm" in html
+    assert metrics[("brightscan_drift_flagged_columns", ())] == 1
+    assert metrics[("brightscan_drift_psi", (("column", "fwhm"),))] > 0.2
+    assert metrics[("brightscan_drift_ks", (("column", "score"),))] >= 0

@@ -5,7 +5,8 @@ available as JSON (``/status.json``, ``/object/<objectId>.json``). The database 
 :func:`~brightscan.autoscan.store.open_readonly`, so the page can run beside ``autoscan run`` on
 the same SQLite file (WAL readers never block the writer) or PostgreSQL database and can never
 write to it. It binds 127.0.0.1 by default; any other address needs a token, given as
-``Authorization: Bearer <token>`` or ``?token=<token>``. Pages reload themselves
+``Authorization: Bearer <token>`` or ``?token=<token>`` (Prometheus scraping ``/metrics`` sends the
+bearer token: ``authorization: {credentials_file: ...}`` in its scrape config). Pages reload themselves
 (``<meta http-equiv="refresh">``).
 """
 
@@ -17,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from brightscan.autoscan.drift import DriftMonitor
 from brightscan.autoscan.store import Store, open_readonly, sources
 from brightscan.autoscan.pages.views import object_view, status_view
 from brightscan.errors import ConfigError
@@ -49,8 +51,13 @@ def allowed_hosts_for(bind: str) -> list[str]:
 
 
 def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
-               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None) -> Any:
+               skyportal_url: str | None = None, allowed_hosts: list[str] | None = None,
+               drift: DriftMonitor | None = None) -> Any:
     """The Starlette application over an opened (read-only) store.
+
+    ``drift`` gives the last nights' drift marks (the status page, ``/status.json`` and
+    ``/metrics``); without it they say that no reference was given. ``/metrics`` answers in the
+    Prometheus text format under the same token and Host rules as the pages.
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (default: the loopback names) are
     answered, so a page on loopback without a token cannot be reached through DNS rebinding;
@@ -86,6 +93,7 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
             return PlainTextResponse("a valid token is required", status_code=401)
         with store.engine.connect() as conn:
             data = status_view(conn, time.time())
+            data["drift"] = drift_view(conn, drift)
         return page(request, "status.html", data, request.url.path.endswith(".json"))
 
     def obj(request: Any) -> Response:
@@ -116,7 +124,15 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
         image = np.frombuffer(blob, dtype=np.float16).reshape(_side(blob), _side(blob), 3).astype(np.float32)
         return Response(triplet_png(image), media_type="image/png")
 
-    routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
+    def metrics(request: Any) -> Response:
+        from brightscan.autoscan.pages.metrics import render_metrics
+
+        if not allowed(request):
+            return PlainTextResponse("a valid token is required", status_code=401)
+        body, content_type = render_metrics(store, drift)
+        return Response(body, media_type=content_type)
+
+    routes = [Route("/", status), Route("/status.json", status), Route("/metrics", metrics), Route("/object/{object_id}/triplet.png", triplet),
               Route("/object/{object_id}", obj)]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
                   Middleware(_NoReferrer)]
@@ -145,9 +161,18 @@ class _NoReferrer:
         await self.app(scope, receive, with_headers)
 
 
+def drift_view(conn: Any, drift: DriftMonitor | None) -> dict[str, Any]:
+    """The last nights' drift reports (JSON-ready), or why there are none."""
+    if drift is None or drift.reference is None:
+        return {"nights": [], "skipped": "no reference distribution: give the model directory "
+                "(autoscan serve --model, or [drift] reference) of a model trained by brightscan"}
+    return {"nights": [r.to_dict() for r in drift.recent(conn)], "skipped": None,
+            "psi_max": drift.config.psi_max, "ks_max": drift.config.ks_max}
+
+
 def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          refresh_s: int = 10, skyportal_url: str | None = None) -> None:
-    """Serve the status page until interrupted.
+          refresh_s: int = 10, skyportal_url: str | None = None, drift: DriftMonitor | None = None) -> None:
+    """Serve the status page (and ``/metrics``) until interrupted.
 
     Raises
     ------
@@ -160,7 +185,7 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
 
     store = open_readonly(db_url)
     app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
-                     allowed_hosts=allowed_hosts_for(host))
+                     allowed_hosts=allowed_hosts_for(host), drift=drift)
     log.info("status page on http://%s:%d/", host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
