@@ -63,8 +63,8 @@ def test_a_model_without_a_reference_reads_as_none(tmp_path: Path):
     load_model(directory, device="cpu")
 
 
-def test_training_records_the_validation_reference(tmp_path: Path):
-    from brightscan.model import load_model
+def _train(tmp_path: Path) -> Path:
+    """One step of mi_cnn.tiny on a synthetic dataset (48 validation alerts); the dataset's path."""
     from brightscan.train import TrainConfig, Trainer
 
     from tests.train.conftest import write_synthetic_dataset
@@ -73,8 +73,32 @@ def test_training_records_the_validation_reference(tmp_path: Path):
     config = TrainConfig(preset="mi_cnn.tiny", precision="fp32", epochs=1, max_steps_per_epoch=1,
                          recipe={"batch_size": 16})
     Trainer(config).fit(dataset, tmp_path / "m")
+    return dataset
+
+
+def test_training_records_the_validation_reference(tmp_path: Path):
+    from brightscan.model import load_model
+
+    _train(tmp_path)
     ref = read_reference(tmp_path / "m")
     loaded = load_model(tmp_path / "m", device="cpu")  # the card with its new entry still loads
     assert ref.split == "val" and ref.n_alerts == 48
     assert ref.features == list(loaded.card["features"]["order"])
     assert ref.columns["score"].n == 48 and ref.provenance["epoch"] == 1
+
+
+def test_recorded_after_training_equals_what_training_recorded(tmp_path: Path):
+    """`brightscan model reference` (for imported models) gives the reference training wrote."""
+    from typer.testing import CliRunner
+
+    from brightscan.cli.main import app
+
+    dataset = _train(tmp_path)
+    trained = read_reference(tmp_path / "m")
+    result = CliRunner().invoke(app, ["model", "reference", str(tmp_path / "m"), "--dataset", str(dataset)])
+    assert result.exit_code == 0, result.output
+    recorded = read_reference(tmp_path / "m")
+    assert recorded.provenance["recorded_after_training"] is True
+    for name in trained.features:
+        np.testing.assert_array_equal(recorded.columns[name].counts, trained.columns[name].counts)
+    np.testing.assert_allclose(recorded.columns["score"].edges, trained.columns["score"].edges, atol=1e-5)
