@@ -156,11 +156,14 @@ class DriftMonitor:
         if latest is None:
             return []
         end = night_bounds(latest)[1]
+        starts = [end - 1 - offset for offset in range(self.config.nights)]
+        # every night's alert count in one pass over the table (jd is not indexed)
+        counts = conn.execute(sa.select(*[
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(alerts.c.jd >= s, alerts.c.jd < s + 1), 1), else_=0)), 0)
+            for s in starts]).where(alerts.c.jd >= starts[-1], alerts.c.jd < end)).one()
         reports = []
-        for offset in range(self.config.nights):
-            day_start = end - 1 - offset
-            count = int(conn.execute(sa.select(sa.func.count()).select_from(alerts).where(
-                alerts.c.jd >= day_start, alerts.c.jd < day_start + 1)).scalar() or 0)
+        for day_start, count in zip(starts, counts):
+            count = int(count)
             if count == 0:
                 continue
             night = _night_name(day_start)
