@@ -41,12 +41,27 @@ def _add_failed_attempt(db_url: str, object_id: str) -> None:
     store.dispose()
 
 
-def test_metrics_scraped_over_http_match_the_database(night, tiny_model, tmp_path):
+def _self_reference(db_url: str):
+    """A reference built from the database's own alerts (the night then cannot drift from it)."""
+    from brightscan.autoscan.drift import DriftMonitor
+    from brightscan.autoscan.config import DriftConfig
+    from brightscan.model.reference import build_reference
+
+    store = open_store(db_url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(alerts.c.features, alerts.c.score)).all()
+    store.dispose()
+    names = sorted(rows[0][0])
+    reference = build_reference([[r[0][n] for n in names] for r in rows], names, [r[1] for r in rows])
+    return DriftMonitor(reference, DriftConfig(min_alerts=10))
+
+
+def test_metrics_scraped_over_http_match_the_database(db_url, night, tiny_model, tmp_path):
     night_dir, truth = night
-    db = f"sqlite:///{tmp_path / 'a.db'}"
+    db = db_url
     _replay(night_dir, tiny_model, db, tmp_path)
     _add_failed_attempt(db, truth[0]["objectId"])
-    server = Server(db, token="s3cret")
+    server = Server(db, token="s3cret", drift=_self_reference(db))
     try:
         assert httpx.get(f"{server.url}/metrics").status_code == 401
         assert httpx.get(f"{server.url}/metrics", headers={"Host": "evil.example"}).status_code == 400
@@ -77,4 +92,6 @@ def test_metrics_scraped_over_http_match_the_database(night, tiny_model, tmp_pat
     assert saves == len({r["objectId"] for r in truth})
     assert got[("brightscan_action_latency_seconds_bucket", (("kind", "save"), ("le", "+Inf")))] == saves
     assert got[("brightscan_last_alert_stored_timestamp_seconds", ())] > 0
-    assert got[("brightscan_drift_flagged_columns", ())] == 0  # no reference given: nothing judged
+    assert got[("brightscan_drift_flagged_columns", ())] == 0  # the night is its own reference
+    assert got[("brightscan_drift_psi", (("column", "fwhm"),))] == pytest.approx(0, abs=1e-9)
+    assert got[("brightscan_drift_ks", (("column", "score"),))] == pytest.approx(0, abs=1e-9)
