@@ -43,6 +43,7 @@ def test_import_then_score_equals_the_model(tmp_path, real_avro_dir):
     result = runner.invoke(app, ["model", "import", str(tmp_path / "BTSbot-mm_cnn"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "mm_cnn.btsbot2 BTSbot-mm_cnn" in result.output
+    assert "no reference distribution" in result.output  # drift: said missing, not silently skipped
     scores = tmp_path / "scores.parquet"
     result = runner.invoke(app, ["score", str(real_avro_dir), "--model", str(out), "--out", str(scores)])
     assert result.exit_code == 0, result.output

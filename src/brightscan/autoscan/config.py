@@ -54,7 +54,7 @@ from typing import Any
 from brightscan.autoscan.secrets import find_token, validate_token
 from brightscan.errors import BrightscanWarning, ConfigError
 
-__all__ = ["AutoscanConfig", "ConfigDeprecationWarning", "HttpSinkSettings", "LogSinkSettings", "PolicyConfig",
+__all__ = ["AutoscanConfig", "ConfigDeprecationWarning", "DriftConfig", "HttpSinkSettings", "LogSinkSettings", "PolicyConfig",
            "ServiceConfig", "SinkConfig", "SkyPortalSinkSettings", "WebhookSinkSettings", "load_config"]
 
 ACTION_KINDS = ("save", "followup", "annotation")
@@ -156,6 +156,24 @@ class ServiceConfig:
 
 
 @dataclass
+class DriftConfig:
+    """``[drift]``: how a night's inputs are compared with the model's reference (docs/autoscan.md)."""
+
+    reference: str | None = None  # model directory (or reference.json) holding the reference; None: no drift check
+    psi_max: float = 0.2  # PSI above this flags a column (0.1-0.25 is the usual "moderate shift" band)
+    ks_max: float = 0.1  # KS above this flags a column (noise: 95% level 1.36/sqrt(n) = 0.043 at 1,000 alerts)
+    min_alerts: int = 500  # nights with fewer alerts are not judged (sampling noise would flag them)
+    max_alerts: int = 200_000  # a bigger night is read as an even, deterministic sample of this many
+    ignore: list[str] = field(default_factory=lambda: ["ra", "dec"])  # the sky observed changes nightly by design
+    nights: int = 7  # nights shown on the status page and in /metrics history
+
+    def __post_init__(self) -> None:
+        if not (self.psi_max > 0 and 0 < self.ks_max <= 1 and self.min_alerts >= 1 and self.max_alerts >= self.min_alerts
+                and self.nights >= 1):
+            raise ConfigError("[drift]: psi_max > 0, 0 < ks_max <= 1, 1 <= min_alerts <= max_alerts and nights >= 1")
+
+
+@dataclass
 class AutoscanConfig:
     """Everything ``brightscan autoscan`` needs besides the feed and the model."""
 
@@ -164,6 +182,7 @@ class AutoscanConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)  # action destination
     service: ServiceConfig = field(default_factory=ServiceConfig)  # loop settings
     kafka: dict[str, Any] = field(default_factory=dict)  # confluent_kafka.Consumer settings
+    drift: DriftConfig = field(default_factory=DriftConfig)  # the nightly drift check
 
     def __post_init__(self) -> None:
         bad = [a for a in self.service.actions if a not in ACTION_KINDS]
@@ -189,7 +208,7 @@ def config_from_dict(data: dict[str, Any]) -> AutoscanConfig:
     stored = policy.pop("stored", None)
     name = policy.pop("name", "gt1")
     db = data.pop("database", {})
-    known = {"sink", "service", "kafka"}
+    known = {"sink", "service", "kafka", "drift"}
     if set(data) - known:
         raise ConfigError(f"unknown section(s) {sorted(set(data) - known)}")
     return AutoscanConfig(
@@ -198,6 +217,7 @@ def config_from_dict(data: dict[str, Any]) -> AutoscanConfig:
         sink=_sink_config(dict(data.get("sink", {}))),
         service=_build(ServiceConfig, dict(data.get("service", {})), "service"),
         kafka=dict(data.get("kafka", {})),
+        drift=_build(DriftConfig, dict(data.get("drift", {})), "drift"),
     )
 
 

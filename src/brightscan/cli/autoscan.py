@@ -155,22 +155,33 @@ def serve(
     refresh: int = typer.Option(10, "--refresh", min=1, help="Seconds between the page's reloads."),
     classifications: Path = typer.Option(None, "--classifications", exists=True, dir_okay=False,
                                          help="Serve the outcomes page (/outcomes) against this classification file."),
+    model: Path = typer.Option(None, "--model", "-m", help="Model directory whose reference.json the nights' "
+                               "drift is measured against (default: the config's [drift] reference)."),
     config: Path = _CONFIG,
 ) -> None:
     """Serve a read-only live status page of the autoscan database: tonight's candidates and
-    decisions, pending and failed actions, throughput, latency and the last error (every page
-    also as JSON). Runs beside `autoscan run` on the same database."""
+    decisions, pending and failed actions, throughput, latency, the last error and the last
+    nights' input drift (every page also as JSON), and /metrics for Prometheus. Runs beside
+    `autoscan run` on the same database."""
+    from brightscan.autoscan.drift import DriftMonitor
     from brightscan.autoscan.pages.status import serve as run_server
     from brightscan.autoscan.secrets import find_token
+    from brightscan.model.reference import read_reference
 
     with handle_errors():
         cfg = _config(config, db, None, None)
         shown = f"[{host}]" if ":" in host else host
-        typer.echo(f"status page: http://{shown}:{port}/ (JSON: /status.json); stop with Ctrl-C", err=True)
+        typer.echo(f"status page: http://{shown}:{port}/ (JSON: /status.json, Prometheus: /metrics); "
+                   "stop with Ctrl-C", err=True)
         token = find_token("BRIGHTSCAN_SERVE_TOKEN", "serve-token", token_file)
+        where = model or cfg.drift.reference
+        reference = read_reference(where) if where else None
+        if reference is None:
+            typer.echo(f"no reference distribution{f' in {where}' if where else ''}: drift is not checked", err=True)
         run_server(cfg.db_url, host=host, port=port, token=token, refresh_s=refresh,
                    skyportal_url=_skyportal_url(cfg),
-                   classifications=None if classifications is None else str(classifications))
+                   classifications=None if classifications is None else str(classifications),
+                   drift=DriftMonitor(reference, cfg.drift))
 
 
 @app.command("grant-readonly")

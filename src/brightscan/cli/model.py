@@ -26,6 +26,23 @@ def _run_import(run_import: Any, src: Path, out: Path, version: str | None, over
         path = run_import(src, out, model_version=version, overwrite=overwrite)
         card = read_card(path)
     typer.echo(f"imported {src} as {card['model_id']} {card['model_version']} -> {path}")
+    typer.echo(f"no reference distribution (no validation split comes with it): drift is not checked "
+               f"until `brightscan model reference {path} --dataset DS` records one", err=True)
+
+
+@app.command("reference")
+def reference(
+    model_dir: Path = typer.Argument(..., help="Model directory."),
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="Dataset (brightscan dataset build) to take it from."),
+    split: str = typer.Option("val", "--split", help="Split the reference is taken from."),
+) -> None:
+    """Record the model's reference distribution (features and scores of a dataset split) for
+    the nightly drift check; `brightscan train` records one itself."""
+    from brightscan.evaluate.reference import record_reference
+
+    with handle_errors():
+        path = record_reference(model_dir, dataset, split=split)
+    typer.echo(f"reference of {dataset}/{split} -> {path}")
 
 
 @app.command("import-keras")

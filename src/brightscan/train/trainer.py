@@ -273,6 +273,7 @@ class _Run:
                "lr": self.optimizer.param_groups[0]["lr"], "alerts": stats.alerts,
                "seconds": stats.seconds, "alerts_per_s": stats.alerts_per_s}
         step_scheduler(self.scheduler, val_loss)
+        self.val_scores = scores  # the reference distribution of the epoch, if it is the best
         self._track(row)
         return row
 
@@ -307,6 +308,15 @@ class _Run:
                          **({"initialised": self.initialised} if self.initialised is not None else {})},
         }
         save_model(self.model, self.out, provenance=provenance, overwrite=True)
+        self._save_reference()
+
+    def _save_reference(self) -> None:
+        """``reference.json``: the validation split's features and the best epoch's scores (drift)."""
+        from brightscan.model.reference import build_reference, write_reference
+
+        write_reference(self.out, build_reference(
+            self.val.features, list(self.val.feature_names), self.val_scores, split="val",
+            provenance={"dataset": str(self.dataset_dir), "epoch": self.state["best_epoch"]}))
 
     def result(self) -> TrainResult:
         s = self.state

@@ -6,7 +6,9 @@ available as JSON (``/status.json``, ``/object/<objectId>.json``). The database 
 the same SQLite file (WAL readers never block the writer) or PostgreSQL database and can never
 write to it. It binds 127.0.0.1 by default; any other address needs a token: a browser logs in once
 at ``/login`` (a session cookie), a script sends ``Authorization: Bearer <token>``; the token is
-never put in an address (see :mod:`brightscan.autoscan.pages.access`). Pages reload themselves
+never put in an address (see :mod:`brightscan.autoscan.pages.access`);
+Prometheus scraping ``/metrics`` sends the bearer token (``authorization: {credentials_file: ...}``
+in its scrape config). Pages reload themselves
 (``<meta http-equiv="refresh">``).
 """
 
@@ -18,6 +20,7 @@ import time
 import warnings
 from typing import Any
 
+from brightscan.autoscan.drift import DriftMonitor
 from brightscan.autoscan.pages.access import LOGIN_PATH, HostAllowList, SecurityHeaders, TokenGate, read_form_token
 from brightscan.autoscan.store import Store, open_readonly, sources
 from brightscan.autoscan.pages.outcomes import outcomes_routes
@@ -53,8 +56,13 @@ def allowed_hosts_for(bind: str) -> list[str]:
 
 def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
                skyportal_url: str | None = None, allowed_hosts: list[str] | None = None,
-               classifications: str | None = None) -> Any:
+               classifications: str | None = None,
+               drift: DriftMonitor | None = None) -> Any:
     """The Starlette application over an opened (read-only) store.
+
+    ``drift`` gives the last nights' drift marks (the status page, ``/status.json`` and
+    ``/metrics``); without it they say that no reference was given. ``/metrics`` answers in the
+    Prometheus text format under the same token and Host rules as the pages.
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (default: the loopback names) are
     answered, so a page on loopback without a token cannot be reached through DNS rebinding.
@@ -96,6 +104,7 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
             return no
         with store.engine.connect() as conn:
             data = status_view(conn, time.time())
+            data["drift"] = drift_view(conn, drift)
         data["outcomes"] = classifications is not None  # the page links /outcomes
         return page(request, "status.html", data, request.url.path.endswith(".json"))
 
@@ -136,7 +145,16 @@ def create_app(store: Store, *, token: str | None = None, refresh_s: int = 10,
         answer.headers["set-cookie"] = gate.clear_cookie_header(secure=request.url.scheme == "https")
         return answer
 
-    routes = [Route("/", status), Route("/status.json", status), Route("/object/{object_id}/triplet.png", triplet),
+    def metrics(request: Any) -> Response:
+        from brightscan.autoscan.pages.metrics import render_metrics
+
+        if (no := refused(request)) is not None:
+            return no
+        body, content_type = render_metrics(store, drift)
+        return Response(body, media_type=content_type)
+
+    routes = [Route("/", status), Route("/status.json", status), Route("/metrics", metrics),
+              Route("/object/{object_id}/triplet.png", triplet),
               Route("/object/{object_id}", obj), Route(LOGIN_PATH, login, methods=["GET", "POST"]),
               Route("/logout", logout, methods=["POST"])]
     routes += outcomes_routes(store, classifications, refused)
@@ -160,9 +178,19 @@ def _triplet_png(store: Store, object_id: str) -> bytes | None:
     return triplet_png(np.frombuffer(blob, dtype=np.float16).reshape(side, side, 3).astype(np.float32))
 
 
+def drift_view(conn: Any, drift: DriftMonitor | None) -> dict[str, Any]:
+    """The last nights' drift reports (JSON-ready), or why there are none."""
+    if drift is None or drift.reference is None:
+        return {"nights": [], "skipped": "no reference distribution: give the model directory "
+                "(autoscan serve --model, or [drift] reference) of a model trained by brightscan"}
+    return {"nights": [r.to_dict() for r in drift.recent(conn)], "skipped": None,
+            "psi_max": drift.config.psi_max, "ks_max": drift.config.ks_max}
+
+
 def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          refresh_s: int = 10, skyportal_url: str | None = None, classifications: str | None = None) -> None:
-    """Serve the status page until interrupted.
+          refresh_s: int = 10, skyportal_url: str | None = None, classifications: str | None = None,
+          drift: DriftMonitor | None = None) -> None:
+    """Serve the status page (and ``/metrics``) until interrupted.
 
     Raises
     ------
@@ -177,7 +205,8 @@ def serve(db_url: str, *, host: str = "127.0.0.1", port: int = 8765, token: str 
     store = open_readonly(db_url)
     _warn_if_role_can_write(store)
     app = create_app(store, token=token, refresh_s=refresh_s, skyportal_url=skyportal_url,
-                     allowed_hosts=allowed_hosts_for(host), classifications=classifications)
+                     allowed_hosts=allowed_hosts_for(host), classifications=classifications,
+                     drift=drift)
     log.info("status page on http://%s:%d/", host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
