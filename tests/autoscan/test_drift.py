@@ -141,3 +141,21 @@ def test_status_page_and_metrics_show_the_flagged_night(surveys, tiny_model):
     assert metrics[("brightscan_drift_flagged_columns", ())] == 1
     assert metrics[("brightscan_drift_psi", (("column", "fwhm"),))] > 0.2
     assert metrics[("brightscan_drift_ks", (("column", "score"),))] >= 0
+
+
+def test_outcomes_carry_each_nights_drift(surveys, tiny_model, tmp_path):
+    """``autoscan outcomes --model``: the shifted night is flagged in the report, its text and JSON."""
+    from brightscan.autoscan.outcomes.run import run_outcomes
+    from brightscan.autoscan.outcomes.text import format_report
+    from brightscan.model import read_card
+
+    ref_db, shifted_db = surveys
+    reference = _reference_from(ref_db, list(read_card(tiny_model)["features"]["order"]))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("objectId,bright,classified_at,type\nZTF23aaaaaaa,1,,SN Ia\n")
+    report = run_outcomes(shifted_db, plain, reference=reference, drift_config=DriftConfig(min_alerts=100))
+    assert set(report.drift) == set(report.by_night) == {NIGHT}
+    assert report.drift[NIGHT]["flagged"] == ["fwhm"]
+    assert f"{NIGHT}: FLAGGED fwhm" in format_report(report)
+    assert report.to_dict()["drift"][NIGHT]["flagged"] == ["fwhm"]
+    assert run_outcomes(shifted_db, plain).drift is None  # no model given: no drift section

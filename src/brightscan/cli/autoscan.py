@@ -120,6 +120,8 @@ def outcomes(
     saves: Path = typer.Option(None, "--saves", exists=True, dir_okay=False,
                                help="Human scanners' save times (CSV objectId, save_jd) for the delay."),
     html: Path = typer.Option(None, "--html", file_okay=False, help="Also write the outcomes page (HTML + PNGs) here."),
+    model: Path = typer.Option(None, "--model", "-m", help="Model directory whose reference.json each night's "
+                               "input drift is measured against (default: the config's [drift] reference)."),
     db: str = _DB,
     config: Path = _CONFIG,
     quiet: bool = QUIET_OPTION,
@@ -133,8 +135,16 @@ def outcomes(
 
     with handle_errors():
         cfg = _config(config, db, None, None)
+        where = model or cfg.drift.reference
+        reference = None
+        if where:
+            from brightscan.model.reference import read_reference
+
+            reference = read_reference(where)
+            if reference is None:
+                typer.echo(f"no reference distribution in {where}: drift is not checked", err=True)
         report = run_outcomes(cfg.db_url, classifications, fmt=fmt, since=since, until=until,
-                              radius_arcsec=radius, saves=saves)
+                              radius_arcsec=radius, saves=saves, reference=reference, drift_config=cfg.drift)
         data = report.to_dict()
         if html is not None:
             from brightscan.autoscan.pages.outcomes import write_outcomes_page

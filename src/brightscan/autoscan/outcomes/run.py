@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from brightscan.autoscan.outcomes.classifications import read_classifications, read_save_times
 from brightscan.autoscan.outcomes.report import OutcomesReport, compute_outcomes
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def run_outcomes(db_url: str, classifications: str | Path, *, fmt: str = "auto", since: str | None = None,
-                 until: str | None = None, radius_arcsec: float = 2.0, saves: str | Path | None = None) -> OutcomesReport:
+                 until: str | None = None, radius_arcsec: float = 2.0, saves: str | Path | None = None,
+                 reference: Any = None, drift_config: Any = None) -> OutcomesReport:
     """Outcomes of the database at ``db_url`` against the classification file.
 
     Parameters
@@ -33,6 +35,11 @@ def run_outcomes(db_url: str, classifications: str | Path, *, fmt: str = "auto",
         Match radius for classifications known only by position.
     saves : path, optional
         Human scanners' save times (``objectId, save_jd``), for the delay.
+    reference : Reference, optional
+        The model's reference distribution (:func:`~brightscan.model.reference.read_reference`):
+        each night of the report then carries its drift (:func:`~brightscan.autoscan.drift.night_drift`).
+    drift_config : DriftConfig, optional
+        Thresholds for the drift marks (default: :class:`~brightscan.autoscan.config.DriftConfig`'s).
     """
     since_s = until_s = None
     if since is not None or until is not None:  # the runner module imports the scorer: only when needed
@@ -54,6 +61,11 @@ def run_outcomes(db_url: str, classifications: str | Path, *, fmt: str = "auto",
         report = compute_outcomes(store, table, since_jd=None if since_s is None else unix_to_jd(since_s),
                                   until_jd=None if until_s is None else unix_to_jd(until_s),
                                   radius_arcsec=radius_arcsec, bts_saves=bts_saves)
+        if reference is not None:
+            from brightscan.autoscan.drift import night_drift
+
+            report.drift = {night: night_drift(store, reference, night, drift_config).to_dict()
+                            for night in report.by_night}
     finally:
         store.dispose()
     return report

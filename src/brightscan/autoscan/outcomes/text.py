@@ -62,5 +62,8 @@ def format_report(report: OutcomesReport) -> str:
     lines += _objects("false saves (the deciding alert)", report.of("false_save"))
     lines += _objects("misses (the highest-scoring alert)", report.of("missed"))
     if report.drift is not None:
-        lines += ["", "drift:"] + [f"  {k}: {v}" for k, v in report.drift.items()]
+        lines += ["", "input drift against the model's validation split (PSI / KS per feature):"]
+        lines += [f"  {night}: " + (f"not judged ({d['skipped']})" if d.get("skipped")
+                                    else f"FLAGGED {', '.join(d['flagged'])}" if d.get("flagged") else "passes")
+                  for night, d in report.drift.items()]
     return "\n".join(lines)
