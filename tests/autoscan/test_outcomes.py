@@ -209,9 +209,9 @@ def test_outcomes_period_and_position_match(two_nights, tmp_path):
     assert got[o[7]].outcome == got[o[8]].outcome == "false_save"  # absent from a TNS file: not bright
     assert report.overall.purity == pytest.approx(1 / 3) and report.overall.completeness == 1.0
     assert report.n_position_unmatched == 1
-    assert report.drift is None and "drift:" not in format_report(report)
-    report.drift = {"2025-11-22": "psi 0.31 (flagged)"}
-    assert "drift:\n  2025-11-22: psi 0.31 (flagged)" in format_report(report)
+    assert report.drift is None and "input drift" not in format_report(report)
+    report.drift = {"2025-11-22": {"flagged": ["fwhm"], "skipped": None}}
+    assert "2025-11-22: FLAGGED fwhm" in format_report(report)
 
 
 def test_outcomes_refuse_a_bad_period(tmp_path):

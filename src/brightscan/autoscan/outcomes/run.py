@@ -64,8 +64,25 @@ def run_outcomes(db_url: str, classifications: str | Path, *, fmt: str = "auto",
         if reference is not None:
             from brightscan.autoscan.drift import night_drift
 
-            report.drift = {night: night_drift(store, reference, night, drift_config).to_dict()
-                            for night in report.by_night}
+            report.drift = _drift_by_night(store, report.nights, reference, drift_config)
     finally:
         store.dispose()
     return report
+
+
+def _drift_by_night(store: Any, nights: list[str], reference: Any, config: Any) -> dict[str, Any]:
+    """Each night with alerts from the first to the last of the period: its drift report."""
+    import datetime as dt
+
+    from brightscan.autoscan.drift import night_drift
+
+    if not nights:
+        return {}
+    day, last = dt.date.fromisoformat(nights[0]), dt.date.fromisoformat(nights[-1])
+    out = {}
+    while day <= last:
+        report = night_drift(store, reference, day.isoformat(), config)
+        if report.n_alerts:
+            out[report.night] = report.to_dict()
+        day += dt.timedelta(days=1)
+    return out

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from brightscan.autoscan.write.outbox import DispatchStats
+from brightscan.autoscan.write.quarantine import describe
 
 __all__ = ["DispatcherThread"]
 
@@ -35,24 +36,40 @@ class DispatcherThread:
     stop_timeout_s : float
         How long :meth:`stop` waits for a delivery in progress to be recorded.
 
-    A ``BaseException`` raised in the thread (a database error, an interrupt) ends it; the
-    owner sees it again from :meth:`raise_if_failed` or when the ``with`` block ends.
+    A database that is busy or unreachable for a moment (``OperationalError``: SQLite locked by
+    the ingesting thread past its busy timeout, a dropped PostgreSQL connection) is logged and the
+    pass retried after a back-off of up to ``max_backoff_s``: the ingesting thread meets the same
+    database and stops the service itself if the fault lasts. Anything else raised in the thread
+    (a bug, an interrupt) ends it; the owner sees it again from :meth:`raise_if_failed` or when the
+    ``with`` block ends.
     """
 
     def __init__(self, dispatch: Callable[[Callable[[], bool]], DispatchStats], next_due: Callable[[], float | None],
-                 clock: Callable[[], float], *, idle_s: float = 1.0, stop_timeout_s: float = 30.0):
+                 clock: Callable[[], float], *, idle_s: float = 1.0, stop_timeout_s: float = 30.0,
+                 max_backoff_s: float = 30.0):
         self._dispatch, self._next_due, self._clock = dispatch, next_due, clock
-        self.idle_s, self.stop_timeout_s = idle_s, stop_timeout_s
+        self.idle_s, self.stop_timeout_s, self.max_backoff_s = idle_s, stop_timeout_s, max_backoff_s
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="autoscan-dispatcher", daemon=True)
         self.error: BaseException | None = None
 
     def _run(self) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        backoff = 0.0
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # a wake during the pass makes another pass
-                stats = self._dispatch(self._wake.is_set)
-                self._wake.wait(self._pause(stats))
+                try:
+                    stats = self._dispatch(self._wake.is_set)
+                    pause = self._pause(stats)
+                    backoff = 0.0
+                except OperationalError as exc:  # busy or briefly unreachable: not a reason to stop
+                    backoff = min(self.max_backoff_s, max(0.1, 2 * backoff))
+                    log.warning("dispatcher: the database answered %s; next pass in %.1f s", describe(exc), backoff)
+                    self._stop.wait(backoff)
+                    continue
+                self._wake.wait(pause)
         except BaseException as exc:  # noqa: BLE001 - handed to the owner thread, which re-raises it
             log.exception("the dispatcher thread stopped")
             self.error = exc
