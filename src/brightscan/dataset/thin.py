@@ -51,10 +51,8 @@ def thin_latest(object_ids: np.ndarray, jd: np.ndarray, nmax: int | None) -> np.
     jd = np.asarray(jd, dtype=np.float64)
     if object_ids.shape != jd.shape or object_ids.ndim != 1:
         raise ValueError("object_ids and jd must be 1-d arrays of equal length")
-    if nmax is None:
+    if _keeps_everything(nmax):
         return np.arange(len(jd), dtype=np.int64)
-    if nmax < 1:
-        raise ConfigError(f"nmax must be at least 1, not {nmax}")
     _, codes = np.unique(object_ids, return_inverse=True)
     return _keep_first(codes, -jd, nmax)  # newest first (ties: later row first)
 
@@ -94,10 +92,8 @@ def thin_btsbot(object_ids: np.ndarray, jd: np.ndarray, classes: np.ndarray, nma
     jd = np.asarray(jd, dtype=np.float64)
     if not (object_ids.shape == jd.shape == classes.shape) or object_ids.ndim != 1:
         raise ValueError("object_ids, jd and classes must be 1-d arrays of equal length")
-    if nmax is None:
+    if _keeps_everything(nmax):
         return np.arange(len(jd), dtype=np.int64)
-    if nmax < 1:
-        raise ConfigError(f"nmax must be at least 1, not {nmax}")
     _, codes = np.unique(object_ids, return_inverse=True)
     latest = np.isin(classes, list(LATEST_CLASSES))
     random_key = np.random.default_rng(seed).random(len(jd))
@@ -116,3 +112,12 @@ def thin_rows(mode: str, object_ids: np.ndarray, jd: np.ndarray, classes: np.nda
             classes = np.full(len(jd), "", dtype=object)
         return thin_btsbot(object_ids, jd, classes, nmax, seed=seed)
     raise ConfigError(f"thinning must be one of {THINNING_MODES}, not {mode!r}")
+
+
+def _keeps_everything(nmax: int | None) -> bool:
+    """True when there is no N_max (every alert kept); a limit below 1 is refused."""
+    if nmax is None:
+        return True
+    if nmax < 1:
+        raise ConfigError(f"nmax must be at least 1, not {nmax}")
+    return False
