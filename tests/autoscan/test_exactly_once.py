@@ -53,15 +53,18 @@ def _launch(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
 
 
-def _wait_started(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> bool:
+def _wait_started(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Until the service logs its start. Exiting before that is a failure, not the end of the
+    night: the service logs its start before it reads anything (see speedup)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
         if b"autoscan started" in log.read_bytes():
-            return True
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"service exited ({proc.returncode}) before it started: "
+                                 f"{log.read_text()[-2000:]}")
         time.sleep(0.02)
-    raise AssertionError(f"service did not start: {log.read_text()[-2000:]}")
+    raise AssertionError(f"service did not start in {timeout:.0f} s: {log.read_text()[-2000:]}")
 
 
 def _expected_points(conn) -> dict[str, int]:
@@ -97,11 +100,13 @@ def test_sigkill_at_random_points_never_loses_or_repeats(real_avro_dir, tiny_mod
         for launch in range(N_KILLS):
             logs = [tmp_path / f"run{launch}-{i}.log" for i in range(processes)]
             procs = [_launch(cmd, env, log) for log in logs]
-            if not all([_wait_started(proc, log) for proc, log in zip(procs, logs)]):
+            try:
+                for proc, log in zip(procs, logs):
+                    _wait_started(proc, log)
+            except AssertionError:
                 for proc in procs:
                     proc.kill()
-                    proc.wait()
-                break  # finished the night early (should not happen: see speedup)
+                raise
             for proc in procs:  # each at its own moment
                 time.sleep(float(rng.uniform(0.0, 1.2 / processes)))
                 if proc.poll() is None:

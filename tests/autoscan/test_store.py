@@ -54,6 +54,50 @@ def test_migration_runner_applies_new_migrations_in_order(db_url):
     store.dispose()
 
 
+def test_processes_opening_a_new_database_at_once_migrate_it_once(db_url):
+    """Two services started together on a new database (the two-racing kill test's first launch)
+    used to fail: PostgreSQL refused the second CREATE TABLE (a duplicate in pg_type) and a slow
+    step was applied, and its version inserted, twice. Each engine here is its own connection
+    pool, as each process has; the extra step is slow so that all of them wait on it."""
+    import threading
+    import time
+
+    from brightscan.autoscan.store import MIGRATIONS, make_engine
+
+    applied, errors = [], []
+
+    def slow_step(conn):
+        applied.append(threading.get_ident())
+        time.sleep(0.3)
+        conn.exec_driver_sql("CREATE TABLE test_slow (id INTEGER PRIMARY KEY)")
+
+    start = threading.Barrier(4)
+
+    def open_it():
+        engine = make_engine(db_url)
+        start.wait()
+        try:
+            assert migrate(engine, [*MIGRATIONS, slow_step]) == SCHEMA_VERSION + 1
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(repr(exc))
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(applied) == 1
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        versions = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+        conn.exec_driver_sql("DROP TABLE test_slow")
+    engine.dispose()
+    assert sorted(versions) == list(range(1, SCHEMA_VERSION + 2))
+
+
 def test_candid_is_unique(db_url):
     store = open_store(db_url)
     with store.transaction() as conn:

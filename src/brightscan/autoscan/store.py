@@ -187,6 +187,8 @@ def _sqlite_begin(conn: Connection) -> None:
 
 #: PostgreSQL advisory lock key of the ingest transactions (``b"bscan-in"`` as a big-endian int64).
 INGEST_LOCK_KEY = int.from_bytes(b"bscan-in", "big")
+#: ... and of the migrations (``b"bscan-mg"``), so two processes never apply one step twice.
+MIGRATE_LOCK_KEY = int.from_bytes(b"bscan-mg", "big")
 
 #: Database backends we support, and the extra that installs a driver.
 DIALECTS = {"sqlite": None, "postgresql": "postgres"}
@@ -260,18 +262,37 @@ class Store:
         self.engine.dispose()
 
 
+def _lock_migrations(conn: Connection) -> None:
+    """Make this transaction the database's only migrator until it ends (see :func:`migrate`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
+    # SQLite: the engine's BEGIN IMMEDIATE already holds the database's one write lock
+
+
+def _applied_version(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+
+
 def migrate(engine: Engine, migrations: list[Callable[[Connection], None]] | None = None) -> int:
-    """Apply missing migrations in order, each in its own transaction; return the version."""
+    """Apply missing migrations in order, each in its own transaction; return the version.
+
+    Safe when several processes open a new or older database at once (two services started
+    together, a ``scan`` beside a ``run``): each step takes the migration lock, reads the applied
+    version again inside its transaction and skips what another process has just applied.
+    """
     migrations = MIGRATIONS if migrations is None else migrations
     with engine.begin() as conn:
+        _lock_migrations(conn)
         schema_version.create(conn, checkfirst=True)
-    with engine.connect() as conn:
-        current = int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+        current = _applied_version(conn)
     if current > len(migrations):
         raise ConfigError(
             f"database schema version {current} is newer than this brightscan ({len(migrations)})")
     for version in range(current + 1, len(migrations) + 1):
         with engine.begin() as conn:
+            _lock_migrations(conn)
+            if _applied_version(conn) >= version:
+                continue  # another process applied it while this one waited for the lock
             migrations[version - 1](conn)
             conn.execute(schema_version.insert().values(version=version, applied_at=time.time()))
         log.info("database migrated to schema version %d", version)
