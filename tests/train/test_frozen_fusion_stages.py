@@ -104,3 +104,34 @@ def test_a_run_killed_in_the_metadata_stage_resumes_there(synthetic_dataset: Pat
     assert (tmp_path / "f" / "stages" / "image" / "weights.safetensors").read_bytes() == image
     assert (tmp_path / "f" / "stages" / "metadata" / "model.json").exists()
     assert trainer.result_.epochs_run == 1 and (tmp_path / "f" / "model.json").exists()
+
+
+@pytest.mark.slow
+def test_a_learning_curve_row_of_a_fusion_trains_in_stages(synthetic_dataset: Path, tmp_path: Path):
+    """The learning curve trains a frozen_fusion preset as `brightscan train` does (one entry point,
+    train_preset), not end to end; a row interrupted inside a stage counts as a run to resume."""
+    from brightscan.experiments import CurveConfig, ProgressHook
+    from brightscan.experiments.learning_curve import _train
+    from brightscan.train.staged import has_run
+
+    row = tmp_path / "n192"
+    row.mkdir()
+    (row / "dataset").symlink_to(synthetic_dataset)
+    config = CurveConfig(sizes=(192,), presets=(FUSION,), epochs=1, batch_size=96, precision="fp32")
+    _train(row, 192, FUSION, config, ProgressHook(), None)
+    out = row / "models" / FUSION
+    card = json.loads((out / "model.json").read_text())
+    assert [s["stage"] for s in card["provenance"]["training"]["initialised"]["stages"]] == ["image", "metadata"]
+    assert json.loads((out / "stages" / "image" / "model.json").read_text())["model_id"] == "convnext_pico.btsbot2"
+    assert has_run(out)
+    interrupted = tmp_path / "interrupted"
+    (interrupted / "stages" / "image").mkdir(parents=True)
+    assert has_run(interrupted) and not has_run(tmp_path / "empty")
+
+
+def test_train_preset_refuses_stage_models_for_other_presets(synthetic_dataset: Path, tmp_path: Path):
+    from brightscan.train.staged import train_preset
+
+    with pytest.raises(ConfigError, match="frozen_fusion presets only"):
+        train_preset(TrainConfig(preset="mm_cnn.btsbot2", epochs=1), synthetic_dataset, tmp_path / "m",
+                     image_model=tmp_path)

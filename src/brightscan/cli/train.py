@@ -41,9 +41,8 @@ def train(
     A frozen_fusion preset trains in btsbot 2's three stages (image model, metadata model, then
     the head with both frozen), under OUT/stages/ and OUT."""
     from brightscan.dataset.card import read_dataset_card
-    from brightscan.errors import ConfigError
-    from brightscan.train import Trainer, load_train_config
-    from brightscan.train.staged import is_staged, train_frozen_fusion
+    from brightscan.train import load_train_config
+    from brightscan.train.staged import train_preset
 
     show = Output(quiet, as_json)
     with handle_errors():
@@ -53,9 +52,6 @@ def train(
         if class_weights is not None:  # the option wins over the config file's [recipe] table
             cfg = replace(cfg, recipe={**cfg.recipe, "class_weight_unit": class_weights})
         n_train = int(read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts") or 0)
-        staged = is_staged(cfg)
-        if not staged and (image_model or metadata_model):
-            raise ConfigError("--image-model and --metadata-model are for frozen_fusion presets only")
         max_epochs, per_epoch = cfg.schedule(n_train)
         # one bar over every epoch's training alerts, so the ETA covers the whole run
         with show.progress() as progress:
@@ -69,11 +65,8 @@ def train(
                     f"(last: val loss {row['val_loss']:.4f}, val AUC {row['val_auc']:.3f})"))
 
             hooks = {"on_epoch": on_epoch, "on_step": lambda n: progress.advance(task, n)}
-            if staged:
-                trainer = train_frozen_fusion(cfg, dataset, out, resume=resume, image_model=image_model,
-                                              metadata_model=metadata_model, **hooks)
-            else:
-                trainer = Trainer(cfg).fit(dataset, out, resume=resume, **hooks)
+            trainer = train_preset(cfg, dataset, out, resume=resume, image_model=image_model,
+                                   metadata_model=metadata_model, **hooks)
             result = trainer.result_
             progress.update(task, total=progress.tasks[0].completed)  # early stopping ends it sooner
     show.info(f"best epoch {result.best_epoch}: val loss {result.best_val_loss:.4f}, "

@@ -97,23 +97,22 @@ def _build(row: Path, size: int, config: CurveConfig, hook: ProgressHook, n_aler
 
 def _train(row: Path, size: int, preset: str, config: CurveConfig, hook: ProgressHook,
            n_train: int | None) -> dict[str, Any]:
-    from brightscan.train import Trainer
-    from brightscan.train.checkpoint import has_checkpoint
     from brightscan.train.config import TrainConfig
+    from brightscan.train.staged import has_run, train_preset
 
     out = row / "models" / preset
     recipe = {"nmax": config.nmax, **({"batch_size": config.batch_size} if config.batch_size else {})}
     train = TrainConfig(preset=preset, epochs=config.epochs, seed=config.seed, precision=config.precision,
                         recipe=recipe)
-    resume = has_checkpoint(out)
+    resume = has_run(out)  # a frozen_fusion interrupted in any of its stages resumes there
 
     def on_epoch(r: dict[str, Any]) -> None:
         hook.stage(f"n={size}: {preset} epoch {r['epoch'] + 1} (last val loss {r['val_loss']:.4f}, "
                    f"val AUC {r['val_auc']:.3f})", total=n_train)
 
     hook.stage(f"n={size}: training {preset}{' (resuming)' if resume else ''}", total=n_train)
-    result = Trainer(train).fit(row / "dataset", out, resume=resume, on_step=hook.advance,
-                                on_epoch=on_epoch).result_
+    result = train_preset(train, row / "dataset", out, resume=resume, on_step=hook.advance,
+                          on_epoch=on_epoch).result_
     keep = {k: v for k, v in dataclasses.asdict(result).items() if not isinstance(v, (list, dict))}
     return {**keep, "model_dir": str(out)}
 

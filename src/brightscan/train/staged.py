@@ -38,7 +38,7 @@ from brightscan.train.checkpoint import has_checkpoint
 from brightscan.train.config import TrainConfig
 from brightscan.train.trainer import Trainer
 
-__all__ = ["STAGES", "is_staged", "train_frozen_fusion"]
+__all__ = ["STAGES", "has_run", "is_staged", "train_frozen_fusion", "train_preset"]
 
 #: Stage name -> the fusion config's field holding that stage's model config.
 STAGES = {"image": "image_model", "metadata": "meta_model"}
@@ -147,3 +147,36 @@ def train_frozen_fusion(
         stages.append(_stage_record(name, model_dirs[name], trained=given[name] is None))
     head = Trainer(replace(config, init_weights=None), initialise=_freeze_branches(model_dirs, stages))
     return head.fit(dataset_dir, out, resume=has_checkpoint(out), **hooks)
+
+
+def has_run(out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds an interrupted or finished run of any preset (a checkpoint, or a
+    staged run's ``stages``), i.e. whether training there must resume."""
+    out = Path(out_dir)
+    return has_checkpoint(out) or (out / "stages").exists()
+
+
+def train_preset(config: TrainConfig, dataset_dir: str | Path, out_dir: str | Path, **options: Any) -> Trainer:
+    """Train ``config``'s preset the way it trains: a ``frozen_fusion`` in its three stages
+    (:func:`train_frozen_fusion`), any other with :meth:`Trainer.fit`. The one entry point of
+    ``brightscan train`` and the learning curve.
+
+    Parameters
+    ----------
+    config, dataset_dir, out_dir
+        As :func:`train_frozen_fusion`.
+    **options
+        ``resume``, ``on_step``, ``on_epoch``; for a ``frozen_fusion`` also ``image_model`` and
+        ``metadata_model`` (given as None for any other preset).
+
+    Raises
+    ------
+    ConfigError
+        ``image_model`` or ``metadata_model`` given for a preset that is not a ``frozen_fusion``.
+    """
+    if is_staged(config):
+        return train_frozen_fusion(config, dataset_dir, out_dir, **options)
+    given = [options.pop(name, None) for name in ("image_model", "metadata_model")]
+    if any(path is not None for path in given):
+        raise ConfigError("--image-model and --metadata-model are for frozen_fusion presets only")
+    return Trainer(config).fit(dataset_dir, out_dir, **options)
