@@ -51,6 +51,20 @@ def test_lr_follows_warmup_then_cosine_and_the_optimizer_is_adamw(synthetic_data
     assert groups["weight_decay"] == 0.01 and groups["eps"] == 1e-8 and groups["betas"] == [0.9, 0.999]
 
 
+@pytest.mark.parametrize("epochs, warmup", [(1, 0), (4, 2)])
+def test_a_short_run_warms_up_for_at_most_half_of_it(synthetic_dataset: Path, tmp_path: Path, caplog,
+                                                     epochs: int, warmup: int):
+    """The recipe's 5 warm-up epochs would keep a one-epoch run at 1% of the rate (lr 1e-6 at
+    4,000 sources: validation AUC 0.66): a run warms up for at most half its epochs, and says so."""
+    recipe = {"warmup_epochs": 5, "learning_rate": 1e-3, "early_stopping_patience": 100}
+    with caplog.at_level("WARNING", logger="brightscan.train.schedule"):
+        trainer = Trainer(TrainConfig(**FAST, epochs=epochs, recipe=recipe)).fit(synthetic_dataset, tmp_path / "m")
+    lrs = [row["lr"] for row in trainer.result_.history]
+    assert lrs == pytest.approx([_expected_lr(e, 1e-3, warmup, epochs) for e in range(epochs)], rel=1e-9)
+    assert max(lrs) == pytest.approx(1e-3)  # the full rate is reached in either run
+    assert f"warms up for {warmup}, not the recipe's 5" in caplog.text
+
+
 def trainer_optimizer(out: Path) -> dict:
     return json.loads((out / "checkpoint" / "last.json").read_text())["optimizer"]
 

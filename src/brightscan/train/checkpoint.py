@@ -84,6 +84,12 @@ def has_checkpoint(directory: str | Path) -> bool:
     return (folder / _STATE).is_file() and (folder / _TENSORS).is_file()
 
 
+def read_trainer_state(directory: str | Path) -> dict[str, Any]:
+    """The trainer state of the checkpoint in ``directory`` (epoch, early stopping, the run's
+    warm-up...), read without loading any tensor: what a resumed run must build the same way."""
+    return json.loads((Path(directory) / CHECKPOINT_DIR / _STATE).read_text(encoding="utf-8"))["trainer"]
+
+
 def load_checkpoint(
     directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> Checkpoint:

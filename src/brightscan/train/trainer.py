@@ -25,11 +25,11 @@ import torch
 from brightscan.dataset import iter_batches, open_split, read_dataset_card
 from brightscan.errors import ConfigError, InputError
 from brightscan.metrics import roc_auc
-from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, read_trainer_state, save_checkpoint
 from brightscan.train.config import TrainConfig
 from brightscan.train.loop import evaluate, train_epoch
 from brightscan.train.precision import resolve_precision
-from brightscan.train.schedule import build_optimizer, build_scheduler, step_scheduler
+from brightscan.train.schedule import build_optimizer, build_scheduler, step_scheduler, warmup_epochs
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +214,11 @@ class _Run:
                                 "init_weights": load_backbone_weights(self.model, config.init_weights)}
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.optimizer = build_optimizer(self.recipe, self.model.parameters())
-        self.scheduler = build_scheduler(self.recipe, self.optimizer, self.max_epochs)
+        self.scheduler: Any = None  # built by start(): a resumed run keeps the warm-up it began with
         self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "min_val_loss": math.inf, "best_auc": math.nan,
                                       "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
-                                      "history": [], "precision": None, "precision_rates": {}}
+                                      "history": [], "precision": None, "precision_rates": {},
+                                      "warmup_epochs": None}
 
     def _identity(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -227,13 +228,20 @@ class _Run:
         return data
 
     def start(self, resume: bool) -> None:
+        if resume and has_checkpoint(self.out):
+            # before the optimizer's state is loaded: building a scheduler sets its learning rates
+            warmup = read_trainer_state(self.out).get("warmup_epochs", self.recipe.warmup_epochs)
+        else:
+            warmup = warmup_epochs(self.recipe, self.max_epochs)
+        self.scheduler = build_scheduler(self.recipe, self.optimizer, self.max_epochs, warmup=warmup)
+        self.state["warmup_epochs"] = warmup
         if resume:
             saved = load_checkpoint(self.out, self.model, self.optimizer)
             if saved.trainer.get("config") != json.loads(json.dumps(self._identity())):
                 raise ConfigError(f"{self.out}: the checkpoint was made with another configuration; "
                                   "resume with the same preset, seed and config file")
             self.scheduler.load_state_dict(saved.scheduler)
-            self.state = {"precision": None, "precision_rates": {},
+            self.state = {"precision": None, "precision_rates": {}, "warmup_epochs": warmup,
                           **{k: v for k, v in saved.trainer.items() if k != "config"}}
             log.info("resuming %s after epoch %d", self.out, self.state["epoch"])
         elif has_checkpoint(self.out) or (self.out / "model.json").exists():
