@@ -173,9 +173,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI connec
     # Take over transaction control from pysqlite so BEGIN is explicit (see _sqlite_begin).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # first: turning a new file to WAL needs its exclusive lock, which another process opening
+    # the file at the same moment may hold (pysqlite's own wait is only 5 s)
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL survives process kill (not power loss)
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
