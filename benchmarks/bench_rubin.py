@@ -11,7 +11,9 @@ container each) measured in the same run as the baseline:
     BTSbot 2's ``mm_cnn.rubin`` (48 px, the Rubin demo's) next to ``mi_cnn.icml2023`` (63 px).
 
 Row "(a) ... whole decode" decodes the Fink container without the projection (every field of the
-~350 earlier sources and the ~400 forced sources): reading as it was before, in the same run.
+~350 earlier sources and the ~400 forced sources): reading as it was before, in the same run. Row
+"(a) ... no layouts" decodes it with the projection but without the learnt byte layouts of
+``alerts/avro_shapes.py`` (one general regular expression per record, as before them).
 
 The Rubin messages are the real samples in ../shared/data/rubin-alerts (pre-survey, DC2-like and
 LSSTCam; 30-48 px stamps, up to ~400 earlier sources each). Times are process CPU time (robust to
@@ -100,27 +102,38 @@ def main() -> None:
             return len(Pipeline(feature_set).prepare(items))
         return run
 
-    def decode_whole(blobs: list[bytes]) -> Callable[[], int]:
+    def decode_whole(blobs: list[bytes], projected: bool = False) -> Callable[[], int]:
         # the Fink container decoded whole (every history field, forced photometry), as before the
-        # projection of alerts.rubin.RUBIN_PROJECTION: the reading cost that the projection removes
+        # projection of alerts.rubin.RUBIN_PROJECTION: the reading cost that the projection removes;
+        # projected=True: the projection with no learnt layouts (alerts/avro_shapes.py), as before them
         import io
         import json
 
+        from brightscan.alerts import avro_shapes
         from brightscan.alerts.avro import _iter_blocks, _read_header
         from brightscan.alerts.avro_compiler import compile_reader
         from brightscan.alerts.limits import DEFAULT_LIMITS
-        from brightscan.alerts.rubin import rubin_alert_from_record
+        from brightscan.alerts.rubin import rubin_alert_from_record, rubin_projection
+
+        def compiled(text: bytes) -> Callable:
+            schema = json.loads(text)
+            return compile_reader(schema, rubin_projection(schema) if projected else None)
 
         def run() -> int:
-            count = 0
-            for blob in blobs:
-                stream = io.BytesIO(blob)
-                stream.read(4)
-                metadata, sync = _read_header(stream)
-                decode = decoders.setdefault(metadata["avro.schema"], compile_reader(json.loads(metadata["avro.schema"])))
-                for block in _iter_blocks(stream, sync, "null", DEFAULT_LIMITS):
-                    record, _ = decode(block[1], 0)
-                    count += not isinstance(rubin_alert_from_record(record, "x"), Rejection)
+            count, limit = 0, avro_shapes.MAX_SHAPES
+            avro_shapes.MAX_SHAPES = 0 if projected else limit  # read at decoding time: no layout learnt
+            try:
+                for blob in blobs:
+                    stream = io.BytesIO(blob)
+                    stream.read(4)
+                    metadata, sync = _read_header(stream)
+                    text = metadata["avro.schema"]
+                    decode = decoders[text] if text in decoders else decoders.setdefault(text, compiled(text))
+                    for block in _iter_blocks(stream, sync, "null", DEFAULT_LIMITS):
+                        record, _ = decode(block[1], 0)
+                        count += not isinstance(rubin_alert_from_record(record, "x"), Rejection)
+            finally:
+                avro_shapes.MAX_SHAPES = limit
             return count
         decoders: dict[bytes, Callable] = {}
         return run
@@ -130,6 +143,7 @@ def main() -> None:
         "(a) Rubin wire-format message": decode_all(wire),
         "(a) Rubin Avro container (Fink)": decode_all(container),
         "(a) Rubin Avro container (Fink), whole decode": decode_whole(container),
+        "(a) Rubin Avro container (Fink), no layouts": decode_whole(container, projected=True),
         "(a) Rubin Parquet (Fink)": read_files(parquet),
         "(b) ZTF bytes -> inputs, v1 63 px (baseline)": inputs(ztf, "v1"),
         "(b) Rubin wire bytes -> inputs, rubin_v1 48 px": inputs(wire, "rubin_v1"),

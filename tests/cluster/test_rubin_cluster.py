@@ -91,3 +91,72 @@ def test_dataset_build_of_a_rubin_survey_same_in_both_engines(tmp_path: Path) ->
         pd.testing.assert_frame_equal(open_split(here, split).table, open_split(there, split).table)
         mine, theirs = np.load(here / split / "triplets.npy"), np.load(there / split / "triplets.npy")
         assert mine.shape[1:] == (48, 48, 3) and np.array_equal(mine, theirs)
+
+
+# Spark: Fink's Rubin Parquet scored by the pandas UDF (integrations/spark.py) in a local session,
+# against ``brightscan score`` of the same file in this process.
+RUBIN_SPARK_SCRIPT = """
+import json, sys
+from pyspark.sql import SparkSession
+from brightscan.integrations.spark import score_udf, udf_columns
+spark = (SparkSession.builder.master("local[1]").appName("brightscan-rubin-test")
+         .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate())
+try:
+    df = spark.read.parquet(sys.argv[1])
+    scored = df.withColumn("btsbot", score_udf(sys.argv[2])(*udf_columns(sys.argv[2])))
+    rows = scored.select("diaSourceId", "btsbot.score", "btsbot.model_id", "btsbot.rejection").collect()
+finally:
+    spark.stop()
+print(json.dumps([r.asDict() for r in rows]))
+"""
+
+
+def _fink_rubin_parquet(rubin_alerts: Path) -> Path:
+    (path,) = sorted(rubin_alerts.glob("*.parquet"))
+    return path
+
+
+def _local_scores(model: Path, path: Path) -> tuple[dict[int, float], dict[int, str]]:
+    """Scores and rejection reasons of ``brightscan score``'s path, by row of the file."""
+    from brightscan.score import Scorer
+
+    results = Scorer(model, device="cpu").score_files([path])
+    scores = {int(row["source"].rsplit("#", 1)[1]): float(s) for row, s in zip(results.rows, results.score)}
+    reasons = {int(r.source.rsplit("#", 1)[1]): r.reason for r in results.rejections}
+    return scores, reasons
+
+
+def test_the_spark_udf_columns_of_a_rubin_model_score_as_the_local_path(rubin_alerts: Path,
+                                                                         rubin_model: Path) -> None:
+    from brightscan.integrations.spark import FINK_RUBIN_COLUMNS, score_rubin_columns, udf_columns
+    from brightscan.score import Scorer
+
+    path = _fink_rubin_parquet(rubin_alerts)
+    assert udf_columns(str(rubin_model)) == FINK_RUBIN_COLUMNS
+    frame = pq.read_table(path, columns=list(FINK_RUBIN_COLUMNS)).to_pandas()
+    out = score_rubin_columns(Scorer(rubin_model, device="cpu"), *(frame[c] for c in FINK_RUBIN_COLUMNS))
+    scores, reasons = _local_scores(rubin_model, path)
+    assert len(out) == len(frame) and len(scores) >= 5 and set(out["model_id"]) == {"mm_cnn.rubin"}
+    for row in range(len(frame)):
+        if row in scores:
+            assert out["score"][row] == pytest.approx(scores[row], abs=1e-6) and out["rejection"][row] is None
+        else:
+            assert np.isnan(out["score"][row]) and reasons[row] in out["rejection"][row]
+
+
+def test_a_rubin_model_scores_finks_rubin_parquet_in_a_local_spark_session(rubin_alerts: Path,
+                                                                           rubin_model: Path) -> None:
+    from tests.integrations.test_spark import run_spark_script
+
+    path = _fink_rubin_parquet(rubin_alerts)
+    rows = run_spark_script(RUBIN_SPARK_SCRIPT, path, rubin_model)
+    scores, _ = _local_scores(rubin_model, path)
+    ids = pq.read_table(path, columns=["diaSourceId"]).column("diaSourceId").to_pylist()
+    expected = {ids[row]: score for row, score in scores.items()}
+    assert len(rows) == len(ids) and len(expected) >= 5
+    scored = {r["diaSourceId"]: r["score"] for r in rows if r["score"] is not None}
+    assert scored.keys() == expected.keys()
+    for key, score in scored.items():
+        assert score == pytest.approx(expected[key], abs=1e-6)
+    assert all(r["model_id"] == "mm_cnn.rubin" for r in rows)
+    assert all(r["rejection"] for r in rows if r["score"] is None)

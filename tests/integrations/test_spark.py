@@ -74,7 +74,8 @@ print(json.dumps([r.asDict() for r in rows]))
 """
 
 
-def test_udf_in_a_local_spark_session(fink_file: Path, model_dir: Path) -> None:
+def run_spark_script(script: str, *args: object) -> list[dict]:
+    """Run ``script`` (which prints its rows as JSON last) in a fresh interpreter; skip without Spark."""
     if shutil.which("java") is None:
         pytest.skip("Java is not installed (CI: apt-get install openjdk-17-jre-headless)")
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'brightscan[spark]')")
@@ -83,10 +84,14 @@ def test_udf_in_a_local_spark_session(fink_file: Path, model_dir: Path) -> None:
     import subprocess
 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # executors run this interpreter (with brightscan)
-    done = subprocess.run([sys.executable, "-c", SPARK_SCRIPT, str(fink_file), str(model_dir)], env=env,
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_udf_in_a_local_spark_session(fink_file: Path, model_dir: Path) -> None:
+    rows = run_spark_script(SPARK_SCRIPT, fink_file, model_dir)
     expected, _ = _reference(model_dir, fink_file)
     candids = pq.read_table(fink_file, columns=["candid"]).column("candid").to_pylist()
     by_candid = {}

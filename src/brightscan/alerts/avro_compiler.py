@@ -41,7 +41,9 @@ from typing import Any
 
 from fastavro.read import LOGICAL_READERS
 
-from brightscan.alerts.avro_skip import record_pattern
+from brightscan.alerts.avro_shapes import RecordShapes
+from brightscan.alerts.avro_shapes import read_long as _read_long
+from brightscan.alerts.avro_skip import field_patterns, record_pattern
 
 #: ``decode(buf, pos) -> (record, new_pos)`` over a bytes-like buffer.
 Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
@@ -108,21 +110,6 @@ def compile_reader(schema: dict[str, Any], projection: Projection | None = None,
     except (KeyError, TypeError, RecursionError, SyntaxError) as exc:  # malformed or too deeply nested
         raise UnsupportedSchema(f"cannot compile this schema ({type(exc).__name__}: {exc})") from None
     return env[top]
-
-
-def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
-    """A zig-zag varint that did not fit the inline one-byte case."""
-    byte = buf[pos]
-    pos += 1
-    value, shift = byte & 0x7F, 7
-    while byte & 0x80:
-        if shift > 63:
-            raise ValueError("varint is too long")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-    return (value >> 1) ^ -(value & 1), pos
 
 
 class _Builder:
@@ -210,6 +197,8 @@ class _Builder:
                  f"    record, pos = {exact}(buf, pos)",  # the exact path, kept for the fallback
                  f"    return {pick}, pos"]
         pattern = record_pattern(fields, kept, own_namespace, self.schemas)
+        parts = field_patterns(fields, own_namespace, self.schemas) if pattern is not None else None
+        shapes = RecordShapes.build(fields, kept, parts) if parts is not None else None
         if pattern is not None:  # the fast path first: one match steps over the whole record
             match = self.constant(pattern.match)
             fast = [f"    found = {match}(buf, pos)", "    if found is not None:", "        at = found.start"]
@@ -221,6 +210,9 @@ class _Builder:
             result = "{" + ", ".join(values) + "}" if kept else "None"
             fast.append(f"        return {result}, found.end()")
             lines[1:1] = fast
+        if shapes is not None:  # faster still: a layout seen before (avro_shapes)
+            lines[1:1] = [f"    got = {self.constant(shapes.read)}(buf, pos)", "    if got is not None:",
+                          "        return got"]
         self.functions.append("\n".join(lines))
         self.keep = keep
         return function

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["record_pattern"]
+__all__ = ["field_patterns", "record_pattern"]
 
 _VARINT = rb"[\x80-\xff]{0,9}[\x00-\x7f]"
 _FIXED = {"null": b"", "boolean": b".", "float": b".{4}", "double": b".{8}", "int": _VARINT, "long": _VARINT}
@@ -39,13 +39,18 @@ def record_pattern(fields: list[dict[str, Any]], kept: list[int], namespace: str
     ``schemas`` maps full names to the record schemas defined so far (named references). Returns
     None when some field has no expression.
     """
-    parts = []
-    for index, field in enumerate(fields):
-        part = _pattern(field["type"], namespace, schemas, depth=0)
-        if part is None:
-            return None
-        parts.append(b"(" + part + b")" if index in kept else part)
-    return re.compile(b"".join(parts), re.DOTALL)
+    parts = field_patterns(fields, namespace, schemas)
+    if parts is None:
+        return None
+    return re.compile(b"".join(b"(" + part + b")" if index in kept else part for index, part in enumerate(parts)),
+                      re.DOTALL)
+
+
+def field_patterns(fields: list[dict[str, Any]], namespace: str,
+                   schemas: dict[str, dict[str, Any]]) -> list[bytes] | None:
+    """The expression of each field of a record (no groups), or None when one has none."""
+    parts = [_pattern(field["type"], namespace, schemas, depth=0) for field in fields]
+    return None if any(part is None for part in parts) else parts
 
 
 def _pattern(kind: Any, namespace: str, schemas: dict[str, dict[str, Any]], depth: int) -> bytes | None:

@@ -114,12 +114,6 @@ def rubin_projection(schema: Mapping[str, Any]) -> Mapping[str, frozenset[str]] 
     return RUBIN_PROJECTION if {"diaSource", "prvDiaSources"} <= names and "candidate" not in names else None
 
 
-def rubin_projection(schema: Mapping[str, Any]) -> Mapping[str, frozenset[str]] | None:
-    """:data:`RUBIN_PROJECTION` for a writer schema of Rubin packets (any version, a broker's), else None."""
-    names = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
-    return RUBIN_PROJECTION if {"diaSource", "prvDiaSources"} <= names and "candidate" not in names else None
-
-
 def flux_to_mag(flux: Any, flux_err: Any = None) -> tuple[float | None, float | None]:
     """AB magnitude of ``|flux|`` (nJy) and its error; ``(None, None)`` for a zero or unusable flux."""
     if not _finite(flux) or flux == 0:

@@ -16,6 +16,14 @@ why (``stage: reason``), as the rejection records of ``brightscan score`` do. Ea
 prepared by the one preparation pipeline and scored by :class:`brightscan.score.Scorer`, from its
 packet's own history (``prv_candidates``), as the production BTSbot does.
 
+Rubin: for a model trained on Rubin alerts the UDF takes Fink's Rubin columns instead
+(:data:`FINK_RUBIN_COLUMNS`: ``diaSourceId``, the ``diaSource`` struct, the ``prvDiaSources`` list,
+``diaObject``, ``ssSource``, ``lsst_schema_version`` and the three cutouts as FITS bytes);
+:func:`udf_columns` says which, from the model's card::
+
+    btsbot = score_udf("/models/mm_cnn-rubin")
+    df = df.withColumn("btsbot", btsbot(*udf_columns("/models/mm_cnn-rubin")))
+
 The model is loaded once per executor Python process (Spark reuses them between tasks), never
 shipped with the task: the UDF carries the model *path*, which every executor must be able to read.
 """
@@ -28,11 +36,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["FINK_COLUMNS", "RESULT_FIELDS", "score_columns", "score_udf"]
+from brightscan.alerts.parquet import RUBIN_COLUMNS
+
+__all__ = ["FINK_COLUMNS", "FINK_RUBIN_COLUMNS", "RESULT_FIELDS", "score_columns", "score_rubin_columns",
+           "score_udf", "udf_columns"]
 
 #: The alert columns the UDF takes, in order, named as Fink stores them.
 FINK_COLUMNS = ("objectId", "candid", "candidate", "prv_candidates", "cutoutScience", "cutoutTemplate",
                 "cutoutDifference")
+#: The columns of a Rubin model's UDF, in order: Fink's Rubin layout, as ``brightscan score`` reads it.
+FINK_RUBIN_COLUMNS: tuple[str, ...] = RUBIN_COLUMNS
 #: Fields of the returned struct (Spark DDL).
 RESULT_FIELDS = "score double, model_id string, model_version string, rejection string"
 
@@ -79,11 +92,24 @@ def score_columns(scorer: Any, objectId: Any, candid: Any, candidate: Any, prv_c
     """
     from brightscan.alerts.records import alert_from_record
 
-    columns = dict(zip(FINK_COLUMNS, (objectId, candid, candidate, prv_candidates, cutoutScience,
-                                      cutoutTemplate, cutoutDifference)))
-    values = {name: _records(column) for name, column in columns.items()}
-    n = len(values["candid"])
-    items = [alert_from_record({name: values[name][i] for name in FINK_COLUMNS}, f"row {i}") for i in range(n)]
+    return _score_rows(scorer, FINK_COLUMNS, (objectId, candid, candidate, prv_candidates, cutoutScience,
+                                              cutoutTemplate, cutoutDifference), alert_from_record)
+
+
+def score_rubin_columns(scorer: Any, *columns: Any) -> pd.DataFrame:
+    """:func:`score_columns` for Rubin alerts: ``columns`` are Fink's :data:`FINK_RUBIN_COLUMNS`, in order."""
+    from brightscan.alerts.rubin import rubin_alert_from_record
+
+    return _score_rows(scorer, FINK_RUBIN_COLUMNS, columns, rubin_alert_from_record)
+
+
+def _score_rows(scorer: Any, names: tuple[str, ...], columns: tuple[Any, ...], build: Any) -> pd.DataFrame:
+    """Each row's packet built from its columns by ``build(record, source)``, scored in order."""
+    if len(columns) != len(names):
+        raise TypeError(f"expected the {len(names)} columns {', '.join(names)}; got {len(columns)}")
+    values = {name: _records(column) for name, column in zip(names, columns)}
+    n = len(values[names[0]])
+    items = [build({name: values[name][i] for name in names}, f"row {i}") for i in range(n)]
     score: list[float | None] = [None] * n
     rejection: list[str | None] = [None] * n
     for rows, scores, rejections in scorer.iter_scored(items, overlap=False):
@@ -96,13 +122,29 @@ def score_columns(scorer: Any, objectId: Any, candid: Any, candidate: Any, prv_c
                          "rejection": pd.Series(rejection, dtype=object)}, index=range(n))
 
 
+def udf_columns(model_dir: str) -> tuple[str, ...]:
+    """The columns :func:`score_udf` of ``model_dir`` takes, in order: by the survey its card states.
+
+    Raises
+    ------
+    ModelFileError
+        When ``model_dir`` holds no readable model card.
+    """
+    from brightscan.model.io import read_card
+    from brightscan.preprocess.surveys import feature_set_survey
+
+    survey = feature_set_survey(read_card(model_dir)["features"]["set"])
+    return FINK_RUBIN_COLUMNS if survey == "rubin" else FINK_COLUMNS
+
+
 def _row(source: str) -> int:
     return int(source.split(" ", 1)[1].split("#", 1)[0])
 
 
 def score_udf(model_dir: str, *, precision: str = "float32", batch_size: int = 64) -> Any:
-    """A Spark ``pandas_udf`` scoring Fink's alert columns (:data:`FINK_COLUMNS`, in that order)
-    with the model in ``model_dir``; it returns the struct :data:`RESULT_FIELDS`.
+    """A Spark ``pandas_udf`` scoring Fink's alert columns (:func:`udf_columns`: :data:`FINK_COLUMNS`,
+    or :data:`FINK_RUBIN_COLUMNS` for a Rubin model, in that order) with the model in ``model_dir``;
+    it returns the struct :data:`RESULT_FIELDS`.
 
     Parameters
     ----------
@@ -117,6 +159,18 @@ def score_udf(model_dir: str, *, precision: str = "float32", batch_size: int = 6
     from pyspark.sql.functions import pandas_udf
 
     model_dir = str(model_dir)
+    if udf_columns(model_dir) == FINK_RUBIN_COLUMNS:
+        @pandas_udf(RESULT_FIELDS)  # type: ignore[misc]
+        def brightscan_score_rubin(diaSourceId: pd.Series, diaSource: pd.DataFrame,  # noqa: N803
+                                   prvDiaSources: pd.Series, diaObject: pd.DataFrame,  # noqa: N803
+                                   ssSource: pd.DataFrame, lsst_schema_version: pd.Series,  # noqa: N803
+                                   cutoutScience: pd.Series, cutoutTemplate: pd.Series,  # noqa: N803
+                                   cutoutDifference: pd.Series) -> pd.DataFrame:  # noqa: N803
+            return score_rubin_columns(_scorer(model_dir, precision, batch_size), diaSourceId, diaSource,
+                                       prvDiaSources, diaObject, ssSource, lsst_schema_version,
+                                       cutoutScience, cutoutTemplate, cutoutDifference)
+
+        return brightscan_score_rubin
 
     @pandas_udf(RESULT_FIELDS)  # type: ignore[misc]
     def brightscan_score(objectId: pd.Series, candid: pd.Series, candidate: pd.DataFrame,  # noqa: N803

@@ -1,0 +1,201 @@
+"""Read the kept fields of a projected record at fixed offsets, once its byte layout has been seen.
+
+:mod:`brightscan.alerts.avro_skip` steps over a projected record with one regular expression that
+allows, at every field, each union branch, every varint length and every short string length: the
+engine tries those alternatives field after field (~100 fields in a Rubin ``diaSource``), and the
+kept fields are then decoded one by one through their unions. Yet the records of one array take
+few *layouts*: a LSSTCam alert's ~350 earlier sources come in 4 to 7 (which fields are null, how
+many bytes each varint takes). Within a layout every byte that steers the decoding sits at a fixed
+offset: the union index bytes and string length prefixes (whole bytes) and the continuation bit of
+each varint byte. So a record has that layout exactly when those bits equal the layout's, which one
+``int.from_bytes`` of the record, an AND with the layout's mask and one comparison say (no byte
+outside the mask can change how the record reads); its kept values then sit at fixed offsets
+(floats and doubles in one ``struct`` call, varints joined inline) and the record ends at a fixed
+size. Consecutive records mostly share a layout, so the last one that matched is tried first.
+
+:class:`RecordShapes` learns a record type's layouts from the general expression's match (one
+group per field), at most :data:`MAX_SHAPES` of them, so hostile data cannot make it generate code
+without end; a record that gets no layout (another once they are full, or one the expression does
+not match) goes the general way, and after :data:`MAX_MISSES` such records the layouts are dropped
+(data like that would pay for the tries on every record). Only flat records (primitives, fixed, unions of those) get
+layouts, and only when no field has a logical type; others always go the general way.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any
+
+__all__ = ["MAX_MISSES", "MAX_SHAPES", "RecordShapes", "read_long"]
+
+#: Most layouts learnt per record type (each generates one small reader).
+MAX_SHAPES = 16
+#: Records that get no layout before the layouts of their type are dropped.
+MAX_MISSES = 1000
+_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
+_STRUCT = {"float": "f", "double": "d"}
+_as_int = int.from_bytes
+_PLAIN = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
+
+
+class RecordShapes:
+    """The layouts seen so far of one flat record type, and a reader for each.
+
+    Parameters
+    ----------
+    fields : list of dict
+        The record's fields (writer schema).
+    kept : list of int
+        Indices of the fields returned, in schema order (none: the record reads as None).
+    parts : list of bytes
+        The general expression of each field (:func:`brightscan.alerts.avro_skip.field_patterns`).
+    """
+
+    def __init__(self, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes]) -> None:
+        self.kinds = [_flat(field["type"]) for field in fields]
+        self.names = [field["name"] for field in fields]
+        self.kept = kept
+        self.wide = re.compile(b"".join(b"(" + part + b")" for part in parts), re.DOTALL).match
+        self.layouts: tuple[tuple[int, int, int, Any], ...] = ()  # (size, mask, expected, reader)
+        self.hit = 0  # the layout that matched last: runs of records share one
+        self.misses = 0  # records that got no layout
+
+    @classmethod
+    def build(cls, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes]) -> RecordShapes | None:
+        """The shapes of a record type, or None when it is not flat or a field has a logical type."""
+        kinds = [_flat(field["type"]) for field in fields]
+        if any(kind is None for kind in kinds):
+            return None
+        return cls(fields, kept, parts)
+
+    def read(self, buf: bytes, pos: int) -> tuple[dict[str, Any] | None, int] | None:
+        """``(kept fields or None, end)`` of the record at ``pos``, or None to read it the general way."""
+        layouts = self.layouts
+        if layouts:
+            size, mask, expected, reader = layouts[min(self.hit, len(layouts) - 1)]  # hit: maybe another thread's
+            chunk = buf[pos:pos + size]
+            if _as_int(chunk, "little") & mask == expected and len(chunk) == size:
+                return reader(buf, pos), pos + size
+            for index, (size, mask, expected, reader) in enumerate(layouts):
+                chunk = buf[pos:pos + size]
+                if _as_int(chunk, "little") & mask == expected and len(chunk) == size:
+                    self.hit = index
+                    return reader(buf, pos), pos + size
+        if len(layouts) < MAX_SHAPES and self.misses <= MAX_MISSES:
+            found = self.wide(buf, pos)
+            if found is not None:
+                reader = self._learn(buf, found)
+                return reader(buf, pos), found.end()
+        self.misses += 1  # no layout for this record (too many layouts, or a long string, an array)
+        if self.misses > MAX_MISSES:  # too many of those to pay for the tries: the general way only
+            self.layouts = ()
+        return None
+
+    def _learn(self, buf: bytes, found: re.Match[bytes]) -> Any:
+        start, size = found.start(), found.end() - found.start()
+        mask, values = bytearray(size), []  # values: (kept index, kind, offset from start, size)
+        for index, kinds in enumerate(self.kinds):
+            at, end = found.span(index + 1)
+            kind = kinds[0]
+            if len(kinds) > 1:  # a union: its index byte is part of the layout
+                kind = kinds[buf[at] >> 1]
+                mask[at - start] = 0xFF
+                at += 1
+            _mask_value(kind, buf, at, end, mask, start)
+            if index in self.kept:
+                if kind in ("string", "bytes"):  # the text after its length prefix
+                    at = read_long(buf, at)[1]
+                values.append((index, kind, at - start, end - at))
+        reader = self._reader(values)
+        number = _as_int(mask, "little")
+        self.layouts = (*self.layouts, (size, number, _as_int(buf[start:start + size], "little") & number, reader))
+        self.hit = len(self.layouts) - 1
+        return reader
+
+    def _reader(self, values: list[tuple[int, str, int, int]]) -> Any:
+        """A function ``(buf, start) -> kept fields`` for one layout, generated like the decoders."""
+        if not self.kept:
+            return lambda buf, pos: None
+        env: dict[str, Any] = {}
+        lines, names = ["def read(buf, pos):"], {}
+        packed = [(index, offset) for index, kind, offset, _ in values if kind in _STRUCT]
+        if packed:
+            fmt, cursor = "<", 0
+            for (index, offset), kind in zip(packed, (kind for _, kind, _, _ in values if kind in _STRUCT)):
+                fmt += f"{offset - cursor}x{_STRUCT[kind]}"
+                cursor = offset + _SIZES[kind]
+            env["_unpack"] = struct.Struct(fmt).unpack_from
+            targets = [f"v{index}" for index, _ in packed]
+            lines.append(f"    {', '.join(targets)}, = _unpack(buf, pos)")
+        for index, kind, offset, size in values:
+            names[index] = f"v{index}"
+            if kind in _STRUCT:
+                continue
+            lines.append(f"    v{index} = {_value(kind, offset, size)}")
+        lines.append("    return {" + ", ".join(f"{self.names[i]!r}: {names[i]}" for i in self.kept) + "}")
+        env["_zigzag"] = _zigzag
+        exec(compile("\n".join(lines), "<avro-shape>", "exec"), env)  # noqa: S102 - names enter via repr()
+        return env["read"]
+
+
+def _flat(kind: Any) -> tuple[str, ...] | None:
+    """The branch kinds of a flat field (one for a plain type), or None when it is not flat."""
+    if isinstance(kind, list):
+        branches = [_plain(branch) for branch in kind]
+        return None if any(branch is None for branch in branches) or len(kind) > 64 else tuple(branches)
+    plain = _plain(kind)
+    return None if plain is None else (plain,)
+
+
+def _plain(kind: Any) -> str | None:
+    if isinstance(kind, dict):
+        if "logicalType" in kind:
+            return None  # converted after reading: the general way keeps that in one place
+        if kind.get("type") == "fixed":
+            return f"fixed:{int(kind['size'])}"
+        kind = kind.get("type")
+    return kind if kind in _PLAIN else None
+
+
+def _mask_value(kind: str, buf: bytes, at: int, end: int, mask: bytearray, start: int) -> None:
+    """Mark the bits of the value ``buf[at:end]`` that fix the layout: varint continuation bits, length prefixes."""
+    if kind in ("int", "long"):  # the high bit of every byte: set but in the last
+        for offset in range(at - start, end - start):
+            mask[offset] = 0x80
+    elif kind in ("string", "bytes"):  # the length prefix, whole
+        for offset in range(at - start, read_long(buf, at)[1] - start):
+            mask[offset] = 0xFF
+
+
+def _value(kind: str, offset: int, size: int) -> str:
+    """Python reading one kept value of ``size`` bytes at ``pos + offset`` (a string's text, its prefix skipped)."""
+    if kind == "null":
+        return "None"
+    if kind == "boolean":  # as fastavro: any non-zero byte is True
+        return f"buf[pos + {offset}] != 0"
+    if kind in ("int", "long"):  # a varint of ``size`` bytes, its groups of 7 bits joined inline, then zig-zag
+        joined = " | ".join(f"(buf[pos + {offset + i}] & 127) << {7 * i}" for i in range(size))
+        return f"_zigzag({joined})"
+    if kind == "string":
+        return f"str(buf[pos + {offset}:pos + {offset + size}], 'utf-8')"
+    return f"bytes(buf[pos + {offset}:pos + {offset + size}])"  # bytes, fixed
+
+
+def _zigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def read_long(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint at ``pos``: ``(value, position after it)``; ValueError past ten bytes."""
+    byte = buf[pos]
+    pos += 1
+    value, shift = byte & 0x7F, 7
+    while byte & 0x80:
+        if shift > 63:
+            raise ValueError("varint is too long")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+    return (value >> 1) ^ -(value & 1), pos
