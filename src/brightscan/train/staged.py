@@ -129,7 +129,7 @@ def train_frozen_fusion(
     if not is_staged(config):
         raise ConfigError(f"{config.preset} is not a frozen_fusion preset; train it with `brightscan train`")
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
-    if not resume and ((out / "stages").exists() or has_checkpoint(out) or (out / "model.json").exists()):
+    if not resume and (has_run(out) or (out / "model.json").exists()):
         raise InputError(f"{out} already holds a training run; pass --resume or choose another --out")
     hooks = {"on_step": on_step, "on_epoch": on_epoch}
     given = {"image": image_model, "metadata": metadata_model}

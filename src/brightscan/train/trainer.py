@@ -217,8 +217,7 @@ class _Run:
         self.scheduler: Any = None  # built by start(): a resumed run keeps the warm-up it began with
         self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "min_val_loss": math.inf, "best_auc": math.nan,
                                       "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
-                                      "history": [], "precision": None, "precision_rates": {},
-                                      "warmup_epochs": None}
+                                      "history": [], "precision": None, "precision_rates": {}}
 
     def _identity(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -234,18 +233,18 @@ class _Run:
         else:
             warmup = warmup_epochs(self.recipe, self.max_epochs)
         self.scheduler = build_scheduler(self.recipe, self.optimizer, self.max_epochs, warmup=warmup)
-        self.state["warmup_epochs"] = warmup
         if resume:
             saved = load_checkpoint(self.out, self.model, self.optimizer)
             if saved.trainer.get("config") != json.loads(json.dumps(self._identity())):
                 raise ConfigError(f"{self.out}: the checkpoint was made with another configuration; "
                                   "resume with the same preset, seed and config file")
             self.scheduler.load_state_dict(saved.scheduler)
-            self.state = {"precision": None, "precision_rates": {}, "warmup_epochs": warmup,
+            self.state = {"precision": None, "precision_rates": {},
                           **{k: v for k, v in saved.trainer.items() if k != "config"}}
             log.info("resuming %s after epoch %d", self.out, self.state["epoch"])
         elif has_checkpoint(self.out) or (self.out / "model.json").exists():
             raise InputError(f"{self.out} already holds a training run; pass --resume or choose another --out")
+        self.state["warmup_epochs"] = warmup  # saved with every checkpoint, for a later resume
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
