@@ -169,14 +169,42 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _m
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: How long an SQLite connection waits for another one's lock before giving up.
+SQLITE_BUSY_WAIT_S = 30.0
+
+
+def _switch_to_wal(cur) -> None:
+    """Put the database in WAL mode, waiting out other connections that switch it at once.
+
+    The switch needs the file's exclusive lock. When two connections open a new file together,
+    each holds a shared lock while it asks for the exclusive one; SQLite then answers one of them
+    "database is locked" at once, without calling the busy handler (it would otherwise wait on a
+    deadlock). Such a refusal is retried with a growing pause; once any connection has switched
+    the file, the mode is stored in it and the pragma no longer needs the exclusive lock.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_WAIT_S
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.25)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI connection
     # Take over transaction control from pysqlite so BEGIN is explicit (see _sqlite_begin).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # first: turning a new file to WAL needs its exclusive lock, which another process opening
     # the file at the same moment may hold (pysqlite's own wait is only 5 s)
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_WAIT_S * 1000)}")
+    _switch_to_wal(cur)  # readers never block the writer
     cur.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL survives process kill (not power loss)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
