@@ -43,12 +43,13 @@ def test_disabled_augmentation_is_the_identity() -> None:
 def test_every_preset_is_trained_with_the_papers_recipe_unless_registered():
     from brightscan.errors import ConfigError
     from brightscan.model import list_presets
-    from brightscan.train.recipe import PAPER_RECIPE, TrainingRecipe, recipe_for, register_recipe
+    from brightscan.train.recipe import BTSBOT2_RECIPE, PAPER_RECIPE, TrainingRecipe, recipe_for, register_recipe
 
     assert PAPER_RECIPE.learning_rate == 1e-4 and PAPER_RECIPE.betas == (0.99, 0.999)
     assert PAPER_RECIPE.batch_size == 16 and PAPER_RECIPE.nmax == 60
-    # the BTSbot 2 presets are registered with btsbot 2's recipe (tests/train/test_recipe_btsbot2.py)
-    assert {recipe_for(p) for p in list_presets() if not p.endswith(".btsbot2")} == {PAPER_RECIPE}
+    # the BTSbot 2 presets are registered with btsbot 2's recipe; which ones is checked in
+    # tests/train/test_recipe_btsbot2.py
+    assert {recipe_for(p) for p in list_presets()} == {PAPER_RECIPE, BTSBOT2_RECIPE}
     register_recipe("test.preset", TrainingRecipe(batch_size=64))
     assert recipe_for("test.preset_image").batch_size == 64
     with pytest.raises(ConfigError, match="unknown recipe keys"):

@@ -34,8 +34,9 @@ def _expected_lr(epoch: int, lr: float, warmup: int, epochs: int, floor: float =
 
 
 def test_btsbot2_presets_default_to_btsbot2s_recipe_and_the_others_keep_the_papers():
+    btsbot2_rubin = {"mm_cnn.rubin", "mm_convnext_pico.rubin"}  # btsbot 2's classes at 48 px; not the tiny one
     for preset in list_presets():
-        expected = BTSBOT2_RECIPE if preset.endswith(".btsbot2") else PAPER_RECIPE
+        expected = BTSBOT2_RECIPE if preset.endswith(".btsbot2") or preset in btsbot2_rubin else PAPER_RECIPE
         assert recipe_for(preset) == expected, preset
     assert BTSBOT2_RECIPE.optimizer == "adamw" and BTSBOT2_RECIPE.min_relative_improvement == 0.005
     assert PAPER_RECIPE.optimizer == "adam" and PAPER_RECIPE.lr_schedule == "plateau"

@@ -35,6 +35,22 @@ def test_smoke_two_steps_writes_a_loadable_model(synthetic_dataset: Path, tmp_pa
     assert (tmp_path / "m" / "metrics.csv").read_text().startswith("epoch,loss,val_loss,val_auc")
 
 
+def test_a_batchnorm_model_trains_when_the_last_batch_would_hold_one_row(tmp_path: Path) -> None:
+    """17 training rows in batches of 16 left a last batch of one, which BatchNorm refuses in
+    training ("Expected more than 1 value per channel"): the Rubin demo stopped on one seed."""
+    from train.conftest import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "ds", {"train": 17, "val": 16, "test": 8})
+    config = TrainConfig(preset="um_nn.btsbot2", precision="fp32", epochs=2, recipe={"batch_size": 16})
+    history = Trainer(config).fit(data, tmp_path / "m").result_.history
+    assert [row["alerts"] for row in history] == [16, 16]  # another shuffled row left out each epoch
+    with pytest.raises(ConfigError, match="batch_size 1 cannot train a model with BatchNorm"):
+        Trainer(TrainConfig(**{**config.to_dict(), "recipe": {"batch_size": 1}})).fit(data, tmp_path / "m1")
+    # a network without BatchNorm still trains on every row
+    plain = TrainConfig(preset="mi_cnn.icml2023", precision="fp32", epochs=1, recipe={"batch_size": 16})
+    assert Trainer(plain).fit(data, tmp_path / "m2").result_.history[0]["alerts"] == 17
+
+
 @pytest.mark.slow
 def test_resume_after_a_kill_reaches_the_same_weights(synthetic_dataset: Path, tmp_path: Path) -> None:
     config = TrainConfig(**TINY, epochs=3, seed=7)

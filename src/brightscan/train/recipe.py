@@ -121,8 +121,12 @@ def recipe_for(preset_id: str) -> TrainingRecipe:
 
 def _register_btsbot2() -> None:
     from brightscan.model.btsbot2 import BTSBOT2_PRESETS
+    from brightscan.model.btsbot2.rubin_presets import RUBIN_BTSBOT2_PRESETS
 
-    for preset_id in BTSBOT2_PRESETS:
+    # the ``*_tiny`` smoke-test sizes keep the paper's constant rate: their 2-epoch demo runs
+    # would spend half the run warming up (docs/rubin.md, "The Rubin demo")
+    rubin = [p for p in RUBIN_BTSBOT2_PRESETS if not p.endswith("_tiny")]
+    for preset_id in (*BTSBOT2_PRESETS, *rubin):
         register_recipe(preset_id, BTSBOT2_RECIPE)
 
 

@@ -168,6 +168,10 @@ class Trainer:
         return self
 
 
+def _has_batchnorm(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 class _Run:
     """The state of one training run (kept out of :class:`Trainer` so ``fit`` stays small)."""
 
@@ -213,6 +217,11 @@ class _Run:
             self.initialised = {**(self.initialised or {}),
                                 "init_weights": load_backbone_weights(self.model, config.init_weights)}
         self.forward = torch.compile(self.model) if config.compile else self.model
+        # BatchNorm cannot train on a batch of one row; the shuffled epoch's last row is dropped
+        # when it would make one (each epoch drops another row, so none is left out for good)
+        self.drop_single_last = _has_batchnorm(self.model) and len(self.train_idx) % self.recipe.batch_size == 1
+        if _has_batchnorm(self.model) and self.recipe.batch_size == 1:
+            raise ConfigError(f"{self.model_config.preset}: batch_size 1 cannot train a model with BatchNorm")
         self.optimizer = build_optimizer(self.recipe, self.model.parameters())
         self.scheduler: Any = None  # built by start(): a resumed run keeps the warm-up it began with
         self.state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "min_val_loss": math.inf, "best_auc": math.nan,
@@ -260,7 +269,8 @@ class _Run:
         epoch = self.state["epoch"] + 1
         shuffle_seed, augment_seed, dropout_seed = epoch_seeds(self.config.seed, epoch)
         batches = iter_batches(self.train, self.train_idx, self.recipe.batch_size,
-                               rng=np.random.default_rng(shuffle_seed), weights=self.row_weights)
+                               rng=np.random.default_rng(shuffle_seed), weights=self.row_weights,
+                               drop_last=self.drop_single_last)
         if self.config.max_steps_per_epoch:
             batches = (b for _, b in zip(range(self.config.max_steps_per_epoch), batches))
         augment = None
