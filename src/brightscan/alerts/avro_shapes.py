@@ -25,17 +25,22 @@ from __future__ import annotations
 
 import re
 import struct
+from itertools import repeat
 from typing import Any
 
-__all__ = ["MAX_MISSES", "MAX_SHAPES", "RecordShapes", "read_long"]
+__all__ = ["BLOCK", "MAX_MISSES", "MAX_SHAPES", "RecordShapes", "read_items", "read_long"]
 
 #: Most layouts learnt per record type (each generates one small reader).
 MAX_SHAPES = 16
 #: Records that get no layout before the layouts of their type are dropped.
 MAX_MISSES = 1000
+#: Records of one layout checked at once in an array (:meth:`RecordShapes.read_array`).
+BLOCK = 8
 _SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
 _STRUCT = {"float": "f", "double": "d"}
 _as_int = int.from_bytes
+#: The one-character strings of one byte: UTF-8 reads a byte under 128 as that character (others fail).
+_ASCII = tuple(chr(code) for code in range(128))
 _PLAIN = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
 
 
@@ -52,32 +57,105 @@ class RecordShapes:
         The general expression of each field (:func:`brightscan.alerts.avro_skip.field_patterns`).
     """
 
-    def __init__(self, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes]) -> None:
+    def __init__(self, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes], prefix: bytes = b"") -> None:
         self.kinds = [_flat(field["type"]) for field in fields]
         self.names = [field["name"] for field in fields]
         self.kept = kept
-        self.wide = re.compile(b"".join(b"(" + part + b")" for part in parts), re.DOTALL).match
-        self.layouts: tuple[tuple[int, int, int, Any], ...] = ()  # (size, mask, expected, reader)
+        self.kept_names = tuple(self.names[index] for index in kept)
+        self.prefix = prefix  # bytes before each record that are part of its layout (an array item's union index)
+        self.wide = re.compile(re.escape(prefix) + b"".join(b"(" + part + b")" for part in parts), re.DOTALL).match
+        # (size, mask, expected, reader, then the same three for BLOCK records in a row)
+        self.layouts: tuple[tuple[int, int, int, Any, int, int, int], ...] = ()
         self.hit = 0  # the layout that matched last: runs of records share one
         self.misses = 0  # records that got no layout
 
     @classmethod
-    def build(cls, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes]) -> RecordShapes | None:
-        """The shapes of a record type, or None when it is not flat or a field has a logical type."""
+    def build(cls, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes],
+              prefix: bytes = b"") -> RecordShapes | None:
+        """The shapes of a record type, or None when it is not flat or a field has a logical type.
+
+        ``prefix``: fixed bytes that precede every record and belong to its layout (the union
+        index of an array item typed ``[record, "null"]``, as Spark writes them).
+        """
         kinds = [_flat(field["type"]) for field in fields]
         if any(kind is None for kind in kinds):
             return None
-        return cls(fields, kept, parts)
+        return cls(fields, kept, parts, prefix)
 
     def read(self, buf: bytes, pos: int) -> tuple[dict[str, Any] | None, int] | None:
         """``(kept fields or None, end)`` of the record at ``pos``, or None to read it the general way."""
+        got = self._values(buf, pos)
+        if got is None:
+            return None
+        values, end = got
+        return (None if values is None else dict(zip(self.kept_names, values))), end
+
+    def read_array(self, buf: bytes, pos: int, count: int, rows: list[tuple[Any, ...]] | None,
+                   slow: Any) -> int:
+        """Read ``count`` consecutive records from ``pos``; the position after the last.
+
+        The kept values of each record are appended to ``rows`` as one tuple in :attr:`kept_names`
+        order (nothing is appended when ``rows`` is None: the records are only stepped over). A
+        record no layout reads is read by ``slow(buf, pos) -> (values, end)``, the general way
+        (its prefix included), and its values (a tuple, or None for a null item) appended.
+
+        One loop walks the whole array. Runs of records of one layout are common (a LSSTCam
+        alert's forced sources come in runs of tens to hundreds), so :data:`BLOCK` records are
+        checked at once: their layout bits repeat every ``size`` bytes, so one masked compare of
+        ``BLOCK * size`` bytes says whether all of them have the layout; stepped-over records then
+        cost nothing more, and kept ones their reader's call, mapped in C.
+        """
+        end_of_buf = len(buf)
+        append = rows.append if rows is not None else None
+        extend = rows.extend if rows is not None else None
+        remaining = count
+        while remaining:
+            layouts = self.layouts
+            if layouts:
+                size, mask, expected, reader, block, block_mask, block_expected = layouts[min(self.hit, len(layouts) - 1)]
+                run = 0
+                while remaining and pos + size <= end_of_buf and \
+                        _as_int(buf[pos:pos + size], "little") & mask == expected:
+                    if append is not None:
+                        append(reader(buf, pos))
+                    pos += size
+                    remaining -= 1
+                    run += 1
+                    if run == 2:  # a run: whole blocks while they last, then a few records before trying again
+                        while remaining >= BLOCK and pos + block <= end_of_buf and \
+                                _as_int(buf[pos:pos + block], "little") & block_mask == block_expected:
+                            if extend is not None:
+                                extend(map(reader, repeat(buf, BLOCK), range(pos, pos + block, size)))
+                            pos += block
+                            remaining -= BLOCK
+                        run = 2 - BLOCK
+                if not remaining:
+                    break
+                if run:  # the next record has another layout: the others first, then the general way
+                    for index, (size, mask, expected, reader, *_) in enumerate(layouts):
+                        if pos + size <= end_of_buf and _as_int(buf[pos:pos + size], "little") & mask == expected:
+                            self.hit = index
+                            break
+                    else:
+                        index = -1
+                    if index >= 0:
+                        continue
+            got = self._values(buf, pos)  # a layout learnt now, or None
+            values, pos = slow(buf, pos) if got is None else got
+            if append is not None:
+                append(values)
+            remaining -= 1
+        return pos
+
+    def _values(self, buf: bytes, pos: int) -> tuple[tuple[Any, ...] | None, int] | None:
+        """``(kept values or None, end)`` of the record at ``pos`` by some layout, or None."""
         layouts = self.layouts
         if layouts:
-            size, mask, expected, reader = layouts[min(self.hit, len(layouts) - 1)]  # hit: maybe another thread's
+            size, mask, expected, reader = layouts[min(self.hit, len(layouts) - 1)][:4]  # hit: maybe another thread's
             chunk = buf[pos:pos + size]
             if _as_int(chunk, "little") & mask == expected and len(chunk) == size:
                 return reader(buf, pos), pos + size
-            for index, (size, mask, expected, reader) in enumerate(layouts):
+            for index, (size, mask, expected, reader, *_) in enumerate(layouts):
                 chunk = buf[pos:pos + size]
                 if _as_int(chunk, "little") & mask == expected and len(chunk) == size:
                     self.hit = index
@@ -95,6 +173,7 @@ class RecordShapes:
     def _learn(self, buf: bytes, found: re.Match[bytes]) -> Any:
         start, size = found.start(), found.end() - found.start()
         mask, values = bytearray(size), []  # values: (kept index, kind, offset from start, size)
+        mask[:len(self.prefix)] = b"\xff" * len(self.prefix)
         for index, kinds in enumerate(self.kinds):
             at, end = found.span(index + 1)
             kind = kinds[0]
@@ -108,13 +187,15 @@ class RecordShapes:
                     at = read_long(buf, at)[1]
                 values.append((index, kind, at - start, end - at))
         reader = self._reader(values)
-        number = _as_int(mask, "little")
-        self.layouts = (*self.layouts, (size, number, _as_int(buf[start:start + size], "little") & number, reader))
+        number, expected = _as_int(mask, "little"), _as_int(buf[start:start + size], "little") & _as_int(mask, "little")
+        block_mask = _as_int(mask * BLOCK, "little")
+        block_expected = _as_int(buf[start:start + size] * BLOCK, "little") & block_mask
+        self.layouts = (*self.layouts, (size, number, expected, reader, size * BLOCK, block_mask, block_expected))
         self.hit = len(self.layouts) - 1
         return reader
 
     def _reader(self, values: list[tuple[int, str, int, int]]) -> Any:
-        """A function ``(buf, start) -> kept fields`` for one layout, generated like the decoders."""
+        """A function ``(buf, start) -> kept values`` (a tuple, schema order) for one layout, generated like the decoders."""
         if not self.kept:
             return lambda buf, pos: None
         env: dict[str, Any] = {}
@@ -132,11 +213,28 @@ class RecordShapes:
             names[index] = f"v{index}"
             if kind in _STRUCT:
                 continue
-            lines.append(f"    v{index} = {_value(kind, offset, size)}")
-        lines.append("    return {" + ", ".join(f"{self.names[i]!r}: {names[i]}" for i in self.kept) + "}")
+            if kind in ("int", "long"):  # zig-zag inline: a call per value costs as much as the rest
+                joined = " | ".join(f"(buf[pos + {offset + i}] & 127) << {7 * i}" for i in range(size))
+                lines += [f"    v{index} = {joined}", f"    v{index} = (v{index} >> 1) ^ -(v{index} & 1)"]
+            elif kind == "string" and size == 1:  # a band: one ASCII byte, looked up (IndexError otherwise)
+                lines.append(f"    v{index} = _ascii[buf[pos + {offset}]]")
+            else:
+                lines.append(f"    v{index} = {_value(kind, offset, size)}")
+        lines.append("    return (" + "".join(f"{names[i]}, " for i in self.kept) + ")")
         env["_zigzag"] = _zigzag
+        env["_ascii"] = _ASCII
         exec(compile("\n".join(lines), "<avro-shape>", "exec"), env)  # noqa: S102 - names enter via repr()
         return env["read"]
+
+
+def read_items(buf: bytes, pos: int, count: int, rows: list[Any] | None, slow: Any) -> int:
+    """:meth:`RecordShapes.read_array` for records that get no layouts: ``slow`` on each in turn."""
+    append = rows.append if rows is not None else None
+    for _ in range(count):
+        values, pos = slow(buf, pos)
+        if append is not None:
+            append(values)
+    return pos
 
 
 def _flat(kind: Any) -> tuple[str, ...] | None:
