@@ -44,7 +44,7 @@ from fastavro.read import LOGICAL_READERS
 from brightscan.alerts.avro_shapes import RecordShapes, read_items
 from brightscan.alerts.avro_shapes import read_long as _read_long
 from brightscan.alerts.avro_skip import field_patterns, record_pattern
-from brightscan.alerts.columns import Columns
+from brightscan.alerts.columns import LayoutRows, layout_columns
 
 #: ``decode(buf, pos) -> (record, new_pos)`` over a bytes-like buffer.
 Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
@@ -102,7 +102,8 @@ def compile_reader(schema: dict[str, Any], projection: Projection | None = None,
         "_double": struct.Struct("<d").unpack_from,
         "_long": _read_long,
         "_too_many": _too_many_items,
-        "_as_columns": _as_columns,
+        "_walked": LayoutRows,
+        "_layout_columns": layout_columns,
     }
     try:
         top = builder.record(schema, schema.get("namespace", ""), top=True)
@@ -267,8 +268,9 @@ class _Builder:
         number = self.unique()
         item, count, key = f"item{number}", f"count{number}", f"key{number}"
         is_map = schema["type"] == "map"
+        items = None if is_map else self._projected_items(schema["items"], namespace)
         lines += [
-            f"{pad}{target} = {{}}" if is_map else f"{pad}{target} = []",
+            f"{pad}{target} = {{}}" if is_map else f"{pad}{target} = []" if items is None else f"{pad}{target} = _walked()",
             f"{pad}while True:",
             f"{pad}    {count}, pos = _long(buf, pos)",
             f"{pad}    if {count} == 0:",
@@ -286,7 +288,6 @@ class _Builder:
             self.value(schema["values"], item, namespace, depth + 2, lines)
             lines.append(f"{pad}        {target}[{key}] = {item}")
             return
-        items = self._projected_items(schema["items"], namespace)
         if items is None:
             self.value(schema["items"], item, namespace, depth + 2, lines)
             lines.append(f"{pad}        {target}.append({item})")
@@ -295,7 +296,8 @@ class _Builder:
         read_array, general, names = items
         del lines[-1]  # no loop per item here: read_array walks the block
         lines.append(f"{pad}    pos = {read_array}(buf, pos, {count}, {target if names else 'None'}, {general})")
-        lines.append(f"{pad}{target} = _as_columns({self.constant(names)}, {target})")
+        lines.append(f"{pad}{target} = _layout_columns({self.constant(names)}, {target})" if names else
+                     f"{pad}{target} = None")
 
     def _projected_items(self, kind: Any, namespace: str) -> tuple[str, str, tuple[str, ...]] | None:
         """For the items of an array in a projected field: ``(read_array, general item reader, kept names)``.
@@ -344,13 +346,6 @@ class _Builder:
             if candidate in self.names:
                 return self.names[candidate]
         raise UnsupportedSchema(f"unknown or unsupported named type {name!r}")
-
-
-def _as_columns(names: tuple[str, ...], rows: list[tuple[Any, ...] | None]) -> Columns | list[dict[str, Any] | None]:
-    """The rows of a projected array as :class:`Columns`; a list of dicts when an item is null (never in Rubin's)."""
-    if None in rows:  # null items (a union item type): the dict reader's list, for the caller to judge
-        return [None if row is None else dict(zip(names, row)) for row in rows]
-    return Columns(names, rows)
 
 
 def _full_name(name: str, namespace: str | None) -> str:

@@ -28,6 +28,8 @@ import struct
 from itertools import repeat
 from typing import Any
 
+from brightscan.alerts.columns import LayoutRows
+
 __all__ = ["BLOCK", "MAX_MISSES", "MAX_SHAPES", "RecordShapes", "read_items", "read_long"]
 
 #: Most layouts learnt per record type (each generates one small reader).
@@ -64,9 +66,10 @@ class RecordShapes:
         self.kept_names = tuple(self.names[index] for index in kept)
         self.prefix = prefix  # bytes before each record that are part of its layout (an array item's union index)
         self.wide = re.compile(re.escape(prefix) + b"".join(b"(" + part + b")" for part in parts), re.DOTALL).match
-        # (size, mask, expected, reader, then the same three for BLOCK records in a row)
-        self.layouts: tuple[tuple[int, int, int, Any, int, int, int], ...] = ()
+        # (size, mask, expected, reader, the same three for BLOCK records in a row, kept fields' (kind, offset, size))
+        self.layouts: tuple[tuple[Any, ...], ...] = ()
         self.hit = 0  # the layout that matched last: runs of records share one
+        self.previous = 0  # the one before it: records of an array often alternate between two
         self.misses = 0  # records that got no layout
 
     @classmethod
@@ -90,60 +93,76 @@ class RecordShapes:
         values, end = got
         return (None if values is None else dict(zip(self.kept_names, values))), end
 
-    def read_array(self, buf: bytes, pos: int, count: int, rows: list[tuple[Any, ...]] | None,
-                   slow: Any) -> int:
-        """Read ``count`` consecutive records from ``pos``; the position after the last.
+    def read_array(self, buf: bytes, pos: int, count: int, rows: LayoutRows | None, slow: Any) -> int:
+        """Walk ``count`` consecutive records from ``pos``; the position after the last.
 
-        The kept values of each record are appended to ``rows`` as one tuple in :attr:`kept_names`
-        order (nothing is appended when ``rows`` is None: the records are only stepped over). A
-        record no layout reads is read by ``slow(buf, pos) -> (values, end)``, the general way
-        (its prefix included), and its values (a tuple, or None for a null item) appended.
+        Each record's start and layout are noted in ``rows`` (nothing is noted when ``rows`` is
+        None: the records are only stepped over), for :func:`~brightscan.alerts.columns.layout_columns`
+        to read the kept values of all of them at once. A record no layout reads is read by
+        ``slow(buf, pos) -> (values, end)``, the general way (its prefix included), and its
+        values (a tuple, or None for a null item) noted instead.
 
-        One loop walks the whole array. Runs of records of one layout are common (a LSSTCam
-        alert's forced sources come in runs of tens to hundreds), so :data:`BLOCK` records are
-        checked at once: their layout bits repeat every ``size`` bytes, so one masked compare of
-        ``BLOCK * size`` bytes says whether all of them have the layout; stepped-over records then
-        cost nothing more, and kept ones their reader's call, mapped in C.
+        Runs of records of one layout are common (a LSSTCam alert's forced sources come in runs
+        of tens to hundreds), so once two records in a row share a layout, :data:`BLOCK` records
+        are checked at once: their layout bits repeat every ``size`` bytes, so one masked
+        compare of ``BLOCK * size`` bytes says whether all of them have it.
         """
         end_of_buf = len(buf)
-        append = rows.append if rows is not None else None
-        extend = rows.extend if rows is not None else None
+        if rows is not None:
+            rows.buf = buf
+            starts, ids = rows.starts, rows.ids
         remaining = count
         while remaining:
             layouts = self.layouts
             if layouts:
-                size, mask, expected, reader, block, block_mask, block_expected = layouts[min(self.hit, len(layouts) - 1)]
+                hit = min(self.hit, len(layouts) - 1)  # hit: maybe another thread's
+                size, mask, expected, _, block, block_mask, block_expected, _ = layouts[hit]
+                if rows is not None and len(layouts) > len(rows.layouts):
+                    rows.layouts = layouts  # layouts only grow while they are kept: indices hold
                 run = 0
                 while remaining and pos + size <= end_of_buf and \
                         _as_int(buf[pos:pos + size], "little") & mask == expected:
-                    if append is not None:
-                        append(reader(buf, pos))
+                    if rows is not None:
+                        starts.append(pos)
+                        ids.append(hit)
                     pos += size
                     remaining -= 1
                     run += 1
                     if run == 2:  # a run: whole blocks while they last, then a few records before trying again
                         while remaining >= BLOCK and pos + block <= end_of_buf and \
                                 _as_int(buf[pos:pos + block], "little") & block_mask == block_expected:
-                            if extend is not None:
-                                extend(map(reader, repeat(buf, BLOCK), range(pos, pos + block, size)))
+                            if rows is not None:
+                                starts.extend(range(pos, pos + block, size))
+                                ids.extend(repeat(hit, BLOCK))
                             pos += block
                             remaining -= BLOCK
                         run = 2 - BLOCK
                 if not remaining:
                     break
-                if run:  # the next record has another layout: the others first, then the general way
-                    for index, (size, mask, expected, reader, *_) in enumerate(layouts):
-                        if pos + size <= end_of_buf and _as_int(buf[pos:pos + size], "little") & mask == expected:
-                            self.hit = index
-                            break
+                if run:  # another layout: the one before this run first (records alternate), the others, the general way
+                    size, mask, expected, *_ = layouts[min(self.previous, len(layouts) - 1)]
+                    if pos + size <= end_of_buf and _as_int(buf[pos:pos + size], "little") & mask == expected:
+                        found = min(self.previous, len(layouts) - 1)
                     else:
-                        index = -1
-                    if index >= 0:
+                        found = next((index for index, (size, mask, expected, *_) in enumerate(layouts)
+                                      if pos + size <= end_of_buf and
+                                      _as_int(buf[pos:pos + size], "little") & mask == expected), -1)
+                    if found >= 0:
+                        self.previous, self.hit = hit, found
                         continue
             got = self._values(buf, pos)  # a layout learnt now, or None
-            values, pos = slow(buf, pos) if got is None else got
-            if append is not None:
-                append(values)
+            if got is None:
+                values, pos = slow(buf, pos)
+                if rows is not None:
+                    rows.slow[len(starts)] = values
+                    starts.append(-1)
+                    ids.append(-1)
+            else:
+                pos = got[1]
+                if rows is not None:
+                    rows.layouts = self.layouts
+                    starts.append(pos - self.layouts[self.hit][0])
+                    ids.append(self.hit)
             remaining -= 1
         return pos
 
@@ -151,7 +170,7 @@ class RecordShapes:
         """``(kept values or None, end)`` of the record at ``pos`` by some layout, or None."""
         layouts = self.layouts
         if layouts:
-            size, mask, expected, reader = layouts[min(self.hit, len(layouts) - 1)][:4]  # hit: maybe another thread's
+            size, mask, expected, reader = layouts[min(self.hit, len(layouts) - 1)][:4]
             chunk = buf[pos:pos + size]
             if _as_int(chunk, "little") & mask == expected and len(chunk) == size:
                 return reader(buf, pos), pos + size
@@ -190,7 +209,9 @@ class RecordShapes:
         number, expected = _as_int(mask, "little"), _as_int(buf[start:start + size], "little") & _as_int(mask, "little")
         block_mask = _as_int(mask * BLOCK, "little")
         block_expected = _as_int(buf[start:start + size] * BLOCK, "little") & block_mask
-        self.layouts = (*self.layouts, (size, number, expected, reader, size * BLOCK, block_mask, block_expected))
+        fields = tuple((kind, offset, size) for _, kind, offset, size in values)  # each kept field, for layout_columns
+        self.layouts = (*self.layouts, (size, number, expected, reader, size * BLOCK, block_mask, block_expected,
+                                        fields))
         self.hit = len(self.layouts) - 1
         return reader
 
@@ -227,13 +248,14 @@ class RecordShapes:
         return env["read"]
 
 
-def read_items(buf: bytes, pos: int, count: int, rows: list[Any] | None, slow: Any) -> int:
+def read_items(buf: bytes, pos: int, count: int, rows: LayoutRows | None, slow: Any) -> int:
     """:meth:`RecordShapes.read_array` for records that get no layouts: ``slow`` on each in turn."""
-    append = rows.append if rows is not None else None
     for _ in range(count):
         values, pos = slow(buf, pos)
-        if append is not None:
-            append(values)
+        if rows is not None:
+            rows.slow[len(rows.starts)] = values
+            rows.starts.append(-1)
+            rows.ids.append(-1)
     return pos
 
 

@@ -1,92 +1,243 @@
-"""An array of projected records kept as rows of values: columns for the code that wants them, dicts on demand.
+"""An array of projected records kept as columns: arrays for the code that computes, dicts on demand.
 
-A Rubin alert carries ~350 earlier sources, of which the history features read eight fields. The
-projected reader (:mod:`brightscan.alerts.avro_compiler`) appends each record's kept values as
-one tuple (:meth:`~brightscan.alerts.avro_shapes.RecordShapes.read_array`) instead of building a
-dict per record; :class:`Columns` holds those rows and hands out
+A Rubin alert carries ~350 earlier sources, of which the history features read eight fields.
+The projected reader (:mod:`brightscan.alerts.avro_compiler`) walks such an array checking each
+record's byte layout (:meth:`~brightscan.alerts.avro_shapes.RecordShapes.read_array`) and notes
+only where each record starts and which layout it has (:class:`LayoutRows`); the kept values are
+then read for the whole array at once with numpy, field by field, at each layout's fixed offsets
+(:func:`layout_columns`). :class:`Columns` holds the result and hands out
 
-- a column (:meth:`Columns.column`, a tuple of one field's values in record order), transposed
-  once in C, for code that computes over the whole history (``preprocess.rubin``);
-- the record at an index as a new dict (``columns[i]``, iteration), for code that reads records
-  one by one (the ZTF-named view, autoscan's photometry), equal to what the dict reader gave.
+- a field as an array (:meth:`Columns.array`: values and a null mask), for code that computes
+  over the whole history (``preprocess.rubin``);
+- a field as a list of Python values (:meth:`Columns.column`), and the record at an index as a
+  new dict (``columns[i]``, iteration), equal to what the dict reader gave, for code that reads
+  records one by one (the ZTF-named view, autoscan's photometry).
 
-Values are exactly those the whole decode gives (same Python types; None for a null). A
-:class:`Columns` compares equal to any sequence of mappings holding the same records, so callers
-and tests that compared lists of dicts keep working.
+Values are exactly those the whole decode gives: doubles as read, floats widened exactly, longs
+from their varint bytes and zig-zag as Avro defines them, one-byte strings as their character,
+None for a null. Fields numpy does not read here (bytes, fixed, longer strings, 10-byte varints,
+a union of two value types) make the whole array read by each layout's reader instead, record by
+record, with the same result. A :class:`Columns` compares equal to any sequence of mappings
+holding the same records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any
 
-__all__ = ["Columns"]
+import numpy as np
+
+__all__ = ["Columns", "LayoutRows", "layout_columns"]
+
+_ASCII = np.array([chr(code) for code in range(128)], dtype=object)
+_NUMPY_KINDS = frozenset({"null", "double", "float", "int", "long", "boolean", "string"})
+#: Longest varint read with numpy: 9 bytes hold 63 bits (a 10-byte one may not fit 64).
+_MAX_VARINT = 9
 
 
 class Columns(Sequence[Mapping[str, Any]]):
-    """Records of one array as rows of values (``names`` order), read as columns or as dicts.
+    """Records of one array, field by field (``names`` order), read as arrays, lists or dicts.
 
-    Parameters
-    ----------
-    names : tuple of str
-        The field names, in the order of each row's values.
-    rows : list of tuple
-        One tuple of values per record (taken, not copied).
+    Build one with :meth:`from_rows` (one tuple of values per record) or :meth:`from_arrays`.
     """
 
-    __slots__ = ("_columns", "names", "rows")
+    __slots__ = ("_arrays", "_lists", "_rows", "length", "names")
 
-    def __init__(self, names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    def __init__(self, names: tuple[str, ...], length: int) -> None:
         self.names = names
-        self.rows = rows
-        self._columns: dict[str, tuple[Any, ...]] | None = None
+        self.length = length
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._lists: dict[str, list[Any]] = {}
+        self._rows: list[tuple[Any, ...]] | None = None
 
-    def column(self, name: str) -> tuple[Any, ...]:
-        """The values of field ``name`` over every record, in record order.
+    @classmethod
+    def from_rows(cls, names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Columns:
+        """Columns of ``rows``, one tuple of values per record (taken, not copied)."""
+        columns = cls(names, len(rows))
+        columns._rows = rows
+        return columns
+
+    @classmethod
+    def from_arrays(cls, names: tuple[str, ...], arrays: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+                    length: int) -> Columns:
+        """Columns of one ``(values, null mask or None)`` pair per name, ``length`` records each."""
+        columns = cls(names, length)
+        columns._arrays = dict(arrays)
+        return columns
+
+    def column(self, name: str) -> list[Any]:
+        """The values of field ``name`` as Python objects (None for a null), in record order.
 
         Raises
         ------
         KeyError
             When ``name`` is not one of :attr:`names`.
         """
-        if self._columns is None:
-            transposed = tuple(zip(*self.rows)) if self.rows else tuple(() for _ in self.names)
-            self._columns = dict(zip(self.names, transposed))
-        return self._columns[name]
+        values = self._lists.get(name)
+        if values is None:
+            if self._rows is not None:
+                values = [row[self.names.index(name)] for row in self._rows]
+            else:
+                array, nulls = self._arrays[name]
+                values = array.tolist()
+                if nulls is not None:
+                    for index in np.flatnonzero(nulls).tolist():
+                        values[index] = None
+            self._lists[name] = values
+        return values
+
+    def array(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Field ``name`` as ``(values, null mask or None)``; values an object array when not numeric.
+
+        Raises
+        ------
+        KeyError
+            When ``name`` is not one of :attr:`names`.
+        """
+        got = self._arrays.get(name)
+        if got is None:
+            values = self.column(name)
+            nulls = np.fromiter((value is None for value in values), dtype=bool, count=len(values))
+            array = np.array(values, dtype=object)
+            if all(type(value) is float for value in values):
+                array = array.astype(np.float64)
+            got = array, (nulls if nulls.any() else None)
+            self._arrays[name] = got
+        return got
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """One tuple of values per record, in :attr:`names` order."""
+        if self._rows is None:
+            self._rows = list(zip(*(self.column(name) for name in self.names))) if self.names else \
+                [() for _ in range(self.length)]
+        return self._rows
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.length
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+    def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [dict(zip(self.names, row)) for row in self.rows[index]]
-        return dict(zip(self.names, self.rows[index]))
+            return [dict(zip(self.names, row)) for row in self.rows()[index]]
+        return dict(zip(self.names, self.rows()[index]))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         names = self.names
-        return (dict(zip(names, row)) for row in self.rows)
+        return (dict(zip(names, row)) for row in self.rows())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Columns):
-            return self.names == other.names and self.rows == other.rows
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
             return len(other) == len(self) and all(mine == theirs for mine, theirs in zip(self, other))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]  # mutable rows, as a list's
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which are not hashable
 
     def __repr__(self) -> str:
-        return f"Columns({len(self.rows)} records of {', '.join(self.names) or 'no fields'})"
+        return f"Columns({self.length} records of {', '.join(self.names) or 'no fields'})"
 
     def __getstate__(self) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        return self.names, self.rows
+        return self.names, self.rows()
 
     def __setstate__(self, state: tuple[tuple[str, ...], list[tuple[Any, ...]]]) -> None:
-        self.names, self.rows = state
-        self._columns = None
+        names, rows = state
+        self.names, self.length, self._rows, self._arrays, self._lists = names, len(rows), rows, {}, {}
+
+
+class LayoutRows:
+    """Where each record of an array starts and which layout it has, gathered while walking it.
+
+    ``ids[i]`` indexes :attr:`layouts` (the reading ``RecordShapes``' layouts, which only grow
+    while it reads), or is -1 for a record read the general way, whose values are ``slow[i]``.
+    """
+
+    __slots__ = ("buf", "ids", "layouts", "slow", "starts")
+
+    def __init__(self) -> None:
+        self.buf: bytes = b""
+        self.starts: list[int] = []
+        self.ids: list[int] = []
+        self.layouts: tuple[tuple[Any, ...], ...] = ()
+        self.slow: dict[int, tuple[Any, ...] | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def layout_columns(names: tuple[str, ...], walked: LayoutRows) -> Columns | list[dict[str, Any] | None]:
+    """The kept values of every walked record, as :class:`Columns`.
+
+    A null item (an item typed ``[record, "null"]``) gives the dict reader's list of dicts and
+    None instead, for the caller to judge (Rubin's readers refuse it).
+
+    Raises
+    ------
+    IndexError, ValueError
+        On data no layout can hold (a one-byte string that is not UTF-8), as the record readers do.
+    """
+    layouts, count = walked.layouts, len(walked.starts)
+    if any(walked.slow[index] is None for index in walked.slow):
+        rows = _rows_one_by_one(walked)
+        return [None if row is None else dict(zip(names, row)) for row in rows]
+    kinds = {spec[0] for layout in layouts for spec in layout[7]}
+    if walked.slow or not count or not kinds <= _NUMPY_KINDS or len(walked.buf) < 16:
+        return Columns.from_rows(names, _rows_one_by_one(walked))
+    u8 = np.frombuffer(walked.buf, dtype=np.uint8)
+    starts = np.array(walked.starts, dtype=np.int64)
+    ids = np.array(walked.ids, dtype=np.intp)
+    arrays = {}
+    for field, name in enumerate(names):
+        specs = [layout[7][field] for layout in layouts]  # (kind, offset, size) in each layout
+        got = _field(u8, starts, ids, specs, count)
+        if got is None:  # a field numpy does not read here: every record by its reader
+            return Columns.from_rows(names, _rows_one_by_one(walked))
+        arrays[name] = got
+    return Columns.from_arrays(names, arrays, count)
+
+
+def _rows_one_by_one(walked: LayoutRows) -> list[tuple[Any, ...] | None]:
+    layouts, buf, slow = walked.layouts, walked.buf, walked.slow
+    return [slow[index] if layout < 0 else layouts[layout][3](buf, start)
+            for index, (start, layout) in enumerate(zip(walked.starts, walked.ids))]
+
+
+def _field(u8: np.ndarray, starts: np.ndarray, ids: np.ndarray, specs: list[tuple[str, int, int]],
+           count: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One kept field of every record: ``(values, null mask or None)``, or None when numpy cannot."""
+    kinds = {kind for kind, _, _ in specs} - {"null"}
+    if len(kinds) > 1:
+        return None
+    kind = kinds.pop() if kinds else "null"
+    null_table = np.array([spec[0] == "null" for spec in specs])
+    nulls = null_table[ids] if null_table.any() else None
+    if kind == "null":
+        return np.full(count, None, dtype=object), np.ones(count, dtype=bool)
+    offsets = starts + np.array([offset for _, offset, _ in specs], dtype=np.int64)[ids]
+    if nulls is not None:
+        offsets[nulls] = 0  # read something harmless; the mask says null
+    sizes = np.array([size for _, _, size in specs], dtype=np.int64)
+    if kind in ("double", "float"):
+        width = 8 if kind == "double" else 4
+        raw = u8[offsets[:, None] + np.arange(width)]  # (count, width), a new C-ordered array
+        values = raw.view("<f8" if width == 8 else "<f4").ravel()
+        return values.astype(np.float64), nulls
+    if kind == "boolean":  # as fastavro: any non-zero byte is True
+        return u8[offsets] != 0, nulls
+    if kind == "string":
+        if not np.all((sizes == 1) | null_table):
+            return None
+        codes = u8[offsets]
+        if nulls is not None:
+            codes = np.where(nulls, 0, codes)
+        if (codes >= 128).any():
+            raise ValueError("a one-byte string is not UTF-8")
+        return _ASCII[codes], nulls
+    # int, long: a varint of a fixed size per layout, its 7-bit groups joined, then zig-zag
+    widest = int(sizes[~null_table].max())
+    if widest > _MAX_VARINT:
+        return None
+    span = np.arange(widest)
+    raw = u8[np.minimum(offsets[:, None] + span, len(u8) - 1)].astype(np.uint64) & np.uint64(127)
+    raw[span >= sizes[ids][:, None]] = 0
+    value = (raw << (np.uint64(7) * span.astype(np.uint64))).sum(axis=1, dtype=np.uint64)  # disjoint bits
+    signed = (value >> np.uint64(1)) ^ (np.uint64(0) - (value & np.uint64(1)))
+    return signed.view(np.int64), nulls
