@@ -28,6 +28,8 @@ import struct
 from itertools import repeat
 from typing import Any
 
+import numpy as np
+
 from brightscan.alerts.columns import LayoutRows
 
 __all__ = ["BLOCK", "MAX_MISSES", "MAX_SHAPES", "RecordShapes", "read_items", "read_long"]
@@ -71,6 +73,11 @@ class RecordShapes:
         self.hit = 0  # the layout that matched last: runs of records share one
         self.previous = 0  # the one before it: records of an array often alternate between two
         self.misses = 0  # records that got no layout
+        self._tree_for: tuple[tuple[Any, ...], ...] | None = None  # the layouts _tree was built for
+        self._tree: Any = -1
+        self._sizes: tuple[int, ...] = ()
+        self._masks: tuple[bytes, ...] = ()
+        self._expected: tuple[bytes, ...] = ()
 
     @classmethod
     def build(cls, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes],
@@ -112,6 +119,9 @@ class RecordShapes:
             rows.buf = buf
             starts, ids = rows.starts, rows.ids
         remaining = count
+        if rows is not None and self.layouts:  # known layouts, guessed by a few bytes, checked together
+            pos, done = self._walk_known(buf, pos, count, rows)
+            remaining -= done
         while remaining:
             layouts = self.layouts
             if layouts:
@@ -165,6 +175,55 @@ class RecordShapes:
                     ids.append(self.hit)
             remaining -= 1
         return pos
+
+    def _walk_known(self, buf: bytes, pos: int, count: int, rows: LayoutRows) -> tuple[int, int]:
+        """Walk records of known layouts from ``pos``; ``(position after them, how many)``.
+
+        Each record's layout is *guessed* from the few bytes that tell the known layouts apart
+        (:func:`_dispatch`), which is cheap; then the whole walked stretch is *checked* at once:
+        the records are contiguous, so the masks of their guessed layouts, joined, cover exactly
+        those bytes, and one masked compare of the stretch says whether every record has its
+        layout. The walk stops at the first record no known layout can start; when the check
+        fails, nothing is kept (0 records) and the careful loop of :meth:`read_array` reads them.
+        """
+        layouts = self.layouts
+        tree = self._tree if self._tree_for is layouts else self._build_tree(layouts)
+        sizes = self._sizes
+        start, done, walked, ids = pos, 0, [], []
+        append_id = ids.append
+        try:
+            while done < count:
+                node = tree
+                while type(node) is tuple:  # (offset, table of the 256 byte values)
+                    node = node[1][buf[pos + node[0]]]
+                if node < 0:
+                    break
+                walked.append(pos)
+                append_id(node)
+                pos += sizes[node]
+                done += 1
+        except IndexError:  # past the end: the careful loop says what is wrong
+            pass
+        if not done or pos > len(buf):
+            return start, 0
+        stretch = np.frombuffer(buf, np.uint8, pos - start, start)
+        masks = np.frombuffer(b"".join(map(self._masks.__getitem__, ids)), np.uint8)
+        if not np.array_equal(stretch & masks, np.frombuffer(b"".join(map(self._expected.__getitem__, ids)), np.uint8)):
+            return start, 0
+        if len(layouts) > len(rows.layouts):
+            rows.layouts = layouts
+        rows.starts.extend(walked)
+        rows.ids.extend(ids)
+        return pos, done
+
+    def _build_tree(self, layouts: tuple[tuple[Any, ...], ...]) -> Any:
+        """The guessing tree of :meth:`_walk_known` for ``layouts``, and their masks as bytes."""
+        self._sizes = tuple(layout[0] for layout in layouts)
+        self._masks = tuple(layout[1].to_bytes(layout[0], "little") for layout in layouts)
+        self._expected = tuple(layout[2].to_bytes(layout[0], "little") for layout in layouts)
+        self._tree = _dispatch(list(range(len(layouts))), self._masks, self._expected)
+        self._tree_for = layouts
+        return self._tree
 
     def _values(self, buf: bytes, pos: int) -> tuple[tuple[Any, ...] | None, int] | None:
         """``(kept values or None, end)`` of the record at ``pos`` by some layout, or None."""
@@ -246,6 +305,33 @@ class RecordShapes:
         env["_ascii"] = _ASCII
         exec(compile("\n".join(lines), "<avro-shape>", "exec"), env)  # noqa: S102 - names enter via repr()
         return env["read"]
+
+
+def _dispatch(candidates: list[int], masks: tuple[bytes, ...], expected: tuple[bytes, ...]) -> Any:
+    """A tree telling ``candidates`` (layout indices) apart by a few bytes of a record.
+
+    A leaf is a layout index (-1: none); a node is ``(offset, table)``, ``table[byte]`` the subtree
+    for the record's byte at that offset: the first offset where the candidates' masks or
+    expected bytes differ. Layouts of one record type agree up to the first field they encode
+    differently, so a tree is a few levels deep. It only guesses; the caller checks.
+    """
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else -1
+    shortest = min(len(masks[index]) for index in candidates)
+    offset = next((at for at in range(shortest)
+                   if len({(masks[index][at], expected[index][at]) for index in candidates}) > 1), None)
+    if offset is None:  # indistinguishable by their common bytes (never for one record type): no guess
+        return -1
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for value in range(256):
+        key = tuple(index for index in candidates if value & masks[index][offset] == expected[index][offset])
+        groups.setdefault(key, []).append(value)
+    table: list[Any] = [-1] * 256
+    for key, values in groups.items():
+        subtree = _dispatch(list(key), masks, expected) if len(key) < len(candidates) else -1
+        for value in values:
+            table[value] = subtree
+    return offset, tuple(table)
 
 
 def read_items(buf: bytes, pos: int, count: int, rows: LayoutRows | None, slow: Any) -> int:

@@ -174,70 +174,119 @@ def layout_columns(names: tuple[str, ...], walked: LayoutRows) -> Columns | list
     IndexError, ValueError
         On data no layout can hold (a one-byte string that is not UTF-8), as the record readers do.
     """
-    layouts, count = walked.layouts, len(walked.starts)
+    count = len(walked.starts)
     if any(walked.slow[index] is None for index in walked.slow):
         rows = _rows_one_by_one(walked)
         return [None if row is None else dict(zip(names, row)) for row in rows]
-    kinds = {spec[0] for layout in layouts for spec in layout[7]}
-    if walked.slow or not count or not kinds <= _NUMPY_KINDS or len(walked.buf) < 16:
+    plan = _plan(walked.layouts, len(names)) if count and not walked.slow and len(walked.buf) >= 16 else None
+    if plan is None:  # a field numpy does not read here, or records read the general way
         return Columns.from_rows(names, _rows_one_by_one(walked))
     u8 = np.frombuffer(walked.buf, dtype=np.uint8)
     starts = np.array(walked.starts, dtype=np.int64)
     ids = np.array(walked.ids, dtype=np.intp)
-    arrays = {}
-    for field, name in enumerate(names):
-        specs = [layout[7][field] for layout in layouts]  # (kind, offset, size) in each layout
-        got = _field(u8, starts, ids, specs, count)
-        if got is None:  # a field numpy does not read here: every record by its reader
-            return Columns.from_rows(names, _rows_one_by_one(walked))
-        arrays[name] = got
+    arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for kind, fields, offsets, nulls, sizes in plan:
+        at = starts[:, None] + offsets[ids]  # (records, fields): where each value starts
+        null = nulls[ids] if nulls is not None else None
+        if null is not None:
+            at[null] = 0  # read something harmless; the mask says null
+        values = _read(kind, u8, at, sizes[ids] if kind in ("int", "long") else None, null)
+        for column, field in enumerate(fields):
+            arrays[names[field]] = values[:, column], (null[:, column] if null is not None and
+                                                       null[:, column].any() else None)
     return Columns.from_arrays(names, arrays, count)
+
+
+def _read(kind: str, u8: np.ndarray, at: np.ndarray, sizes: np.ndarray | None,
+          null: np.ndarray | None) -> np.ndarray:
+    """The values of one kind at byte offsets ``at`` (records x fields)."""
+    if kind == "null":
+        return np.full(at.shape, None, dtype=object)
+    if kind in ("double", "float"):  # one unaligned view of the buffer: the number starting at every byte
+        width = 8 if kind == "double" else 4
+        every = np.ndarray((len(u8) - width + 1,), dtype="<f8" if width == 8 else "<f4", buffer=u8, strides=(1,))
+        return every[at].astype(np.float64)
+    if kind == "boolean":  # as fastavro: any non-zero byte is True
+        return u8[at] != 0
+    if kind == "string":  # one byte each (the plan says): its ASCII character
+        codes = u8[at] if null is None else np.where(null, 0, u8[at])
+        if (codes >= 128).any():
+            raise ValueError("a one-byte string is not UTF-8")
+        return _ASCII[codes]
+    # int, long: a varint of a fixed size per layout, its 7-bit groups joined, then zig-zag
+    if len(u8) >= 16 and int(at.max()) <= len(u8) - 9:
+        return _zigzag(_varints(u8, at, sizes))
+    widest = int(sizes.max())
+    span = np.arange(widest)
+    raw = u8[np.minimum(at[..., None] + span, len(u8) - 1)].astype(np.uint64) & np.uint64(127)
+    raw[span >= sizes[..., None]] = 0
+    value = (raw << (np.uint64(7) * span.astype(np.uint64))).sum(axis=-1, dtype=np.uint64)  # disjoint bits
+    return _zigzag(value)
+
+
+def _zigzag(value: np.ndarray) -> np.ndarray:
+    """Avro's zig-zag decoding of unsigned 64-bit values, as int64."""
+    return ((value >> np.uint64(1)) ^ (np.uint64(0) - (value & np.uint64(1)))).view(np.int64)
+
+
+#: Keeps the first ``k`` bytes of a little-endian word, for ``k`` = 0 to 9.
+_FIRST_BYTES = np.array([(1 << (8 * min(k, 8))) - 1 for k in range(10)], dtype=np.uint64)
+
+
+def _varints(u8: np.ndarray, at: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Varints of ``sizes`` bytes (at most 9) at ``at``, their 7-bit groups joined (no zig-zag).
+
+    The first eight bytes are read as one little-endian word (an unaligned view of the buffer:
+    the word starting at every byte), their high bits dropped and the 7-bit groups packed in
+    three steps (pairs, fours, eights); a ninth byte adds bits 56 to 62. Needs ``at + 9 <= len(u8)``.
+    """
+    words = np.ndarray((len(u8) - 7,), dtype="<u8", buffer=u8, strides=(1,))
+    x = words[at] & _FIRST_BYTES[sizes] & np.uint64(0x7F7F7F7F7F7F7F7F)
+    x = (x & np.uint64(0x007F007F007F007F)) | ((x & np.uint64(0x7F007F007F007F00)) >> np.uint64(1))
+    x = (x & np.uint64(0x00003FFF00003FFF)) | ((x & np.uint64(0x3FFF00003FFF0000)) >> np.uint64(2))
+    x = (x & np.uint64(0x000000000FFFFFFF)) | ((x & np.uint64(0x0FFFFFFF00000000)) >> np.uint64(4))
+    ninth = (u8[at + 8].astype(np.uint64) & np.uint64(127)) << np.uint64(56)
+    return x | np.where(sizes == 9, ninth, np.uint64(0))
+
+
+#: Plans per layouts tuple (by identity, the tuple kept alive beside its plan).
+_PLANS: dict[int, tuple[tuple[tuple[Any, ...], ...], Any]] = {}
+
+
+def _plan(layouts: tuple[tuple[Any, ...], ...], width: int) -> list[tuple[Any, ...]] | None:
+    """How to read each kept field with numpy, fields of one kind together; None when it cannot.
+
+    One entry per kind: ``(kind, field indices, offsets, nulls, sizes)``, the last three arrays
+    ``(layouts, fields)`` (nulls None when no layout has one of those fields null).
+    """
+    cached = _PLANS.get(id(layouts))
+    if cached is not None and cached[0] is layouts:
+        return cached[1]
+    groups: dict[str, list[int]] = {}
+    plan: list[tuple[Any, ...]] | None = []
+    for field in range(width):
+        kinds = {layout[7][field][0] for layout in layouts} - {"null"}
+        kind = kinds.pop() if len(kinds) == 1 else "null" if not kinds else None
+        sizes = [layout[7][field][2] for layout in layouts if layout[7][field][0] != "null"]
+        if kind is None or kind not in _NUMPY_KINDS or (kind == "string" and set(sizes) != {1}) or \
+                (kind in ("int", "long") and max(sizes) > _MAX_VARINT):
+            plan = None
+            break
+        groups.setdefault(kind, []).append(field)
+    if plan is not None:
+        for kind, fields in groups.items():
+            specs = [[layout[7][field] for field in fields] for layout in layouts]
+            nulls = np.array([[spec[0] == "null" for spec in row] for row in specs], dtype=bool)
+            plan.append((kind, tuple(fields), np.array([[spec[1] for spec in row] for row in specs], dtype=np.int64),
+                         nulls if nulls.any() else None,
+                         np.array([[spec[2] for spec in row] for row in specs], dtype=np.int64)))
+    if len(_PLANS) >= 64:
+        _PLANS.clear()
+    _PLANS[id(layouts)] = (layouts, plan)
+    return plan
 
 
 def _rows_one_by_one(walked: LayoutRows) -> list[tuple[Any, ...] | None]:
     layouts, buf, slow = walked.layouts, walked.buf, walked.slow
     return [slow[index] if layout < 0 else layouts[layout][3](buf, start)
             for index, (start, layout) in enumerate(zip(walked.starts, walked.ids))]
-
-
-def _field(u8: np.ndarray, starts: np.ndarray, ids: np.ndarray, specs: list[tuple[str, int, int]],
-           count: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """One kept field of every record: ``(values, null mask or None)``, or None when numpy cannot."""
-    kinds = {kind for kind, _, _ in specs} - {"null"}
-    if len(kinds) > 1:
-        return None
-    kind = kinds.pop() if kinds else "null"
-    null_table = np.array([spec[0] == "null" for spec in specs])
-    nulls = null_table[ids] if null_table.any() else None
-    if kind == "null":
-        return np.full(count, None, dtype=object), np.ones(count, dtype=bool)
-    offsets = starts + np.array([offset for _, offset, _ in specs], dtype=np.int64)[ids]
-    if nulls is not None:
-        offsets[nulls] = 0  # read something harmless; the mask says null
-    sizes = np.array([size for _, _, size in specs], dtype=np.int64)
-    if kind in ("double", "float"):
-        width = 8 if kind == "double" else 4
-        raw = u8[offsets[:, None] + np.arange(width)]  # (count, width), a new C-ordered array
-        values = raw.view("<f8" if width == 8 else "<f4").ravel()
-        return values.astype(np.float64), nulls
-    if kind == "boolean":  # as fastavro: any non-zero byte is True
-        return u8[offsets] != 0, nulls
-    if kind == "string":
-        if not np.all((sizes == 1) | null_table):
-            return None
-        codes = u8[offsets]
-        if nulls is not None:
-            codes = np.where(nulls, 0, codes)
-        if (codes >= 128).any():
-            raise ValueError("a one-byte string is not UTF-8")
-        return _ASCII[codes], nulls
-    # int, long: a varint of a fixed size per layout, its 7-bit groups joined, then zig-zag
-    widest = int(sizes[~null_table].max())
-    if widest > _MAX_VARINT:
-        return None
-    span = np.arange(widest)
-    raw = u8[np.minimum(offsets[:, None] + span, len(u8) - 1)].astype(np.uint64) & np.uint64(127)
-    raw[span >= sizes[ids][:, None]] = 0
-    value = (raw << (np.uint64(7) * span.astype(np.uint64))).sum(axis=1, dtype=np.uint64)  # disjoint bits
-    signed = (value >> np.uint64(1)) ^ (np.uint64(0) - (value & np.uint64(1)))
-    return signed.view(np.int64), nulls
