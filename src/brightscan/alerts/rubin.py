@@ -61,6 +61,9 @@ RUBIN_PROJECTION: Mapping[str, frozenset[str]] = MappingProxyType({
     "prvDiaSources": HISTORY_FIELDS,
     "prvDiaForcedSources": frozenset(),  # walked over, not decoded
 })
+#: The top-level fields :func:`rubin_alert_from_record` reads (whole, or as projected above).
+_READ_FIELDS = frozenset({"diaSourceId", "diaSource", "prvDiaSources", "diaObject", "ssSource", *CUTOUT_FIELDS,
+                          "lsst_schema_version", "schemavsn"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +113,18 @@ def is_rubin_record(record: Mapping[str, Any]) -> bool:
 
 
 def rubin_projection(schema: Mapping[str, Any]) -> Mapping[str, frozenset[str]] | None:
-    """:data:`RUBIN_PROJECTION` for a writer schema of Rubin packets (any version, a broker's), else None."""
+    """What to decode of a writer schema of Rubin packets (any version, a broker's), else None.
+
+    :data:`RUBIN_PROJECTION`, plus: ``ssSource`` only its ``ssObjectId`` (the solar-system
+    check), and every top-level field :func:`rubin_alert_from_record` does not read walked over
+    and left out (``mpc_orbits``, brokers' own columns such as Fink's ``lc_features``, ``xm``,
+    ``clf``: ~40 % of a Fink packet's values once the history is projected).
+    """
     names = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
-    return RUBIN_PROJECTION if {"diaSource", "prvDiaSources"} <= names and "candidate" not in names else None
+    if not {"diaSource", "prvDiaSources"} <= names or "candidate" in names:
+        return None
+    return MappingProxyType({**{name: frozenset() for name in names - _READ_FIELDS}, **RUBIN_PROJECTION,
+                             "ssSource": frozenset({"ssObjectId"})})
 
 
 def flux_to_mag(flux: Any, flux_err: Any = None) -> tuple[float | None, float | None]:
