@@ -73,9 +73,9 @@ class RecordShapes:
         self.hit = 0  # the layout that matched last: runs of records share one
         self.previous = 0  # the one before it: records of an array often alternate between two
         self.misses = 0  # records that got no layout
-        self._tree_for: tuple[tuple[Any, ...], ...] | None = None  # the layouts _tree was built for
-        self._tree: Any = -1
-        self._sizes: tuple[int, ...] = ()
+        self._tree_for: tuple[tuple[Any, ...], ...] | None = None  # the layouts _walk was built for
+        self._walk: Any = None
+        self._size_array = np.zeros(0, dtype=np.int64)
         self._masks: tuple[bytes, ...] = ()
         self._expected: tuple[bytes, ...] = ()
 
@@ -164,7 +164,7 @@ class RecordShapes:
             if got is None:
                 values, pos = slow(buf, pos)
                 if rows is not None:
-                    rows.slow[len(starts)] = values
+                    rows.slow[len(rows)] = values
                     starts.append(-1)
                     ids.append(-1)
             else:
@@ -180,50 +180,42 @@ class RecordShapes:
         """Walk records of known layouts from ``pos``; ``(position after them, how many)``.
 
         Each record's layout is *guessed* from the few bytes that tell the known layouts apart
-        (:func:`_dispatch`), which is cheap; then the whole walked stretch is *checked* at once:
-        the records are contiguous, so the masks of their guessed layouts, joined, cover exactly
-        those bytes, and one masked compare of the stretch says whether every record has its
-        layout. The walk stops at the first record no known layout can start; when the check
-        fails, nothing is kept (0 records) and the careful loop of :meth:`read_array` reads them.
+        (:func:`_dispatch`, compiled to nested tests by :func:`_walker`), which is cheap; then
+        the whole walked stretch is *checked* at once: the records are contiguous, so the masks
+        of their guessed layouts, joined, cover exactly those bytes, and one masked compare of
+        the stretch says whether every record has its layout. The walk stops at the first record
+        no known layout can start; when the check fails, nothing is kept (0 records) and the
+        careful loop of :meth:`read_array` reads them.
         """
         layouts = self.layouts
-        tree = self._tree if self._tree_for is layouts else self._build_tree(layouts)
-        sizes = self._sizes
-        start, done, walked, ids = pos, 0, [], []
-        append_id = ids.append
+        if self._tree_for is not layouts:
+            self._build_tree(layouts)
+        ids: list[int] = []
         try:
-            while done < count:
-                node = tree
-                while type(node) is tuple:  # (offset, table of the 256 byte values)
-                    node = node[1][buf[pos + node[0]]]
-                if node < 0:
-                    break
-                walked.append(pos)
-                append_id(node)
-                pos += sizes[node]
-                done += 1
+            end = self._walk(buf, pos, count, ids)
         except IndexError:  # past the end: the careful loop says what is wrong
-            pass
-        if not done or pos > len(buf):
-            return start, 0
-        stretch = np.frombuffer(buf, np.uint8, pos - start, start)
+            return pos, 0
+        if not ids or end > len(buf):
+            return pos, 0
+        stretch = np.frombuffer(buf, np.uint8, end - pos, pos)
         masks = np.frombuffer(b"".join(map(self._masks.__getitem__, ids)), np.uint8)
         if not np.array_equal(stretch & masks, np.frombuffer(b"".join(map(self._expected.__getitem__, ids)), np.uint8)):
-            return start, 0
+            return pos, 0
         if len(layouts) > len(rows.layouts):
             rows.layouts = layouts
-        rows.starts.extend(walked)
-        rows.ids.extend(ids)
-        return pos, done
+        layout = np.array(ids, dtype=np.intp)
+        sizes = self._size_array[layout]
+        rows.add_run(np.cumsum(sizes) - sizes + pos, layout)
+        return end, len(ids)
 
-    def _build_tree(self, layouts: tuple[tuple[Any, ...], ...]) -> Any:
-        """The guessing tree of :meth:`_walk_known` for ``layouts``, and their masks as bytes."""
-        self._sizes = tuple(layout[0] for layout in layouts)
+    def _build_tree(self, layouts: tuple[tuple[Any, ...], ...]) -> None:
+        """The guessing walker of :meth:`_walk_known` for ``layouts``, and their masks as bytes."""
+        sizes = tuple(layout[0] for layout in layouts)
+        self._size_array = np.array(sizes, dtype=np.int64)
         self._masks = tuple(layout[1].to_bytes(layout[0], "little") for layout in layouts)
         self._expected = tuple(layout[2].to_bytes(layout[0], "little") for layout in layouts)
-        self._tree = _dispatch(list(range(len(layouts))), self._masks, self._expected)
+        self._walk = _walker(_dispatch(list(range(len(layouts))), self._masks, self._expected), sizes)
         self._tree_for = layouts
-        return self._tree
 
     def _values(self, buf: bytes, pos: int) -> tuple[tuple[Any, ...] | None, int] | None:
         """``(kept values or None, end)`` of the record at ``pos`` by some layout, or None."""
@@ -334,12 +326,52 @@ def _dispatch(candidates: list[int], masks: tuple[bytes, ...], expected: tuple[b
     return offset, tuple(table)
 
 
+def _walker(tree: Any, sizes: tuple[int, ...]) -> Any:
+    """``walk(buf, pos, count, ids) -> pos``: :func:`_dispatch`'s tree as nested tests, generated.
+
+    Appends each record's guessed layout to ``ids`` and steps over it, until ``count`` records
+    or one that no layout can start (IndexError past the end of ``buf``).
+    """
+    lines = ["def walk(buf, pos, count, ids):", "    append = ids.append", "    for _ in range(count):"]
+    env: dict[str, Any] = {}
+
+    def emit(node: Any, depth: int) -> None:
+        pad = "    " * depth
+        if not isinstance(node, tuple):
+            lines.extend([f"{pad}return pos"] if node < 0 else
+                         [f"{pad}append({node})", f"{pad}pos += {sizes[node]}", f"{pad}continue"])
+            return
+        offset, table = node
+        lines.append(f"{pad}byte = buf[pos + {offset}]")
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for value, subtree in enumerate(table):
+            groups.setdefault(id(subtree) if isinstance(subtree, tuple) else subtree, (subtree, []))[1].append(value)
+        first = True
+        for subtree, values in groups.values():
+            if not isinstance(subtree, tuple) and subtree < 0:
+                continue  # the else below
+            if values == list(range(values[0], values[-1] + 1)):
+                test = f"byte == {values[0]}" if len(values) == 1 else f"{values[0]} <= byte <= {values[-1]}"
+            else:
+                env[f"_v{len(env)}"] = frozenset(values)
+                test = f"byte in _v{len(env) - 1}"
+            lines.append(f"{pad}{'if' if first else 'elif'} {test}:")
+            emit(subtree, depth + 1)
+            first = False
+        lines.extend([f"{pad}return pos"] if first else [f"{pad}else:", f"{pad}    return pos"])
+
+    emit(tree, 2)
+    lines.append("    return pos")
+    exec(compile("\n".join(lines), "<avro-walker>", "exec"), env)  # noqa: S102 - numbers only
+    return env["walk"]
+
+
 def read_items(buf: bytes, pos: int, count: int, rows: LayoutRows | None, slow: Any) -> int:
     """:meth:`RecordShapes.read_array` for records that get no layouts: ``slow`` on each in turn."""
     for _ in range(count):
         values, pos = slow(buf, pos)
         if rows is not None:
-            rows.slow[len(rows.starts)] = values
+            rows.slow[len(rows)] = values
             rows.starts.append(-1)
             rows.ids.append(-1)
     return pos

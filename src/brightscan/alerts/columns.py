@@ -146,11 +146,13 @@ class Columns(Sequence[Mapping[str, Any]]):
 class LayoutRows:
     """Where each record of an array starts and which layout it has, gathered while walking it.
 
-    ``ids[i]`` indexes :attr:`layouts` (the reading ``RecordShapes``' layouts, which only grow
-    while it reads), or is -1 for a record read the general way, whose values are ``slow[i]``.
+    A layout index points into :attr:`layouts` (the reading ``RecordShapes``' layouts, which only
+    grow while it reads); -1 marks a record read the general way, whose values are
+    ``slow[i]``. Records walked one by one are appended to :attr:`starts` and :attr:`ids`;
+    stretches walked at once come as arrays (:meth:`add_run`); :meth:`arrays` joins them in order.
     """
 
-    __slots__ = ("buf", "ids", "layouts", "slow", "starts")
+    __slots__ = ("_done", "_pieces", "buf", "ids", "layouts", "slow", "starts")
 
     def __init__(self) -> None:
         self.buf: bytes = b""
@@ -158,9 +160,33 @@ class LayoutRows:
         self.ids: list[int] = []
         self.layouts: tuple[tuple[Any, ...], ...] = ()
         self.slow: dict[int, tuple[Any, ...] | None] = {}
+        self._pieces: list[tuple[np.ndarray, np.ndarray]] = []
+        self._done = 0  # records in _pieces
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return self._done + len(self.starts)
+
+    def add_run(self, starts: np.ndarray, ids: np.ndarray) -> None:
+        """Records walked at once, after those noted so far."""
+        self._flush()
+        self._pieces.append((starts, ids))
+        self._done += len(starts)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every record's start and layout index, in order (int64, intp)."""
+        self._flush()
+        if len(self._pieces) == 1:
+            return self._pieces[0]
+        if not self._pieces:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.intp)
+        return (np.concatenate([piece[0] for piece in self._pieces]),
+                np.concatenate([piece[1] for piece in self._pieces]))
+
+    def _flush(self) -> None:
+        if self.starts:  # emptied in place: read_array holds these lists
+            self._pieces.append((np.array(self.starts, dtype=np.int64), np.array(self.ids, dtype=np.intp)))
+            self._done += len(self.starts)
+            del self.starts[:], self.ids[:]
 
 
 def layout_columns(names: tuple[str, ...], walked: LayoutRows) -> Columns | list[dict[str, Any] | None]:
@@ -174,7 +200,7 @@ def layout_columns(names: tuple[str, ...], walked: LayoutRows) -> Columns | list
     IndexError, ValueError
         On data no layout can hold (a one-byte string that is not UTF-8), as the record readers do.
     """
-    count = len(walked.starts)
+    count = len(walked)
     if any(walked.slow[index] is None for index in walked.slow):
         rows = _rows_one_by_one(walked)
         return [None if row is None else dict(zip(names, row)) for row in rows]
@@ -182,8 +208,7 @@ def layout_columns(names: tuple[str, ...], walked: LayoutRows) -> Columns | list
     if plan is None:  # a field numpy does not read here, or records read the general way
         return Columns.from_rows(names, _rows_one_by_one(walked))
     u8 = np.frombuffer(walked.buf, dtype=np.uint8)
-    starts = np.array(walked.starts, dtype=np.int64)
-    ids = np.array(walked.ids, dtype=np.intp)
+    starts, ids = walked.arrays()
     arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for kind, fields, offsets, nulls, sizes in plan:
         at = starts[:, None] + offsets[ids]  # (records, fields): where each value starts
@@ -288,5 +313,6 @@ def _plan(layouts: tuple[tuple[Any, ...], ...], width: int) -> list[tuple[Any, .
 
 def _rows_one_by_one(walked: LayoutRows) -> list[tuple[Any, ...] | None]:
     layouts, buf, slow = walked.layouts, walked.buf, walked.slow
+    starts, ids = walked.arrays()
     return [slow[index] if layout < 0 else layouts[layout][3](buf, start)
-            for index, (start, layout) in enumerate(zip(walked.starts, walked.ids))]
+            for index, (start, layout) in enumerate(zip(starts.tolist(), ids.tolist()))]
