@@ -154,13 +154,13 @@ def test_history_features_from_columns_equal_those_from_the_views():
     import fastavro
 
     from brightscan.alerts import decode_avro
-    from brightscan.alerts.columns import Columns
+    from brightscan.alerts.columns import MIN_COLUMNS, Columns
     from brightscan.alerts.rubin_wire import rubin_schema
     from tests.alerts.test_rubin import wire_message
 
     rng = random.Random(3)
     parsed, _ = rubin_schema(1101)
-    checked = 0
+    checked = long_ones = 0
     for trial in range(60):
         record = fake_sample(1101)
         own_id, mjd_now = record["diaSource"]["diaSourceId"], 61000.0
@@ -173,12 +173,13 @@ def test_history_features_from_columns_equal_those_from_the_views():
             "psfFlux": rng.choice([None, 0.0, float("nan"), float("inf"), -800.0, rng.uniform(10, 1e5)]),
             "band": rng.choice(["u", "g", "r", "i", "z", "y", "q", None]),
             "reliability": rng.choice([None, float("nan"), rng.random()]),
-        } for _ in range(rng.randrange(0 if trial % 7 == 0 else 1, 40))]
+        } for _ in range(rng.randrange(0 if trial % 7 == 0 else 1, 60))]
         message = wire_message(record, 1101)
         (item,) = list(decode_avro(message, "m"))
         whole = rubin_alert_from_record(fastavro.schemaless_reader(io.BytesIO(message[5:]), parsed), "m")
         assert isinstance(item, RubinAlert) and isinstance(whole, RubinAlert)
         assert isinstance(item.prv_dia_sources, Columns) and not isinstance(whole.prv_dia_sources, Columns)
+        long_ones += len(item.prv_dia_sources) >= MIN_COLUMNS  # computed from the columns
 
         def features(alert, needed=None):
             try:
@@ -192,4 +193,4 @@ def test_history_features_from_columns_equal_those_from_the_views():
         checked += isinstance(features(item), dict)
         # the history alone, even where the alert's own band or reliability is missing
         assert repr(history(item)) == repr(history(whole))
-    assert checked > 30
+    assert checked > 30 and long_ones > 30

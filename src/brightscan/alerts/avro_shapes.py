@@ -32,7 +32,7 @@ import numpy as np
 
 from brightscan.alerts.columns import LayoutRows
 
-__all__ = ["BLOCK", "MAX_MISSES", "MAX_SHAPES", "RecordShapes", "read_items", "read_long"]
+__all__ = ["BLOCK", "MAX_MISSES", "MIN_WALK", "MAX_SHAPES", "RecordShapes", "read_items", "read_long"]
 
 #: Most layouts learnt per record type (each generates one small reader).
 MAX_SHAPES = 16
@@ -40,6 +40,9 @@ MAX_SHAPES = 16
 MAX_MISSES = 1000
 #: Records of one layout checked at once in an array (:meth:`RecordShapes.read_array`).
 BLOCK = 8
+#: Fewest records in an array block for the guessing walk (:meth:`RecordShapes._walk_known`), whose
+#: numpy check costs a few microseconds however short the array (alerts of a new object have 0-2).
+MIN_WALK = 16
 _SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
 _STRUCT = {"float": "f", "double": "d"}
 _as_int = int.from_bytes
@@ -119,7 +122,7 @@ class RecordShapes:
             rows.buf = buf
             starts, ids = rows.starts, rows.ids
         remaining = count
-        if rows is not None and self.layouts:  # known layouts, guessed by a few bytes, checked together
+        if rows is not None and self.layouts and count >= MIN_WALK:  # known layouts, guessed, checked together
             pos, done = self._walk_known(buf, pos, count, rows)
             remaining -= done
         while remaining:

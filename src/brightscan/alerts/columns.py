@@ -28,12 +28,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Columns", "LayoutRows", "layout_columns"]
+__all__ = ["MIN_COLUMNS", "Columns", "LayoutRows", "layout_columns"]
 
 _ASCII = np.array([chr(code) for code in range(128)], dtype=object)
 _NUMPY_KINDS = frozenset({"null", "double", "float", "int", "long", "boolean", "string"})
 #: Longest varint read with numpy: 9 bytes hold 63 bits (a 10-byte one may not fit 64).
 _MAX_VARINT = 9
+#: Fewest records read with numpy (a fixed cost of some tens of microseconds); fewer: their readers.
+MIN_COLUMNS = 16
 
 
 class Columns(Sequence[Mapping[str, Any]]):
@@ -204,8 +206,9 @@ def layout_columns(names: tuple[str, ...], walked: LayoutRows) -> Columns | list
     if any(walked.slow[index] is None for index in walked.slow):
         rows = _rows_one_by_one(walked)
         return [None if row is None else dict(zip(names, row)) for row in rows]
-    plan = _plan(walked.layouts, len(names)) if count and not walked.slow and len(walked.buf) >= 16 else None
-    if plan is None:  # a field numpy does not read here, or records read the general way
+    plan = _plan(walked.layouts, len(names)) if count >= MIN_COLUMNS and not walked.slow and \
+        len(walked.buf) >= 16 else None
+    if plan is None:  # few records, a field numpy does not read here, or records read the general way
         return Columns.from_rows(names, _rows_one_by_one(walked))
     u8 = np.frombuffer(walked.buf, dtype=np.uint8)
     starts, ids = walked.arrays()

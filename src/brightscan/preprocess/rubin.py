@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from brightscan.alerts.records import CUTOUT_FIELDS
-from brightscan.alerts.columns import Columns
+from brightscan.alerts.columns import MIN_COLUMNS, Columns
 from brightscan.alerts.rubin import BANDS, MJD_TO_JD, NJY_ZERO_POINT, RubinAlert
 from brightscan.errors import CutoutError, FeatureError
 from brightscan.preprocess.crossmatch import StarGalaxyCatalog
@@ -185,11 +185,11 @@ def _detections_from_columns(alert: RubinAlert) -> tuple[list[float], list[float
     non-finite ``psfFlux`` or time is no detection; nothing later than the alert; the first of
     each ``diaSourceId`` kept; stable sort by ``jd``), each value computed as :func:`ztf_view`
     computes it, so the features are bit for bit the same (tests/preprocess/test_rubin_inputs.py).
-    None when the history is not columns of the usual types (Parquet, a fastavro re-read): the
-    views then.
+    None when the history is short, or not columns of the usual types (Parquet, a fastavro
+    re-read): the views then.
     """
     history = alert.prv_dia_sources
-    if not isinstance(history, Columns):
+    if not isinstance(history, Columns) or len(history) < MIN_COLUMNS:  # short: the views cost less
         return None
     ids, id_nulls = history.array("diaSourceId")
     mjd, mjd_nulls = history.array("midpointMjdTai")
