@@ -269,12 +269,18 @@ def _varints(u8: np.ndarray, at: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     three steps (pairs, fours, eights); a ninth byte adds bits 56 to 62. Needs ``at + 9 <= len(u8)``.
     """
     words = np.ndarray((len(u8) - 7,), dtype="<u8", buffer=u8, strides=(1,))
-    x = words[at] & _FIRST_BYTES[sizes] & np.uint64(0x7F7F7F7F7F7F7F7F)
+    uniform = int(sizes.flat[0]) if sizes.size and (sizes == sizes.flat[0]).all() else None
+    if uniform is not None:  # one size for all (a record type's ids): no per-record masks
+        x = words[at] & (_FIRST_BYTES[uniform] & np.uint64(0x7F7F7F7F7F7F7F7F))
+    else:
+        x = words[at] & _FIRST_BYTES[sizes] & np.uint64(0x7F7F7F7F7F7F7F7F)
     x = (x & np.uint64(0x007F007F007F007F)) | ((x & np.uint64(0x7F007F007F007F00)) >> np.uint64(1))
     x = (x & np.uint64(0x00003FFF00003FFF)) | ((x & np.uint64(0x3FFF00003FFF0000)) >> np.uint64(2))
     x = (x & np.uint64(0x000000000FFFFFFF)) | ((x & np.uint64(0x0FFFFFFF00000000)) >> np.uint64(4))
+    if uniform is not None and uniform < 9:
+        return x
     ninth = (u8[at + 8].astype(np.uint64) & np.uint64(127)) << np.uint64(56)
-    return x | np.where(sizes == 9, ninth, np.uint64(0))
+    return x | ninth if uniform == 9 else x | np.where(sizes == 9, ninth, np.uint64(0))
 
 
 #: Plans per layouts tuple (by identity, the tuple kept alive beside its plan).
