@@ -19,7 +19,7 @@ from brightscan.alerts import avro_shapes
 from brightscan.alerts.avro_compiler import compile_reader
 from brightscan.alerts.avro_shapes import RecordShapes
 from brightscan.alerts.avro_skip import field_patterns
-from brightscan.alerts.columns import MIN_COLUMNS, Columns
+from brightscan.alerts.columns import MIN_COLUMNS, Columns, LayoutRows, layout_columns
 
 _FLAT = {"type": "record", "name": "Source", "fields": [
     {"name": "id", "type": ["long", "null"]},
@@ -170,3 +170,29 @@ def test_a_damaged_record_in_a_walked_array_is_an_error_not_a_guess(wide):
         decode(damaged, 0)
     with pytest.raises(ValueError):
         fastavro.schemaless_reader(io.BytesIO(damaged), parsed)
+
+
+def test_a_wrong_guess_of_the_walk_is_caught_by_its_check_and_read_carefully():
+    fields = [{"name": "id", "type": "long"}, {"name": "visit", "type": "long"}, {"name": "flux", "type": "double"}]
+    shapes = RecordShapes.build(fields, [0, 2], field_patterns(fields, "", {}))
+    schema = {"type": "record", "name": "R", "fields": fields}
+
+    def encode(records):
+        out = io.BytesIO()
+        for record in records:
+            fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
+        return out.getvalue()
+    learnt = [{"id": 1, "visit": 5, "flux": 1.0}, {"id": 300, "visit": 5, "flux": 2.0}]  # id of 1 or 2 bytes
+    walked = LayoutRows()
+    assert shapes.read_array(encode(learnt), 0, 2, walked, None) == len(encode(learnt)) and len(shapes.layouts) == 2
+    # 20 records the guessing tree (which looks at id's first byte only) takes for a learnt layout;
+    # one has a visit of 3 bytes: a layout it has not seen, which only the check of the stretch catches
+    records = [{"id": n % 2 * 300, "visit": 5 if n != 13 else 70_000, "flux": float(n)} for n in range(20)]
+    data = encode(records)
+    assert shapes._walk_known(data, 0, 20, LayoutRows()) == (0, 0)  # refused: nothing kept
+    walked = LayoutRows()
+    assert shapes.read_array(data, 0, 20, walked, None) == len(data) and len(shapes.layouts) == 3
+    columns = layout_columns(("id", "flux"), walked)
+    assert list(columns) == [{"id": r["id"], "flux": r["flux"]} for r in records]
+    # now known: the same records are walked at once
+    assert shapes._walk_known(data, 0, 20, LayoutRows()) == (len(data), 20)
