@@ -30,7 +30,10 @@ field projected to no names is walked over and left out of the result. Rubin's h
 regular expression per record type (:mod:`brightscan.alerts.avro_skip`), in C, instead of a Python
 statement per field; a record the expression does not match (a string longer than 63 bytes, an
 array inside) is decoded exactly instead, then projected, so the result never depends on the fast
-path.
+path. An array of projected records (items a record, or ``[record, "null"]`` as Spark writes
+them) is walked in one call per block (:meth:`~brightscan.alerts.avro_shapes.RecordShapes.read_array`)
+and its kept fields read for all items at once into
+:class:`~brightscan.alerts.columns.Columns`, which reads as a list of the projected dicts.
 """
 
 from __future__ import annotations

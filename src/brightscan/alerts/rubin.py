@@ -18,11 +18,14 @@ What is refused at reading time, with the reason (docs/rubin.md): a packet witho
 or an ``ssSource`` naming one); a packet without a ``diaObject`` (nothing to attach a history to).
 Missing cutouts are the cutout stage's business, as for ZTF.
 
-What is read (:data:`RUBIN_PROJECTION`): the Avro readers decode each earlier detection in
+What is read (:func:`rubin_projection`): the Avro readers decode each earlier detection in
 ``prvDiaSources`` with the fields of :data:`HISTORY_FIELDS` only (the eight the causal history
-features and autoscan's photometry read, of ~100), and step over ``prvDiaForcedSources`` without decoding it (no feature uses forced
-photometry). LSSTCam alerts carry ~350 earlier sources and ~400 forced points; decoding them whole
-cost 12-20 times a ZTF alert (docs/rubin.md, "Reading speed").
+features and autoscan's photometry read, of ~100), as :class:`~brightscan.alerts.columns.Columns`
+(arrays, not a dict per source), and step over ``prvDiaForcedSources`` and the top-level fields
+nothing reads without decoding them (no feature uses forced photometry). LSSTCam alerts carry
+~350 earlier sources and ~400 forced points; decoding them whole cost 20 times a ZTF alert
+(docs/rubin.md, "Speed, measured"). The ZTF-named views of the earlier sources
+(:class:`ZtfViews`) are built only when something reads them.
 """
 
 from __future__ import annotations
@@ -73,8 +76,10 @@ class RubinAlert:
     ``dia_source_id`` (the alert's ``candid``) and ``dia_object_id`` (its ``objectId``, as text,
     as ZTF's object ids are) identify it; ``cutouts`` maps each of :data:`CUTOUT_FIELDS` to the
     FITS bytes (or None). ``prv_dia_sources`` holds the :data:`HISTORY_FIELDS` of each earlier
-    source when read from Avro (every field from Parquet); forced photometry is not kept. ``candidate`` and ``prv_candidates`` are the ZTF-named views built by
-    :func:`rubin_alert_from_record`.
+    source when read from Avro, as :class:`~brightscan.alerts.columns.Columns` (a tuple of dicts
+    with every field from Parquet); forced photometry is not kept. ``candidate`` and
+    ``prv_candidates`` are the ZTF-named views built by :func:`rubin_alert_from_record`, the
+    latter lazily (:class:`ZtfViews`).
     """
 
     survey: ClassVar[str] = "rubin"
