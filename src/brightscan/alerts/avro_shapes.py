@@ -349,24 +349,33 @@ def _walker(tree: Any, sizes: tuple[int, ...]) -> Any:
         groups: dict[int, tuple[Any, list[int]]] = {}
         for value, subtree in enumerate(table):
             groups.setdefault(id(subtree) if isinstance(subtree, tuple) else subtree, (subtree, []))[1].append(value)
-        first = True
-        for subtree, values in groups.values():
-            if not isinstance(subtree, tuple) and subtree < 0:
-                continue  # the else below
-            if values == list(range(values[0], values[-1] + 1)):
-                test = f"byte == {values[0]}" if len(values) == 1 else f"{values[0]} <= byte <= {values[-1]}"
+        branches = [(subtree, values) for subtree, values in groups.values()
+                    if isinstance(subtree, tuple) or subtree >= 0]
+        for number, (subtree, values) in enumerate(branches):
+            if number == len(branches) - 1 and len(values) + sum(len(v) for _, v in branches[:-1]) == 256:
+                lines.append(f"{pad}else:" if number else f"{pad}if True:")  # every other byte value: no test
             else:
-                env[f"_v{len(env)}"] = frozenset(values)
-                test = f"byte in _v{len(env) - 1}"
-            lines.append(f"{pad}{'if' if first else 'elif'} {test}:")
+                lines.append(f"{pad}{'elif' if number else 'if'} {_test(values, env)}:")
             emit(subtree, depth + 1)
-            first = False
-        lines.extend([f"{pad}return pos"] if first else [f"{pad}else:", f"{pad}    return pos"])
+        if not branches or sum(len(v) for _, v in branches) < 256:
+            lines.append(f"{pad}return pos")
 
     emit(tree, 2)
     lines.append("    return pos")
     exec(compile("\n".join(lines), "<avro-walker>", "exec"), env)  # noqa: S102 - numbers only
     return env["walk"]
+
+
+def _test(values: list[int], env: dict[str, Any]) -> str:
+    """Python testing whether ``byte`` is one of ``values`` (sorted): a compare for a range, else a set."""
+    if values != list(range(values[0], values[-1] + 1)):
+        env[f"_v{len(env)}"] = frozenset(values)
+        return f"byte in _v{len(env) - 1}"
+    if len(values) == 1:
+        return f"byte == {values[0]}"
+    if values[0] == 0:
+        return f"byte <= {values[-1]}"
+    return f"byte >= {values[0]}" if values[-1] == 255 else f"{values[0]} <= byte <= {values[-1]}"
 
 
 def read_items(buf: bytes, pos: int, count: int, rows: LayoutRows | None, slow: Any) -> int:
