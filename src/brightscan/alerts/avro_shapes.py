@@ -76,11 +76,7 @@ class RecordShapes:
         self.hit = 0  # the layout that matched last: runs of records share one
         self.previous = 0  # the one before it: records of an array often alternate between two
         self.misses = 0  # records that got no layout
-        self._tree_for: tuple[tuple[Any, ...], ...] | None = None  # the layouts _walk was built for
-        self._walk: Any = None
-        self._size_array = np.zeros(0, dtype=np.int64)
-        self._masks: tuple[bytes, ...] = ()
-        self._expected: tuple[bytes, ...] = ()
+        self._walking: tuple[Any, ...] | None = None  # (layouts, walker, masks, expected, sizes): _build_tree
 
     @classmethod
     def build(cls, fields: list[dict[str, Any]], kept: list[int], parts: list[bytes],
@@ -190,35 +186,36 @@ class RecordShapes:
         no known layout can start; when the check fails, nothing is kept (0 records) and the
         careful loop of :meth:`read_array` reads them.
         """
-        layouts = self.layouts
-        if self._tree_for is not layouts:
-            self._build_tree(layouts)
+        state = self._walking
+        if state is None or state[0] is not self.layouts:
+            state = self._build_tree(self.layouts)
+        layouts, walk, masks, expected, size_array = state  # one tuple: another thread may rebuild it
         ids: list[int] = []
         try:
-            end = self._walk(buf, pos, count, ids)
+            end = walk(buf, pos, count, ids)
         except IndexError:  # past the end: the careful loop says what is wrong
             return pos, 0
         if not ids or end > len(buf):
             return pos, 0
         stretch = np.frombuffer(buf, np.uint8, end - pos, pos)
-        masks = np.frombuffer(b"".join(map(self._masks.__getitem__, ids)), np.uint8)
-        if not np.array_equal(stretch & masks, np.frombuffer(b"".join(map(self._expected.__getitem__, ids)), np.uint8)):
+        joined = np.frombuffer(b"".join(map(masks.__getitem__, ids)), np.uint8)
+        if not np.array_equal(stretch & joined, np.frombuffer(b"".join(map(expected.__getitem__, ids)), np.uint8)):
             return pos, 0
         if len(layouts) > len(rows.layouts):
             rows.layouts = layouts
         layout = np.array(ids, dtype=np.intp)
-        sizes = self._size_array[layout]
+        sizes = size_array[layout]
         rows.add_run(np.cumsum(sizes) - sizes + pos, layout)
         return end, len(ids)
 
-    def _build_tree(self, layouts: tuple[tuple[Any, ...], ...]) -> None:
-        """The guessing walker of :meth:`_walk_known` for ``layouts``, and their masks as bytes."""
+    def _build_tree(self, layouts: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
+        """The state of :meth:`_walk_known` for ``layouts``: them, the walker, masks and expected bytes, sizes."""
         sizes = tuple(layout[0] for layout in layouts)
-        self._size_array = np.array(sizes, dtype=np.int64)
-        self._masks = tuple(layout[1].to_bytes(layout[0], "little") for layout in layouts)
-        self._expected = tuple(layout[2].to_bytes(layout[0], "little") for layout in layouts)
-        self._walk = _walker(_dispatch(list(range(len(layouts))), self._masks, self._expected), sizes)
-        self._tree_for = layouts
+        masks = tuple(layout[1].to_bytes(layout[0], "little") for layout in layouts)
+        expected = tuple(layout[2].to_bytes(layout[0], "little") for layout in layouts)
+        walk = _walker(_dispatch(list(range(len(layouts))), masks, expected), sizes)
+        self._walking = (layouts, walk, masks, expected, np.array(sizes, dtype=np.int64))
+        return self._walking
 
     def _values(self, buf: bytes, pos: int) -> tuple[tuple[Any, ...] | None, int] | None:
         """``(kept values or None, end)`` of the record at ``pos`` by some layout, or None."""
