@@ -13,7 +13,8 @@ container each) measured in the same run as the baseline:
 Row "(a) ... whole decode" decodes the Fink container without the projection (every field of the
 ~350 earlier sources and the ~400 forced sources): reading as it was before, in the same run. Row
 "(a) ... no layouts" decodes it with the projection but without the learnt byte layouts of
-``alerts/avro_shapes.py`` (one general regular expression per record, as before them).
+``alerts/avro_shapes.py`` (one general regular expression per record, then a dict per earlier
+source: no walk at once, no numpy columns), as before the layouts.
 
 The Rubin messages are the real samples in ../shared/data/rubin-alerts (pre-survey, DC2-like and
 LSSTCam; 30-48 px stamps, up to ~400 earlier sources each). Times are process CPU time (robust to

@@ -143,3 +143,54 @@ def test_every_real_rubin_alert_with_cutouts_becomes_model_inputs():
     assert chunk.triplet_array().shape == (len(chunk), 48, 48, 3) and np.isfinite(chunk.triplet_array()).all()
     assert np.isfinite(chunk.feature_array()).all()
     assert not any(isinstance(r, Rejection) and r.stage != "read" for r in chunk.rejections)
+
+
+def test_history_features_from_columns_equal_those_from_the_views():
+    """The columns path (``_detections_from_columns``) against the ZTF-named views, on histories
+    with every case the views skip or keep: nulls, zero and non-finite fluxes, later sources,
+    repeated ids (the alert's own among them), unknown and null bands, null reliabilities."""
+    import random
+
+    import fastavro
+
+    from brightscan.alerts import decode_avro
+    from brightscan.alerts.columns import MIN_COLUMNS, Columns
+    from brightscan.alerts.rubin_wire import rubin_schema
+    from tests.alerts.test_rubin import wire_message
+
+    rng = random.Random(3)
+    parsed, _ = rubin_schema(1101)
+    checked = long_ones = 0
+    for trial in range(60):
+        record = fake_sample(1101)
+        own_id, mjd_now = record["diaSource"]["diaSourceId"], 61000.0
+        record["diaSource"] |= {"midpointMjdTai": mjd_now, "psfFlux": 3000.0, "snr": 30.0, "extendedness": 0.2,
+                                "reliability": rng.choice([None, *[0.7] * 5]), "band": rng.choice([*"rrrrrr", "q", None])}
+        template = record["diaSource"]
+        record["prvDiaSources"] = [template | {
+            "diaSourceId": rng.choice([own_id, *range(1, 12), rng.randrange(2 ** 40)]),
+            "midpointMjdTai": mjd_now + rng.choice([-30.0, -5.5, -1.0, 0.0, 0.5, float("nan"), -rng.random() * 50]),
+            "psfFlux": rng.choice([None, 0.0, float("nan"), float("inf"), -800.0, rng.uniform(10, 1e5)]),
+            "band": rng.choice(["u", "g", "r", "i", "z", "y", "q", None]),
+            "reliability": rng.choice([None, float("nan"), rng.random()]),
+        } for _ in range(rng.randrange(0 if trial % 7 == 0 else 1, 60))]
+        message = wire_message(record, 1101)
+        (item,) = list(decode_avro(message, "m"))
+        whole = rubin_alert_from_record(fastavro.schemaless_reader(io.BytesIO(message[5:]), parsed), "m")
+        assert isinstance(item, RubinAlert) and isinstance(whole, RubinAlert)
+        assert isinstance(item.prv_dia_sources, Columns) and not isinstance(whole.prv_dia_sources, Columns)
+        long_ones += len(item.prv_dia_sources) >= MIN_COLUMNS  # computed from the columns
+
+        def features(alert, needed=None):
+            try:
+                return rubin_named_features(alert, needed=needed)
+            except FeatureError as exc:
+                return str(exc)
+
+        def history(alert):
+            return features(alert, needed=("ndet",))
+        assert repr(features(item)) == repr(features(whole))
+        checked += isinstance(features(item), dict)
+        # the history alone, even where the alert's own band or reliability is missing
+        assert repr(history(item)) == repr(history(whole))
+    assert checked > 30 and long_ones > 30

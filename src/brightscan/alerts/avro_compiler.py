@@ -30,7 +30,10 @@ field projected to no names is walked over and left out of the result. Rubin's h
 regular expression per record type (:mod:`brightscan.alerts.avro_skip`), in C, instead of a Python
 statement per field; a record the expression does not match (a string longer than 63 bytes, an
 array inside) is decoded exactly instead, then projected, so the result never depends on the fast
-path.
+path. An array of projected records (items a record, or ``[record, "null"]`` as Spark writes
+them) is walked in one call per block (:meth:`~brightscan.alerts.avro_shapes.RecordShapes.read_array`)
+and its kept fields read for all items at once into
+:class:`~brightscan.alerts.columns.Columns`, which reads as a list of the projected dicts.
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ from typing import Any
 
 from fastavro.read import LOGICAL_READERS
 
-from brightscan.alerts.avro_shapes import RecordShapes
+from brightscan.alerts.avro_shapes import RecordShapes, read_items
 from brightscan.alerts.avro_shapes import read_long as _read_long
 from brightscan.alerts.avro_skip import field_patterns, record_pattern
+from brightscan.alerts.columns import LayoutRows, layout_columns
 
 #: ``decode(buf, pos) -> (record, new_pos)`` over a bytes-like buffer.
 Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
@@ -101,6 +105,8 @@ def compile_reader(schema: dict[str, Any], projection: Projection | None = None,
         "_double": struct.Struct("<d").unpack_from,
         "_long": _read_long,
         "_too_many": _too_many_items,
+        "_walked": LayoutRows,
+        "_layout_columns": layout_columns,
     }
     try:
         top = builder.record(schema, schema.get("namespace", ""), top=True)
@@ -265,8 +271,9 @@ class _Builder:
         number = self.unique()
         item, count, key = f"item{number}", f"count{number}", f"key{number}"
         is_map = schema["type"] == "map"
+        items = None if is_map else self._projected_items(schema["items"], namespace)
         lines += [
-            f"{pad}{target} = {{}}" if is_map else f"{pad}{target} = []",
+            f"{pad}{target} = {{}}" if is_map else f"{pad}{target} = []" if items is None else f"{pad}{target} = _walked()",
             f"{pad}while True:",
             f"{pad}    {count}, pos = _long(buf, pos)",
             f"{pad}    if {count} == 0:",
@@ -283,9 +290,53 @@ class _Builder:
             lines.extend(f"{pad}        {line}" for line in _primitive("string", key))
             self.value(schema["values"], item, namespace, depth + 2, lines)
             lines.append(f"{pad}        {target}[{key}] = {item}")
-        else:
+            return
+        if items is None:
             self.value(schema["items"], item, namespace, depth + 2, lines)
             lines.append(f"{pad}        {target}.append({item})")
+            return
+        # an array of projected records: rows of kept values, one read_array call per block (avro_shapes)
+        read_array, general, names = items
+        del lines[-1]  # no loop per item here: read_array walks the block
+        lines.append(f"{pad}    pos = {read_array}(buf, pos, {count}, {target if names else 'None'}, {general})")
+        lines.append(f"{pad}{target} = _layout_columns({self.constant(names)}, {target})" if names else
+                     f"{pad}{target} = None")
+
+    def _projected_items(self, kind: Any, namespace: str) -> tuple[str, str, tuple[str, ...]] | None:
+        """For the items of an array in a projected field: ``(read_array, general item reader, kept names)``.
+
+        Items are records, or unions of one record and null (Spark's exports). None otherwise,
+        and outside projected fields: those arrays are read item by item.
+        """
+        if self.keep is None:
+            return None
+        branches = kind if isinstance(kind, list) else [kind]
+        schemas = [self._schema_of(b, namespace) if isinstance(b, str) else b if isinstance(b, dict) and
+                   b.get("type") == "record" else None for b in branches]
+        records = [index for index, schema in enumerate(schemas) if schema is not None]
+        if len(records) != 1 or any(b != "null" for i, b in enumerate(branches) if i != records[0]):
+            return None
+        schema, keep = schemas[records[0]], self.keep
+        projected = self.projected(schema, namespace, keep)
+        fields = schema["fields"]
+        name = _full_name(schema["name"], schema.get("namespace", namespace))
+        kept = [index for index, field in enumerate(fields) if field["name"] in keep]
+        names = tuple(fields[index]["name"] for index in kept)
+        general = f"_item_{self.unique()}"
+        lines = [f"def {general}(buf, pos):"]
+        if isinstance(kind, list):  # the item's union index: the record's branch, or null
+            lines += ["    index = buf[pos]", "    pos += 1",
+                      *(f"    if index == {2 * i}:\n        return None, pos" for i, b in enumerate(branches) if b == "null"),
+                      f"    if index != {2 * records[0]}:", "        raise ValueError('union index out of range')"]
+        lines += [f"    record, pos = {projected}(buf, pos)",
+                  "    return (" + "".join(f"record[{n!r}], " for n in names) + "), pos" if names else
+                  "    return (), pos"]
+        self.functions.append("\n".join(lines))
+        parts = field_patterns(fields, name.rpartition(".")[0], self.schemas)
+        prefix = bytes([2 * records[0]]) if isinstance(kind, list) else b""
+        shapes = RecordShapes.build(fields, kept, parts, prefix) if parts is not None else None
+        self.keep = keep
+        return self.constant(shapes.read_array if shapes is not None else read_items), general, names
 
     def _schema_of(self, name: str, namespace: str) -> dict[str, Any] | None:
         for candidate in (name, _full_name(name, namespace)):

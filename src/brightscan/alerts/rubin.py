@@ -18,26 +18,30 @@ What is refused at reading time, with the reason (docs/rubin.md): a packet witho
 or an ``ssSource`` naming one); a packet without a ``diaObject`` (nothing to attach a history to).
 Missing cutouts are the cutout stage's business, as for ZTF.
 
-What is read (:data:`RUBIN_PROJECTION`): the Avro readers decode each earlier detection in
+What is read (:func:`rubin_projection`): the Avro readers decode each earlier detection in
 ``prvDiaSources`` with the fields of :data:`HISTORY_FIELDS` only (the eight the causal history
-features and autoscan's photometry read, of ~100), and step over ``prvDiaForcedSources`` without decoding it (no feature uses forced
-photometry). LSSTCam alerts carry ~350 earlier sources and ~400 forced points; decoding them whole
-cost 12-20 times a ZTF alert (docs/rubin.md, "Reading speed").
+features and autoscan's photometry read, of ~100), as :class:`~brightscan.alerts.columns.Columns`
+(arrays, not a dict per source), and step over ``prvDiaForcedSources`` and the top-level fields
+nothing reads without decoding them (no feature uses forced photometry). LSSTCam alerts carry
+~350 earlier sources and ~400 forced points; decoding them whole cost 20 times a ZTF alert
+(docs/rubin.md, "Speed, measured"). The ZTF-named views of the earlier sources
+(:class:`ZtfViews`) are built only when something reads them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from brightscan.alerts.columns import Columns
 from brightscan.alerts.records import CUTOUT_FIELDS, Rejection
 from brightscan.alerts.records import _as_int  # one rule for ids: ints or digit strings, never floats
 
-__all__ = ["BANDS", "HISTORY_FIELDS", "HISTORY_VIEW", "MJD_TO_JD", "RUBIN_PROJECTION", "RubinAlert", "flux_to_mag",
-           "is_rubin_record", "rubin_alert_from_record", "rubin_projection"]
+__all__ = ["BANDS", "HISTORY_FIELDS", "HISTORY_VIEW", "MJD_TO_JD", "RUBIN_PROJECTION", "RubinAlert", "ZtfViews",
+           "flux_to_mag", "is_rubin_record", "rubin_alert_from_record", "rubin_projection"]
 
 #: Rubin's six filters; ``fid`` in the ZTF-named view is the 1-based index in this tuple.
 BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
@@ -60,6 +64,9 @@ RUBIN_PROJECTION: Mapping[str, frozenset[str]] = MappingProxyType({
     "prvDiaSources": HISTORY_FIELDS,
     "prvDiaForcedSources": frozenset(),  # walked over, not decoded
 })
+#: The top-level fields :func:`rubin_alert_from_record` reads (whole, or as projected above).
+_READ_FIELDS = frozenset({"diaSourceId", "diaSource", "prvDiaSources", "diaObject", "ssSource", *CUTOUT_FIELDS,
+                          "lsst_schema_version", "schemavsn"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +76,10 @@ class RubinAlert:
     ``dia_source_id`` (the alert's ``candid``) and ``dia_object_id`` (its ``objectId``, as text,
     as ZTF's object ids are) identify it; ``cutouts`` maps each of :data:`CUTOUT_FIELDS` to the
     FITS bytes (or None). ``prv_dia_sources`` holds the :data:`HISTORY_FIELDS` of each earlier
-    source when read from Avro (every field from Parquet); forced photometry is not kept. ``candidate`` and ``prv_candidates`` are the ZTF-named views built by
-    :func:`rubin_alert_from_record`.
+    source when read from Avro, as :class:`~brightscan.alerts.columns.Columns` (a tuple of dicts
+    with every field from Parquet); forced photometry is not kept. ``candidate`` and
+    ``prv_candidates`` are the ZTF-named views built by :func:`rubin_alert_from_record`, the
+    latter lazily (:class:`ZtfViews`).
     """
 
     survey: ClassVar[str] = "rubin"
@@ -78,12 +87,12 @@ class RubinAlert:
     dia_source_id: int
     dia_object_id: str
     dia_source: Mapping[str, Any]
-    prv_dia_sources: tuple[Mapping[str, Any], ...]
+    prv_dia_sources: Sequence[Mapping[str, Any]]
     dia_object: Mapping[str, Any]
     cutouts: Mapping[str, bytes | None]
     source: str
     candidate: Mapping[str, Any]
-    prv_candidates: tuple[Mapping[str, Any], ...]
+    prv_candidates: Sequence[Mapping[str, Any]]
     schemavsn: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -109,9 +118,18 @@ def is_rubin_record(record: Mapping[str, Any]) -> bool:
 
 
 def rubin_projection(schema: Mapping[str, Any]) -> Mapping[str, frozenset[str]] | None:
-    """:data:`RUBIN_PROJECTION` for a writer schema of Rubin packets (any version, a broker's), else None."""
+    """What to decode of a writer schema of Rubin packets (any version, a broker's), else None.
+
+    :data:`RUBIN_PROJECTION`, plus: ``ssSource`` only its ``ssObjectId`` (the solar-system
+    check), and every top-level field :func:`rubin_alert_from_record` does not read walked over
+    and left out (``mpc_orbits``, brokers' own columns such as Fink's ``lc_features``, ``xm``,
+    ``clf``: ~40 % of a Fink packet's values once the history is projected).
+    """
     names = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
-    return RUBIN_PROJECTION if {"diaSource", "prvDiaSources"} <= names and "candidate" not in names else None
+    if not {"diaSource", "prvDiaSources"} <= names or "candidate" in names:
+        return None
+    return MappingProxyType({**{name: frozenset() for name in names - _READ_FIELDS}, **RUBIN_PROJECTION,
+                             "ssSource": frozenset({"ssObjectId"})})
 
 
 def flux_to_mag(flux: Any, flux_err: Any = None) -> tuple[float | None, float | None]:
@@ -155,20 +173,69 @@ def rubin_alert_from_record(record: Mapping[str, Any], source: str) -> RubinAler
     if not _finite(dia_source.get("midpointMjdTai")):
         return reject("diaSource has no numeric midpointMjdTai")
     prv = record.get("prvDiaSources") or ()
-    if not isinstance(prv, (list, tuple)) or not all(isinstance(p, Mapping) for p in prv):
+    if isinstance(prv, Columns):  # the projected reader's rows: records by construction
+        history: Sequence[Mapping[str, Any]] = prv
+    elif isinstance(prv, (list, tuple)) and all(isinstance(p, Mapping) for p in prv):
+        history = tuple(prv)
+    else:
         return reject("prvDiaSources is not a list of records")
     return RubinAlert(
         dia_source_id=candid,
         dia_object_id=object_id,
         dia_source=dia_source,
-        prv_dia_sources=tuple(prv),
+        prv_dia_sources=history,
         dia_object=dia_object,
         cutouts={name: _stamp_bytes(record.get(name)) for name in CUTOUT_FIELDS},
         source=source,
         candidate=ztf_view(dia_source, candid),
-        prv_candidates=tuple(ztf_view(p) for p in prv),
+        prv_candidates=ZtfViews(history),
         schemavsn=_schema_version(record),
     )
+
+
+class ZtfViews(Sequence[Mapping[str, Any]]):
+    """The ZTF-named views (:func:`ztf_view`) of earlier sources, built when first read.
+
+    The history features of ``preprocess.rubin`` compute from the earlier sources' columns and
+    never read these; the shared ZTF machinery (``causal_detections`` with records from a
+    ``History``, autoscan's photometry) does, and then gets each view as it was always built.
+    """
+
+    __slots__ = ("_views", "sources")
+
+    def __init__(self, sources: Sequence[Mapping[str, Any]]) -> None:
+        self.sources = sources
+        self._views: tuple[dict[str, Any], ...] | None = None
+
+    def _built(self) -> tuple[dict[str, Any], ...]:
+        if self._views is None:
+            self._views = tuple(ztf_view(source) for source in self.sources)
+        return self._views
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and all(mine == theirs for mine, theirs in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ZtfViews({len(self)} earlier sources)"
+
+    def __getstate__(self) -> Sequence[Mapping[str, Any]]:
+        return self.sources
+
+    def __setstate__(self, state: Sequence[Mapping[str, Any]]) -> None:
+        self.sources, self._views = state, None
 
 
 def ztf_view(dia_source: Mapping[str, Any], candid: int | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import fastavro
 from brightscan.alerts.avro_compiler import Decoder, ItemCountError, UnsupportedSchema, compile_reader
 from brightscan.alerts.limits import DEFAULT_LIMITS, ReadLimits
 from brightscan.alerts.records import Rejection
-from brightscan.alerts.rubin import RUBIN_PROJECTION, RubinAlert, rubin_alert_from_record
+from brightscan.alerts.rubin import RubinAlert, rubin_alert_from_record, rubin_projection
 
 __all__ = ["WIRE_MAGIC", "decode_wire_message", "known_schema_ids", "rubin_schema", "schema_path"]
 
@@ -65,7 +65,7 @@ def known_schema_ids() -> list[int]:
 def rubin_schema(schema_id: int, max_items: int = DEFAULT_LIMITS.max_array_items) -> tuple[dict[str, Any], Decoder | None]:
     """fastavro's parsed alert schema of an id, and our compiled decoder (None if not compilable).
 
-    The decoder reads :data:`~brightscan.alerts.rubin.RUBIN_PROJECTION` of each packet, and
+    The decoder reads :func:`~brightscan.alerts.rubin.rubin_projection` of each packet, and
     refuses an array or map block of more than ``max_items`` items.
 
     Raises
@@ -77,8 +77,9 @@ def rubin_schema(schema_id: int, max_items: int = DEFAULT_LIMITS.max_array_items
     if path is None:
         raise KeyError(schema_id)
     parsed = fastavro.schema.load_schema(str(path))
+    expanded = fastavro.schema.expand_schema(parsed)
     try:
-        decoder: Decoder | None = compile_reader(fastavro.schema.expand_schema(parsed), RUBIN_PROJECTION, max_items)
+        decoder: Decoder | None = compile_reader(expanded, rubin_projection(expanded), max_items)
     except UnsupportedSchema:
         decoder = None
     return parsed, decoder

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from brightscan.alerts.records import CUTOUT_FIELDS
-from brightscan.alerts.rubin import RubinAlert
+from brightscan.alerts.columns import MIN_COLUMNS, Columns
+from brightscan.alerts.rubin import BANDS, MJD_TO_JD, NJY_ZERO_POINT, RubinAlert
 from brightscan.errors import CutoutError, FeatureError
 from brightscan.preprocess.crossmatch import StarGalaxyCatalog
 from brightscan.preprocess.cutouts import CUTOUT_ORDER, PAD_VALUE, normalize_stamp
@@ -148,19 +149,24 @@ def _history(alert: RubinAlert, earlier: Iterable[Mapping[str, Any]]) -> dict[st
     cand = alert.candidate
     jd = _number(alert, "jd", cand.get("jd"))
     _number(alert, "magpsf", cand.get("magpsf"))  # a zero or non-finite psfFlux is no detection
-    detections = causal_detections(alert, earlier)
-    mags = [float(d["magpsf"]) for d in detections]
-    jds = [float(d["jd"]) for d in detections]
+    earlier = tuple(earlier)
+    from_columns = None if earlier else _detections_from_columns(alert)
+    if from_columns is not None:
+        mags, jds, own_band, reliabilities = from_columns
+    else:
+        detections = causal_detections(alert, earlier)
+        mags = [float(d["magpsf"]) for d in detections]
+        jds = [float(d["jd"]) for d in detections]
+        own_band = [m for d, m in zip(detections, mags) if d.get("fid") == cand.get("fid")]
+        reliabilities = [float(d["reliability"]) for d in detections
+                         if isinstance(d.get("reliability"), (int, float)) and math.isfinite(d["reliability"])]
     peak = min(range(len(mags)), key=mags.__getitem__)  # on ties the earliest wins, as for ZTF
     first_jd = min(jds)
     first_seen = alert.dia_object.get("firstDiaSourceMjdTai")  # schema 8.0 and later
     if isinstance(first_seen, (int, float)) and math.isfinite(first_seen):
         first_jd = min(first_jd, float(first_seen) + 2400000.5)
-    own_band = [m for d, m in zip(detections, mags) if d.get("fid") == cand.get("fid")]
-    reliabilities = [float(d["reliability"]) for d in detections
-                     if isinstance(d.get("reliability"), (int, float)) and math.isfinite(d["reliability"])]
     return {
-        "ndet": float(len(detections)),
+        "ndet": float(len(mags)),
         "age": jd - first_jd,
         "peakmag_so_far": mags[peak],
         "maxmag_so_far": max(mags),
@@ -170,6 +176,66 @@ def _history(alert: RubinAlert, earlier: Iterable[Mapping[str, Any]]) -> dict[st
         "ndet_band": float(len(own_band)),
         "mean_reliability": _mean(alert, "reliability", reliabilities),
     }
+
+
+def _detections_from_columns(alert: RubinAlert) -> tuple[list[float], list[float], list[float], list[float]] | None:
+    """``causal_detections`` of an alert's own history read from its columns: (mags, jds, own band's mags, reliabilities).
+
+    The same detections in the same order as the ZTF-named views give (a zero, null or
+    non-finite ``psfFlux`` or time is no detection; nothing later than the alert; the first of
+    each ``diaSourceId`` kept; stable sort by ``jd``), each value computed as :func:`ztf_view`
+    computes it, so the features are bit for bit the same (tests/preprocess/test_rubin_inputs.py).
+    None when the history is short, or not columns of the usual types (Parquet, a fastavro
+    re-read): the views then.
+    """
+    history = alert.prv_dia_sources
+    if not isinstance(history, Columns) or len(history) < MIN_COLUMNS:  # short: the views cost less
+        return None
+    ids, id_nulls = history.array("diaSourceId")
+    mjd, mjd_nulls = history.array("midpointMjdTai")
+    flux, flux_nulls = history.array("psfFlux")
+    reliability, reliability_nulls = history.array("reliability")
+    if id_nulls is not None or ids.dtype != np.int64 or mjd.dtype != np.float64 or flux.dtype != np.float64 or \
+            reliability.dtype != np.float64:
+        return None
+    cand = alert.candidate
+    jd_now = cand["jd"]
+    with np.errstate(invalid="ignore"):
+        jds = mjd + MJD_TO_JD
+        usable = np.isfinite(flux) & (flux != 0) & np.isfinite(mjd) & (jds <= jd_now)
+    for nulls in (mjd_nulls, flux_nulls):
+        if nulls is not None:
+            usable &= ~nulls
+    kept = np.flatnonzero(usable)
+    _, first = np.unique(ids[kept], return_index=True)  # the first of each diaSourceId
+    if len(first) < len(kept):
+        kept = kept[np.sort(first)]
+    own_id = cand.get("candid")
+    with_cand = own_id is None or not bool((ids[kept] == own_id).any())  # else an earlier copy of it counts
+    order = np.argsort(np.append(jds[kept], jd_now) if with_cand else jds[kept], kind="stable")
+    earlier = order[order < len(kept)]
+    flux_sorted = flux[kept][earlier]
+    mags = [NJY_ZERO_POINT - 2.5 * math.log10(abs(value)) for value in flux_sorted.tolist()]
+    times = jds[kept][earlier].tolist()
+    band = history.array("band")[0][kept][earlier]
+    fid = cand.get("fid")
+    if fid is not None:
+        own = band == BANDS[fid - 1]
+    else:  # records whose band has no fid (null, unknown) share the alert's
+        own = np.array([not (type(b) is str and b in BANDS) for b in band.tolist()], dtype=bool)
+    rel = reliability[kept][earlier]
+    good = np.isfinite(rel) if reliability_nulls is None else np.isfinite(rel) & ~reliability_nulls[kept][earlier]
+    reliabilities = rel[good].tolist()
+    own_mags = np.array(mags)[own].tolist() if mags else []
+    if with_cand:  # the alert itself, where the stable sort put it among them
+        at = int(np.flatnonzero(order == len(kept))[0])
+        mags.insert(at, float(cand["magpsf"]))
+        times.insert(at, float(jd_now))
+        own_mags.insert(int(own[:at].sum()), float(cand["magpsf"]))
+        value = cand.get("reliability")
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            reliabilities.insert(int(good[:at].sum()), float(value))
+    return mags, times, own_mags, reliabilities
 
 
 def _mean(alert: RubinAlert, name: str, values: list[float]) -> float:
