@@ -51,7 +51,7 @@ class MockCluster:
         self.where: dict[tuple[int, int], bytes] = {}  # (partition, offset) -> value
         self._lock = threading.Lock()
 
-    def produce(self, values: list[bytes], pause_s: float = 0.0) -> None:
+    def produce(self, values: list[bytes], pause_s: float = 0.0, topic: str = TOPIC) -> None:
         """Produce ``values`` round-robin over the partitions, waiting for each acknowledgement."""
         def delivered(err, msg) -> None:
             assert err is None, err
@@ -59,7 +59,7 @@ class MockCluster:
                 self.where[(msg.partition(), msg.offset())] = msg.value()
 
         for i, value in enumerate(values):
-            self.producer.produce(TOPIC, value=value, partition=i % PARTITIONS, on_delivery=delivered)
+            self.producer.produce(topic, value=value, partition=i % PARTITIONS, on_delivery=delivered)
             self.producer.flush(10)
             time.sleep(pause_s)
 
@@ -311,3 +311,41 @@ def test_every_offset_commit_follows_its_database_commit(kafka_night, tiny_model
     assert recorder.commits >= len(values) // 3
     _assert_exactly_once(cluster, db_url, candids)
     assert _assert_committed_after_database(cluster, db_url) == len(values)
+
+
+def test_a_rubin_topic_is_read_through_the_broker_and_committed():
+    """Rubin's stream is Confluent wire-format messages (magic byte, schema id, schemaless Avro) on
+    a Kafka topic. Read through the broker protocol by the same feed as ZTF's, each message is a
+    Rubin alert or, cut short, a rejection naming its offset; the offsets are committed after."""
+    from brightscan.alerts.records import Rejection
+    from brightscan.alerts.rubin import RubinAlert
+    from brightscan.autoscan.write.feeds import KafkaFeed
+    from tests.conftest import require_shared
+
+    topic = "lsst-alerts-v11"
+    wire = [p.read_bytes() for p in sorted(require_shared("data", "rubin-alerts").glob("*.avro"))]
+    wire = [value for value in wire if value[:1] == b"\x00"]  # containers start with b"Obj"
+    assert wire, "the shared Rubin samples hold wire-format messages"
+    cluster = MockCluster()
+    cluster.produce([*wire, wire[0][:60]], topic=topic)
+    feed = KafkaFeed(topic, {"bootstrap.servers": cluster.bootstrap, "group.id": "rubin", "log_level": 3},
+                     poll_timeout=0.5)
+    items, deadline = [], time.monotonic() + 60
+    for delivery in feed.deliveries(lambda _key: False):
+        if delivery is not None:
+            items.extend(delivery.items)
+            feed.commit(delivery)
+        if len(items) > len(wire) or time.monotonic() > deadline:
+            break
+    feed.consumer.close()
+    read = [item for item in items if isinstance(item, RubinAlert)]
+    rejected = [item for item in items if isinstance(item, Rejection)]
+    assert len(read) == len(wire) and all(alert.source.startswith(f"kafka:{topic}[") for alert in read)
+    assert len(rejected) == 1 and rejected[0].source.startswith(f"kafka:{topic}[")
+    assert "cannot decode body with schema id" in rejected[0].reason
+    probe = kafka.Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "rubin"})
+    try:
+        parts = probe.committed([kafka.TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+    finally:
+        probe.close()
+    assert sum(max(tp.offset, 0) for tp in parts) == len(wire) + 1  # every message, once
