@@ -343,6 +343,7 @@ def test_a_rubin_topic_is_read_through_the_broker_and_committed():
     assert len(read) == len(wire) and all(alert.source.startswith(f"kafka:{topic}[") for alert in read)
     assert len(rejected) == 1 and rejected[0].source.startswith(f"kafka:{topic}[")
     assert "cannot decode body with schema id" in rejected[0].reason
+    assert "the message ends inside the record" in rejected[0].reason and " at 0x" not in rejected[0].reason
     probe = kafka.Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "rubin"})
     try:
         parts = probe.committed([kafka.TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)

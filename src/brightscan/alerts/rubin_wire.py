@@ -14,6 +14,7 @@ cannot be decoded or leaves bytes unread becomes a :class:`~brightscan.alerts.re
 from __future__ import annotations
 
 import io
+import re
 import struct
 from functools import cache
 from pathlib import Path
@@ -137,6 +138,12 @@ def _decode(data: bytes, parsed: dict[str, Any], decoder: Decoder | None) -> tup
     return record, stream.tell()
 
 
+#: how an exception names the stream it read from (``<_io.BytesIO object at 0x7f...>``): noise in a reason
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    text = _OBJECT_REPR.sub("the body", str(exc)) or type(exc).__name__
+    if isinstance(exc, EOFError):
+        text = f"the message ends inside the record, cut short? ({text})"
     return text if len(text) < 200 else text[:200] + "..."
