@@ -23,6 +23,12 @@ worker and nanny process — and alerts per CPU-second: the per-core rate that t
 uses, and an overhead measure that other load does not distort.
 
     python benchmarks/bench_cluster.py [--sources 1500] [--nights 12] [--model DIR] [--rounds 1]
+
+``--survey rubin`` does the same on a simulated Rubin survey (wire-format messages in nightly
+folders, 48 px stamps, the ``rubin_v1`` features) scored by ``mm_cnn.rubin`` with seeded random
+weights (speed does not depend on their values) unless ``--model`` names another Rubin model::
+
+    python benchmarks/bench_cluster.py --survey rubin --sources 300 --nights 40
 """
 
 from __future__ import annotations
@@ -40,12 +46,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _model(tmp: Path, given: Path | None) -> Path:
+def _model(tmp: Path, given: Path | None, survey: str) -> Path:
     from brightscan.model import create_model, import_keras, save_model
 
     published = REPO.parent / "shared" / "models" / "btsbot-published" / "v1.0.1"
     if given is not None:
         return given
+    if survey == "rubin":
+        return save_model(create_model("mm_cnn.rubin", seed=0, device="cpu"), tmp / "mm_cnn.rubin")
     if published.exists():
         return import_keras(published, tmp / "v1.0.1")
     return save_model(create_model("mi_cnn.v1", seed=0, device="cpu"), tmp / "v1")
@@ -94,16 +102,22 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=12)
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: published v1.0.1)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the five configurations; best (per CPU-second) kept")
+    parser.add_argument("--survey", choices=("ztf", "rubin"), default="ztf")
     args = parser.parse_args()
     from brightscan.distributed import ScoreJob, plan_partitions
     from brightscan.simulate import SurveyConfig, simulate_survey
+    from brightscan.simulate.rubin import RubinSurveyConfig, simulate_rubin_survey
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        simulate_survey(SurveyConfig(n_sources=args.sources, seed=7, n_nights=args.nights, n_workers=1,
-                                     tarball=True), tmp / "survey")
+        if args.survey == "rubin":
+            simulate_rubin_survey(RubinSurveyConfig(n_sources=args.sources, seed=7, n_nights=args.nights),
+                                  tmp / "survey")
+        else:
+            simulate_survey(SurveyConfig(n_sources=args.sources, seed=7, n_nights=args.nights, n_workers=1,
+                                         tarball=True), tmp / "survey")
         archives = tmp / "survey" / "alerts"
-        model = _model(tmp, args.model)
+        model = _model(tmp, args.model, args.survey)
         job = ScoreJob(str(model), precision="float32", batch_size=32)
         results: dict[str, dict] = {}
         configurations = {
@@ -126,7 +140,8 @@ def main() -> None:
         rate = {k[0]: v["alerts_per_s"] for k, v in results.items()}
         per_cpu = {k[0]: v["alerts_per_cpu_s"] for k, v in results.items()}
         report = {
-            "cpu": _cpu(), "python": platform.python_version(), "partitions": len(plan_partitions([archives])),
+            "cpu": _cpu(), "python": platform.python_version(), "survey": args.survey,
+            "partitions": len(plan_partitions([archives])),
             "model": str(model.name), "runs": results,
             "scaling_2_over_1_worker": round(rate["D"] / rate["C"], 3),
             "overhead_1_core": round(1 - rate["C"] / rate["A"], 3),
