@@ -79,7 +79,8 @@ class Columns(Sequence[Mapping[str, Any]]):
         values = self._lists.get(name)
         if values is None:
             if self._rows is not None:
-                values = [row[self.names.index(name)] for row in self._rows]
+                at = self.names.index(name)
+                values = [row[at] for row in self._rows]
             else:
                 array, nulls = self._arrays[name]
                 values = array.tolist()

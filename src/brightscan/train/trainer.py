@@ -219,8 +219,9 @@ class _Run:
         self.forward = torch.compile(self.model) if config.compile else self.model
         # BatchNorm cannot train on a batch of one row; the shuffled epoch's last row is dropped
         # when it would make one (each epoch drops another row, so none is left out for good)
-        self.drop_single_last = _has_batchnorm(self.model) and len(self.train_idx) % self.recipe.batch_size == 1
-        if _has_batchnorm(self.model) and self.recipe.batch_size == 1:
+        batchnorm = _has_batchnorm(self.model)
+        self.drop_single_last = batchnorm and len(self.train_idx) % self.recipe.batch_size == 1
+        if batchnorm and self.recipe.batch_size == 1:
             raise ConfigError(f"{self.model_config.preset}: batch_size 1 cannot train a model with BatchNorm")
         self.optimizer = build_optimizer(self.recipe, self.model.parameters())
         self.scheduler: Any = None  # built by start(): a resumed run keeps the warm-up it began with
