@@ -34,7 +34,9 @@ def _faint(model_dir: Path, dataset: Path) -> float:
 
     scorer = Scorer(model_dir, device="cpu")
     test = open_split(dataset, "test", scorer.loaded.feature_names)
-    scores = scorer.score_arrays(test.reader.read(np.arange(len(test))), test.features)
+    # 4,096 triplets (190 MB) at a time: the 14,000-source test split holds 2.5 GB of them
+    parts = [np.arange(start, min(start + 4096, len(test))) for start in range(0, len(test), 4096)]
+    scores = np.concatenate([scorer.score_arrays(test.reader.read(rows), test.features[rows]) for rows in parts])
     return faint_dim_sn_mean(test.table, scores)["mean_score"]
 
 
