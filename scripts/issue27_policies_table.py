@@ -43,15 +43,15 @@ def main() -> None:
     extra = ["faint dim-SN mean score"] if args.faint else []
     print("| row | test AUC | " + " | ".join([f"{p}: complete / pure [pure CI]" for p in POLICIES] + extra) + " |")
     print("|---|---|" + "---|" * (len(POLICIES) + len(extra)))
-    compared, dataset = None, None
+    compared, compared_on = None, None
     for report in args.reports:
         metrics = json.loads((report / "metrics.json").read_text())
-        dataset = Path(metrics["dataset"])
-        faint = _faint(Path(metrics["model"]["dir"]), dataset) if args.faint else None
+        faint = _faint(Path(metrics["model"]["dir"]), Path(metrics["dataset"])) if args.faint else None
         print(_row(f"{_name(metrics, report.name)} ({report})", metrics, faint), flush=True)
-        compared = compared or metrics.get("compare")
+        if compared is None and metrics.get("compare"):
+            compared, compared_on = metrics["compare"], Path(metrics["dataset"])  # scored on that report's test split
     if compared:
-        faint = _faint(Path(compared["model"]["dir"]), dataset) if args.faint else None
+        faint = _faint(Path(compared["model"]["dir"]), compared_on) if args.faint else None
         print(_row(f"{_name(compared, 'compare')} (published, same test alerts)", compared, faint))
     for ceiling in args.ceiling:
         c = json.loads((ceiling / "ceiling.json").read_text())
