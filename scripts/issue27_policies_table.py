@@ -7,7 +7,8 @@ Each REPORT_DIR is a ``brightscan evaluate`` output (``metrics.json``); a report
 ``--ceiling`` DIR is a ``brightscan experiment ceiling`` output. Per row: test alert AUC [95%
 interval over objects], then per policy completeness / purity (%) with the purity interval.
 With ``--faint``, a last column: the mean score of the test split's dim-SN alerts fainter than
-18.5 mag (the issue's headline symptom; each model scores the test split again for it).
+18.5 mag (the issue's headline symptom: ``metrics.json``'s ``faint_dim_sn``; a report made
+before ``evaluate`` recorded it is scored again).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="*", type=Path)
     parser.add_argument("--ceiling", nargs="*", type=Path, default=[])
-    parser.add_argument("--faint", action="store_true", help="add the faint dim-SN mean score (scores again)")
+    parser.add_argument("--faint", action="store_true", help="add the faint dim-SN mean score")
     args = parser.parse_args()
     extra = ["faint dim-SN mean score"] if args.faint else []
     print("| row | test AUC | " + " | ".join([f"{p}: complete / pure [pure CI]" for p in POLICIES] + extra) + " |")
@@ -46,12 +47,12 @@ def main() -> None:
     compared, compared_on = None, None
     for report in args.reports:
         metrics = json.loads((report / "metrics.json").read_text())
-        faint = _faint(Path(metrics["model"]["dir"]), Path(metrics["dataset"])) if args.faint else None
+        faint = _faint(metrics, Path(metrics["dataset"])) if args.faint else None
         print(_row(f"{_name(metrics, report.name)} ({report})", metrics, faint), flush=True)
         if compared is None and metrics.get("compare"):
             compared, compared_on = metrics["compare"], Path(metrics["dataset"])  # scored on that report's test split
     if compared:
-        faint = _faint(Path(compared["model"]["dir"]), compared_on) if args.faint else None
+        faint = _faint(compared, compared_on) if args.faint else None
         print(_row(f"{_name(compared, 'compare')} (published, same test alerts)", compared, faint))
     for ceiling in args.ceiling:
         c = json.loads((ceiling / "ceiling.json").read_text())

@@ -6,7 +6,7 @@ With ROWs (e.g. 0-before, or "ceilings"), only those rows are printed; with none
 
 Per row: test alert AUC [95% interval over objects], gt1 / bts_prod / optimised completeness and
 purity (%) with the purity interval, and the mean score of dim-SN alerts fainter than 18.5 mag
-(the issue's headline symptom; the model scores the test split again for it).
+(the issue's headline symptom; from ``metrics.json``, or scored again for older reports).
 """
 
 from __future__ import annotations
@@ -27,12 +27,17 @@ def _policy(p: dict) -> str:
     return f"{_pct(p['completeness'])} / {_pct(p['purity'])} [{_pct(lo)}, {_pct(hi)}]"
 
 
-def _faint(model_dir: Path, dataset: Path) -> float:
+def _faint(metrics: dict, dataset: Path) -> float:
+    """The mean score of the test split's dim-SN alerts fainter than 18.5 mag: ``metrics.json``'s
+    ``faint_dim_sn``, or, for a report made before ``evaluate`` recorded it, the model's scores of
+    ``dataset``'s test split again."""
+    if "faint_dim_sn" in metrics:
+        return metrics["faint_dim_sn"]["mean_score"]
     from brightscan.dataset import open_split
-    from brightscan.experiments.ceiling import faint_dim_sn_mean
+    from brightscan.evaluate.report import faint_dim_sn_mean
     from brightscan.score.scorer import Scorer
 
-    scorer = Scorer(model_dir, device="cpu")
+    scorer = Scorer(Path(metrics["model"]["dir"]), device="cpu")
     test = open_split(dataset, "test", scorer.loaded.feature_names)
     # the scorer's bounded reader, 4,096 alerts (190 MB of triplets) at a time: the 14,000-source
     # test split holds 2.5 GB of them
@@ -55,7 +60,7 @@ def main(run: Path, only: list[str]) -> None:
         if only and report.parent.name not in only:
             continue
         ours = json.loads(report.read_text())
-        faint = _faint(Path(ours["model"]["dir"]), Path(ours["dataset"]))
+        faint = _faint(ours, Path(ours["dataset"]))
         print(_row(report.parent.name, ours["alert"], ours["policies"], faint), flush=True)
     for ceiling in sorted(run.glob("ceiling-*/ceiling.json")) if not only or "ceilings" in only else []:
         c = json.loads(ceiling.read_text())

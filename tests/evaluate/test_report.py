@@ -101,6 +101,7 @@ def test_report_contract(tmp_path, tiny_model, tiny_dataset):
     assert "(compare)" in page.text and "optimised" in page.text and "Side by side" in page.text
     assert any(a.get("name") == "viewport" for a in page.elements("meta"))
     assert "median delay vs scanners (days)" in page.text
+    assert f"mean score {on_disk['faint_dim_sn']['mean_score']:.3f}" in page.text
     assert "median_delay_days" not in page.text  # human column names
     # calibration: before/after on every model
     for section in (on_disk, on_disk["compare"]):
@@ -136,6 +137,22 @@ def test_alert_metrics_match_the_scorer(tmp_path, tiny_model, tiny_dataset):
     assert result["alert"]["auc"] == pytest.approx(M.roc_auc(y, scores))
     assert result["alert"]["accuracy"] == pytest.approx(M.alert_metrics(y, scores)["accuracy"])
     assert result["calibration"]["ece"] == pytest.approx(M.expected_calibration_error(y, scores))
+    # the faint dim-SN mean: the SN II sources' alerts, all fainter than 18.5 mag, and no AGN's
+    dim_sn = (data.table["class"] == "SN II").to_numpy()
+    assert result["faint_dim_sn"]["n_alerts"] == dim_sn.sum() > 0
+    assert result["faint_dim_sn"]["mean_score"] == pytest.approx(scores[dim_sn].mean())
+
+
+def test_faint_dim_sn_counts_only_faint_alerts_of_dim_supernovae():
+    table = pd.DataFrame({"class": ["SN Ia", "SN II", "SN II", "AGN", None, "SN Ib"],
+                          "label": [1, 0, 0, 0, 0, 0],
+                          "magpsf": [19.0, 18.9, 18.2, 19.5, 19.5, 18.5]})
+    scores = np.array([0.9, 0.4, 0.8, 0.7, 0.6, 0.99])
+    # a bright SN, a dim SN's alert brighter than the limit, an AGN, no class and an alert at the limit are out
+    assert report.faint_dim_sn_mean(table, scores) == {"mean_score": pytest.approx(0.4), "n_alerts": 1}
+    assert report.faint_dim_sn_mean(table, scores, limit=18.0) == {"mean_score": pytest.approx(0.73), "n_alerts": 3}
+    unlabelled = report.faint_dim_sn_mean(table.drop(columns="class"), scores)
+    assert np.isnan(unlabelled["mean_score"]) and unlabelled["n_alerts"] == 0
 
 
 def test_search_sees_only_validation_sources(tmp_path, tiny_model, tiny_dataset, monkeypatch):

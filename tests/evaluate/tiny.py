@@ -16,7 +16,8 @@ SPLIT_SOURCES = {"val": 24, "test": 20}
 def write_tiny_dataset(root: Path, feature_names: tuple[str, ...], seed: int = 0) -> Path:
     """Write DS/{val,test}/triplets.npy + alerts.parquet + dataset.json in the dataset format.
 
-    Half the sources are bright (label 1, peaking at 16-18 mag); the rest are faint (label 0).
+    Half the sources are bright (label 1, peaking at 16-18 mag); the rest are faint (label 0),
+    half of them dim supernovae (class SN II), half AGN.
     Each source has 1-6 alerts so the ">= 2 alerts" selection has something to drop.
     """
     rng = np.random.default_rng(seed)
@@ -36,7 +37,7 @@ def write_tiny_dataset(root: Path, feature_names: tuple[str, ...], seed: int = 0
                 feats.update(magpsf=float(mag[i]), peakmag_so_far=float(mag[: i + 1].min()),
                              age=float(jd[i] - jd0), ndethist=float(i + 1))
                 rows.append({"candid": candid, "objectId": f"ZTF{split}{s:04d}", "jd": float(jd[i]),
-                             "fid": 1 + i % 2, "label": label, "class": "SN Ia" if label else "dim",
+                             "fid": 1 + i % 2, "label": label, "class": "SN Ia" if label else ("SN II" if s % 4 == 0 else "AGN"),
                              **{k: v for k, v in feats.items() if k in feature_names or k == "magpsf"}})
         table = pd.DataFrame(rows)
         out = root / split

@@ -168,6 +168,21 @@ def _calibration(y_test: np.ndarray, test_logits: np.ndarray, val_labels: np.nda
             "reliability_after": M.reliability_bins(y_test, after, bins)}
 
 
+def faint_dim_sn_mean(table: Any, scores: np.ndarray, limit: float = 18.5) -> dict[str, float]:
+    """Mean score of the alerts fainter than ``limit`` of dim supernovae (label 0, a class that
+    starts with ``SN``), and their count; ``nan`` and 0 where the table has no ``class`` column.
+
+    One such alert scored at or above gt1's threshold passes a dim supernova, so this mean is where
+    gt1's purity goes (issue 27's headline figure: 0.39 for an early model, 0.05 for v1.0.1)."""
+    if "class" not in table:
+        return {"mean_score": float("nan"), "n_alerts": 0}
+    classes = table["class"].fillna("").astype(str)
+    mask = classes.str.startswith("SN").to_numpy() & (table["label"].to_numpy() == 0) & \
+        (table["magpsf"].to_numpy(float) > limit)
+    return {"mean_score": float(np.mean(scores[mask])) if mask.any() else float("nan"),
+            "n_alerts": int(mask.sum())}
+
+
 def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: EvaluateConfig,
                    saves: dict[str, float] | None = None, progress: Progress | None = None,
                    galleries: bool = False) -> ModelEvaluation:
@@ -220,6 +235,7 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
         "model": {"dir": str(model_dir), "model_id": scorer.model_id, "model_version": scorer.model_version},
         "alert": alert, "policies": policies, "calibration": calibration,
         "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
+        "faint_dim_sn": faint_dim_sn_mean(test_table, test_scores),
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
         "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},

@@ -88,17 +88,6 @@ def _policies(table: Any, scores: np.ndarray, val_table: Any, val_scores: np.nda
     return out
 
 
-def faint_dim_sn_mean(table: Any, scores: np.ndarray, limit: float = 18.5) -> dict[str, float]:
-    """Mean score of alerts fainter than ``limit`` of dim (label 0) supernovae, and their count."""
-    classes = table["class"].fillna("").astype(str) if "class" in table else None
-    if classes is None:
-        return {"mean_score": float("nan"), "n_alerts": 0}
-    mask = classes.str.startswith("SN").to_numpy() & (table["label"].to_numpy() == 0) & \
-        (table["magpsf"].to_numpy(float) > limit)
-    return {"mean_score": float(np.mean(scores[mask])) if mask.any() else float("nan"),
-            "n_alerts": int(mask.sum())}
-
-
 def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingConfig = CeilingConfig(), *,
                 scanner_saves: str | Path | None = None, nmax: int = 60) -> dict[str, Any]:
     """Fit the booster on ``train`` (thinned as the networks), score ``val`` and ``test``, evaluate.
@@ -124,6 +113,7 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     """
     from brightscan.dataset import read_dataset_card
     from brightscan.evaluate.objects import read_scanner_saves
+    from brightscan.evaluate.report import faint_dim_sn_mean
 
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
     card = read_dataset_card(dataset_dir)

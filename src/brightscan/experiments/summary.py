@@ -24,6 +24,7 @@ def summarise_model(metrics: dict[str, Any]) -> dict[str, Any]:
         "auc": alert["auc"], "auc_ci": alert.get("auc_ci"),
         "val_auc": alert.get("val_auc"), "val_auc_ci": alert.get("val_auc_ci"),
         "outcomes_m_lt_18_5": metrics.get("outcomes_m_lt_18_5"),
+        "faint_dim_sn": metrics.get("faint_dim_sn"),
         "policies": {},
     }
     for name in ROW_POLICIES:
