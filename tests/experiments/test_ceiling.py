@@ -38,6 +38,11 @@ def test_ceiling_scores_every_test_alert_and_reports_like_evaluate(survey_datase
         row = result["policies"][name]
         assert {"completeness", "purity", "completeness_ci", "purity_ci"} <= set(row)
     assert result["model"]["features"] == list(ISSUE_FEATURES) and result["model"]["nmax"] == 30
+    # the evaluation's own score_metrics made the row: the same sections as a network's metrics.json
+    assert {"val_auc", "val_auc_ci"} <= set(result["alert"])
+    assert "validation" in result["policies"]["optimised"]
+    assert result["sources"]["n_selected"] == result["policies"]["gt1"]["n_sources"]
+    assert result["faint_dim_sn"]["n_alerts"] > 0 and result["outcomes_m_lt_18_5"]["n"] > 0
     assert 0 <= result["faint_dim_sn"]["mean_score"] <= 1 and result["faint_dim_sn"]["n_alerts"] > 0
     assert json.loads((tmp_path / "c" / "ceiling.json").read_text())["alert"]["auc"] == result["alert"]["auc"]
     again = run_ceiling(ds, tmp_path / "d", CeilingConfig(features=ISSUE_FEATURES), scanner_saves=saves, nmax=30)

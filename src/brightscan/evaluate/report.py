@@ -183,6 +183,60 @@ def faint_dim_sn_mean(table: Any, scores: np.ndarray, limit: float = 18.5) -> di
             "n_alerts": int(mask.sum())}
 
 
+@dataclass
+class ScoredSplits:
+    """What :func:`score_metrics` computes from the scores of the test and val alerts."""
+
+    metrics: dict[str, Any]  # alert, policies, outcomes_m_lt_18_5, faint_dim_sn, search, sources
+    figures: dict[str, Any]  # roc, outcomes, policies, frontier: the arrays the plots need
+    test_objects: list[ObjectHistory]  # the selected test objects, with their scored alerts
+    search: PolicySearch  # the policy search, fitted on the val objects
+
+
+def score_metrics(test_table: Any, test_scores: np.ndarray, val_table: Any, val_scores: np.ndarray,
+                  config: EvaluateConfig, saves: dict[str, float] | None = None) -> ScoredSplits:
+    """The figures of given scores of the test and val alerts.
+
+    Alert level with intervals over objects, every fixed policy on the test objects, the policy
+    searched on val and applied to test, Figure 2's outcomes and the faint dim-SN mean. A model's
+    evaluation and the features-only ceiling (``brightscan experiment ceiling``) both go through
+    here, so their rows are computed alike."""
+    y_test = test_table["label"].to_numpy(int)
+    alert = M.alert_metrics(y_test, test_scores)
+    alert["auc_ci"] = M.bootstrap_auc_interval(y_test, test_scores, test_table["objectId"].to_numpy(), seed=0)
+    y_val = val_table["label"].to_numpy(int)  # the same figure on val, to tell a val/test gap from noise
+    alert["val_auc"] = M.roc_auc(y_val, val_scores)
+    alert["val_auc_ci"] = M.bootstrap_auc_interval(y_val, val_scores, val_table["objectId"].to_numpy(), seed=0)
+    figs: dict[str, Any] = {
+        "roc": (*M.roc_curve(y_test, test_scores)[:2], alert["auc"]),
+        "outcomes": M.outcomes_by_magnitude(y_test, test_scores, test_table["magpsf"].to_numpy(float)),
+        "policies": {},
+    }
+    test_objects = _selected_objects(test_table, test_scores, saves, config)
+    val_objects = _selected_objects(val_table, val_scores, saves, config)
+    bins = peak_bins(test_objects)
+    policies: dict[str, Any] = {}
+    for pname in config.policies:
+        policies[pname], figs["policies"][pname] = _policy_metrics(create_policy(pname), test_objects, bins)
+    search = PolicySearch(config.target_completeness, config.search_grid).fit(val_objects)
+    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_objects, bins)
+    on_val = _policy_metrics(search, val_objects, bins)[0]  # the chosen policy on val, with its intervals
+    policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,
+                                         "rule": search.rule_, "n_candidates": search.n_candidates_,
+                                         **{k: v for k, v in on_val.items() if k.endswith("_ci")}}
+    curves = threshold_curves(search, val_objects, config.search_grid)
+    figs["frontier"] = (curves, search.best_score_, config.target_completeness)
+    metrics = {
+        "alert": alert, "policies": policies,
+        "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
+        "faint_dim_sn": faint_dim_sn_mean(test_table, test_scores),
+        "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
+                   "threshold_curves": {str(n): rows for n, rows in curves.items()}},
+        "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},
+    }
+    return ScoredSplits(metrics, figs, test_objects, search)
+
+
 def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: EvaluateConfig,
                    saves: dict[str, float] | None = None, progress: Progress | None = None,
                    galleries: bool = False) -> ModelEvaluation:
@@ -200,51 +254,22 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, config: Evalu
                        scorer.temperature, config)
     temperature = cal["temperature_fitted"] if config.calibrate else scorer.temperature
     test_scores, val_scores = M.sigmoid(test_logits / temperature), M.sigmoid(val_logits / temperature)
-
-    alert = M.alert_metrics(y_test, test_scores)
-    alert["auc_ci"] = M.bootstrap_auc_interval(y_test, test_scores, test_table["objectId"].to_numpy(), seed=0)
-    y_val = val_table["label"].to_numpy(int)  # the same figure on val, to tell a val/test gap from noise
-    alert["val_auc"] = M.roc_auc(y_val, val_scores)
-    alert["val_auc_ci"] = M.bootstrap_auc_interval(y_val, val_scores, val_table["objectId"].to_numpy(), seed=0)
+    scored = score_metrics(test_table, test_scores, val_table, val_scores, config, saves)
+    figs = scored.figures
     calibration = {k: v for k, v in cal.items() if not k.startswith("reliability")}
     calibration.update(ece=cal["ece_after"] if config.calibrate else cal["ece_before"],
                        temperature=float(temperature), fitted=config.calibrate)
-    figs: dict[str, Any] = {
-        "roc": (*M.roc_curve(y_test, test_scores)[:2], alert["auc"]),
-        "outcomes": M.outcomes_by_magnitude(y_test, test_scores, test_table["magpsf"].to_numpy(float)),
-        "reliability": {f"before (T {cal['temperature_before']:.2f})": cal["reliability_before"],
-                        f"after (T {cal['temperature_fitted']:.2f}, fitted on val)": cal["reliability_after"]},
-        "policies": {},
-    }
-    test_objects = _selected_objects(test_table, test_scores, saves, config)
-    val_objects = _selected_objects(val_table, val_scores, saves, config)
-    bins = peak_bins(test_objects)
-    policies: dict[str, Any] = {}
-    fixed = {pname: create_policy(pname) for pname in config.policies}
-    for pname, policy in fixed.items():
-        policies[pname], figs["policies"][pname] = _policy_metrics(policy, test_objects, bins)
-    search = PolicySearch(config.target_completeness, config.search_grid).fit(val_objects)
-    policies[OPTIMISED], figs["policies"][OPTIMISED] = _policy_metrics(search, test_objects, bins)
-    on_val = _policy_metrics(search, val_objects, bins)[0]  # the chosen policy on val, with its intervals
-    policies[OPTIMISED]["validation"] = {**search.best_score_, "target_met": search.target_met_,
-                                         "rule": search.rule_, "n_candidates": search.n_candidates_,
-                                         **{k: v for k, v in on_val.items() if k.endswith("_ci")}}
-    curves = threshold_curves(search, val_objects, config.search_grid)
-    figs["frontier"] = (curves, search.best_score_, config.target_completeness)
+    figs["reliability"] = {f"before (T {cal['temperature_before']:.2f})": cal["reliability_before"],
+                           f"after (T {cal['temperature_fitted']:.2f}, fitted on val)": cal["reliability_after"]}
     metrics = {
         "model": {"dir": str(model_dir), "model_id": scorer.model_id, "model_version": scorer.model_version},
-        "alert": alert, "policies": policies, "calibration": calibration,
-        "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
-        "faint_dim_sn": faint_dim_sn_mean(test_table, test_scores),
-        "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
-                   "threshold_curves": {str(n): rows for n, rows in curves.items()}},
-        "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},
-        "rejected": {config.split: len(test_rejected), "val": len(val_rejected)},
+        "alert": scored.metrics["alert"], "policies": scored.metrics["policies"], "calibration": calibration,
+        **scored.metrics, "rejected": {config.split: len(test_rejected), "val": len(val_rejected)},
     }
     if galleries:
         found = alert_galleries(test_table, test_scores)
-        found.update(object_galleries(test_table, test_scores, test_objects,
-                                      fixed.get("gt1", create_policy("gt1")), search))
+        found.update(object_galleries(test_table, test_scores, scored.test_objects, create_policy("gt1"),
+                                      scored.search))
         metrics["galleries"] = found
     return ModelEvaluation(name, metrics, figs, [*test_rejected, *val_rejected])
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from brightscan import metrics as M
 from brightscan.errors import ConfigError, InputError
 from brightscan.serial import to_jsonable
 
@@ -65,29 +64,6 @@ def _fit(train: Any, config: CeilingConfig, rows: np.ndarray) -> Any:
     return booster.fit(train.features[rows], y, sample_weight=np.where(y == 1, w1, w0))
 
 
-def _policies(table: Any, scores: np.ndarray, val_table: Any, val_scores: np.ndarray,
-              saves: dict[str, float] | None, config: CeilingConfig) -> dict[str, Any]:
-    """The evaluation's fixed policies and the policy searched on val, with object intervals."""
-    from brightscan.evaluate.objects import apply_policy, build_objects, object_arrays, select_objects
-    from brightscan.evaluate.report import DEFAULT_POLICIES, OPTIMISED
-    from brightscan.policy import PolicySearch, create_policy
-
-    def objects(t: Any, s: np.ndarray) -> list[Any]:
-        return select_objects(build_objects(t, s, saves), config.min_alerts, config.bright_peak_limit)
-
-    test_objects = objects(table, scores)
-    arr = object_arrays(test_objects)
-    chosen = {name: create_policy(name) for name in DEFAULT_POLICIES}
-    chosen[OPTIMISED] = PolicySearch(config.target_completeness).fit(objects(val_table, val_scores))
-    out = {}
-    for name, policy in chosen.items():
-        passed, pass_jd = apply_policy(policy, test_objects)
-        row = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
-        row.update(M.bootstrap_source_intervals(arr["label"], passed, pass_jd, arr["save_jd"], seed=0))
-        out[name] = {**row, "policy": policy.to_dict()}
-    return out
-
-
 def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingConfig = CeilingConfig(), *,
                 scanner_saves: str | Path | None = None, nmax: int = 60) -> dict[str, Any]:
     """Fit the booster on ``train`` (thinned as the networks), score ``val`` and ``test``, evaluate.
@@ -107,13 +83,13 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     Returns
     -------
     dict
-        What ``ceiling.json`` holds: ``alert`` (AUC with its interval over objects), ``policies``
-        (completeness, purity and their intervals, as ``evaluate``'s ``metrics.json``) and
-        ``faint_dim_sn`` (mean score on dim-SN alerts fainter than 18.5 mag).
+        What ``ceiling.json`` holds: ``alert``, ``policies``, ``faint_dim_sn``,
+        ``outcomes_m_lt_18_5`` and ``sources``, computed by the evaluation's own
+        ``score_metrics`` exactly as in a network's ``metrics.json``; the booster's settings.
     """
     from brightscan.dataset import read_dataset_card
     from brightscan.evaluate.objects import read_scanner_saves
-    from brightscan.evaluate.report import faint_dim_sn_mean
+    from brightscan.evaluate.report import EvaluateConfig, score_metrics
 
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
     card = read_dataset_card(dataset_dir)
@@ -130,17 +106,16 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     booster = _fit(splits["train"], config, rows)
     scores = {s: booster.predict_proba(splits[s].features)[:, 1] for s in ("val", "test")}
     test, val = splits["test"], splits["val"]
-    y = test.labels.astype(int)
-    alert = M.alert_metrics(y, scores["test"])
-    alert["auc_ci"] = M.bootstrap_auc_interval(y, scores["test"], test.table["objectId"].to_numpy(), seed=0)
     saves = read_scanner_saves(scanner_saves) if scanner_saves is not None else None
+    scored = score_metrics(test.table, scores["test"], val.table, scores["val"], EvaluateConfig(
+        target_completeness=config.target_completeness, min_alerts=config.min_alerts,
+        bright_peak_limit=config.bright_peak_limit), saves).metrics
     result = {
         "model": {"kind": "HistGradientBoostingClassifier", "features": list(names),
                   "n_iter": int(booster.n_iter_), "train_alerts": int(len(rows)),
                   "thinning": build.get("thinning", "latest"), "nmax": nmax},
-        "config": asdict(config), "dataset": str(dataset_dir), "alert": alert,
-        "policies": _policies(test.table, scores["test"], val.table, scores["val"], saves, config),
-        "faint_dim_sn": faint_dim_sn_mean(test.table, scores["test"]),
+        "config": asdict(config), "dataset": str(dataset_dir),
+        **{k: scored[k] for k in ("alert", "policies", "faint_dim_sn", "outcomes_m_lt_18_5", "sources")},
         "seconds": time.perf_counter() - start,
     }
     out.mkdir(parents=True, exist_ok=True)
