@@ -59,6 +59,8 @@ def test_a_row_has_every_figure(curve):
     assert hook.units > 0
     table = (out / "curve.md").read_text()
     assert "| 160 | mi_cnn.icml2023/" in table and "gt1" in table and "optimised" in table
+    faint = ours["faint_dim_sn"]  # the issue-27 headline figure, in the row and its table line
+    assert faint["n_alerts"] > 0 and f"| {faint['mean_score']:.3f} | gt1 |" in table
     assert (out / "curve-mi_cnn.icml2023.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
 

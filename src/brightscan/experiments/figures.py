@@ -87,9 +87,9 @@ def _fmt(value: float, lo: float, hi: float, digits: int = 3) -> str:
 
 def curve_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: one line per row and model, figures with their 95% intervals."""
-    head = ("| sources | model | test alerts | test AUC | val AUC | m<18.5 TP/FN/FP/TN | policy | completeness "
-            "| purity | median delay (d) |")
-    lines = [head, "|" + "---|" * 10]
+    head = ("| sources | model | test alerts | test AUC | val AUC | m<18.5 TP/FN/FP/TN | faint dim-SN score "
+            "| policy | completeness | purity | median delay (d) |")
+    lines = [head, "|" + "---|" * 11]
     shown: set[tuple[int, str]] = set()  # the published model once per size, whatever the presets
     for r in sorted(rows, key=lambda r: (r["size"], r["preset"])):
         for who in ("ours", "published"):
@@ -100,6 +100,9 @@ def curve_table(rows: Sequence[dict[str, Any]]) -> str:
                 shown.add((r["size"], m["model"]))
             o = m.get("outcomes_m_lt_18_5") or {}
             outcomes = "/".join(str(o.get(k, "?")) for k in ("tp", "fn", "fp", "tn"))
+            # the mean score of dim SNe's alerts fainter than 18.5 mag (rows made before it was recorded: n/a)
+            faint = (m.get("faint_dim_sn") or {}).get("mean_score")
+            faint = "n/a" if faint is None or np.isnan(faint) else f"{faint:.3f}"
             for pol in ("gt1", "gt3", "bts_prod", "optimised"):
                 if pol not in m["policies"]:
                     continue
@@ -108,7 +111,8 @@ def curve_table(rows: Sequence[dict[str, Any]]) -> str:
                     str(r["size"]) if first else "", m["model"] if first else "",
                     str(r["splits"]["test"]["alerts"]) if first else "",
                     _fmt(*_value(m, None, "auc")) if first else "",
-                    _fmt(*_value(m, None, "val_auc")) if first else "", outcomes if first else "", pol,
+                    _fmt(*_value(m, None, "val_auc")) if first else "", outcomes if first else "",
+                    faint if first else "", pol,
                     _fmt(*_value(m, pol, "completeness")), _fmt(*_value(m, pol, "purity")),
                     _fmt(*_value(m, pol, "median_delay_days"), digits=2),
                 ]) + " |")
