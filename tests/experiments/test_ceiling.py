@@ -54,3 +54,18 @@ def test_unknown_feature_is_refused(survey_dataset, tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="nope"):
         run_ceiling(survey_dataset[0], tmp_path / "c", CeilingConfig(features=("magpsf", "nope")))
+
+
+def test_negative_weight_lowers_the_scores_and_is_checked(survey_dataset, tmp_path: Path) -> None:
+    """Weighting negatives 9 times moves the booster's 0.5 to where the balanced one gives 0.9."""
+    from brightscan.errors import ConfigError
+
+    ds, _ = survey_dataset
+    config = CeilingConfig(features=ISSUE_FEATURES)
+    run_ceiling(ds, tmp_path / "w1", config, nmax=30)
+    result = run_ceiling(ds, tmp_path / "w9", CeilingConfig(features=ISSUE_FEATURES, negative_weight=9.0), nmax=30)
+    balanced, weighted = (pd.read_parquet(tmp_path / d / "scores.parquet")["score"] for d in ("w1", "w9"))
+    assert weighted.mean() < balanced.mean() and (weighted >= 0.5).sum() < (balanced >= 0.5).sum()
+    assert result["config"]["negative_weight"] == 9.0
+    with pytest.raises(ConfigError, match="negative_weight"):
+        run_ceiling(ds, tmp_path / "bad", CeilingConfig(negative_weight=0.0))

@@ -51,6 +51,18 @@ def test_bad_config_and_missing_dataset_fail_cleanly(synthetic_dataset: Path, tm
     assert result.exit_code == 1 and "unknown model preset" in _flat(result.output)
 
 
+def test_negative_weight_option_wins_over_the_config_and_is_checked(synthetic_dataset: Path, tmp_path: Path) -> None:
+    (tmp_path / "cfg.toml").write_text(
+        '[train]\npreset = "mi_cnn.tiny"\nmax_steps_per_epoch = 2\n\n[recipe]\nnegative_weight = 2.0\n')
+    args = ["train", str(synthetic_dataset), "--config", str(tmp_path / "cfg.toml"), "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "m"), "--negative-weight", "4"])
+    assert result.exit_code == 0, result.output
+    training = json.loads((tmp_path / "m" / "model.json").read_text())["provenance"]["training"]
+    assert training["negative_weight"] == 4.0 and training["config"]["recipe"]["negative_weight"] == 4.0
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--negative-weight", "0"])
+    assert result.exit_code == 1 and "negative_weight must be a finite positive number" in _flat(result.output)
+
+
 def test_toml_round_trip() -> None:
     config = TrainConfig(preset="mi_cnn.v1", epochs=5, precision="bf16",
                          recipe={"batch_size": 64, "betas": [0.9, 0.99]},

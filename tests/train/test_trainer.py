@@ -165,3 +165,32 @@ def test_class_weights_over_objects_change_training_and_are_recorded(tmp_path: P
     assert runs["alert"].history[0]["loss"] != runs["object"].history[0]["loss"]
     with pytest.raises(ConfigError, match="class_weight_unit"):
         TrainConfig(preset="mi_cnn.tiny", recipe={"class_weight_unit": "source"}).training_recipe()
+
+
+def test_negative_weight_moves_the_operating_point_down_and_is_recorded(tmp_path: Path) -> None:
+    """Weighting negatives w times lowers the logits (a fitted model shifts by about -log w, so it
+    gives 0.5 where the balanced one gives w / (1 + w)), and the model file records it."""
+    import pandas as pd
+
+    from brightscan.preprocess import feature_names
+    from brightscan.score.scorer import Scorer
+
+    from .conftest import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "ds", {"train": 192, "val": 64})
+    table = pd.read_parquet(data / "val" / "alerts.parquet")
+    triplets = np.load(data / "val" / "triplets.npy")
+    logits, weights = {}, {}
+    for w in (1.0, 9.0):
+        cfg = TrainConfig(**{**TINY, "recipe": {**TINY["recipe"], "negative_weight": w}}, epochs=2)
+        Trainer(cfg).fit(data, tmp_path / f"w{w:g}")
+        training = load_model(tmp_path / f"w{w:g}", device="cpu").card["provenance"]["training"]
+        assert training["negative_weight"] == w
+        weights[w] = training["class_weights"]
+        scorer = Scorer(tmp_path / f"w{w:g}")
+        logits[w] = scorer.predict_logits(triplets, table[list(feature_names(scorer.feature_set))].to_numpy(np.float32))
+    assert weights[9.0][0] == pytest.approx(9 * weights[1.0][0]) and weights[9.0][1] == weights[1.0][1]
+    assert np.mean(logits[9.0]) < np.mean(logits[1.0]) - 1.0  # log 9 = 2.2 once fitted
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="negative_weight"):
+            TrainConfig(preset="mi_cnn.tiny", recipe={"negative_weight": bad}).training_recipe()

@@ -79,6 +79,8 @@ def ceiling(
                                        help="scanner_saves.csv of the simulation (identification delays)."),
     nmax: int = typer.Option(60, "--nmax", min=1, help="Training N_max, as the networks' recipe."),
     seed: int = typer.Option(0, "--seed", help="random_state of the booster."),
+    negative_weight: float = typer.Option(1.0, "--negative-weight",
+                                          help="Multiply the negatives' weight by this, as train --negative-weight."),
 ) -> None:
     """Gradient boosting on the causal features alone (no images), trained on the same split and
     scored on the same test alerts as the networks: the floor a network must beat."""
@@ -87,8 +89,8 @@ def ceiling(
 
     with handle_errors():
         names = ISSUE_FEATURES if features == "issue" else split_names(features)
-        result = run_ceiling(dataset, out, CeilingConfig(features=names, seed=seed), scanner_saves=scanner_saves,
-                             nmax=nmax)
+        config = CeilingConfig(features=names, seed=seed, negative_weight=negative_weight)
+        result = run_ceiling(dataset, out, config, scanner_saves=scanner_saves, nmax=nmax)
     gt1, (lo, hi) = result["policies"]["gt1"], result["alert"]["auc_ci"]
     plo, phi = gt1.get("purity_ci") or (float("nan"), float("nan"))
     typer.echo(f"ceiling ({len(result['model']['features'])} features): test AUC {result['alert']['auc']:.3f} "

@@ -24,6 +24,10 @@ def train(
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     class_weights: ClassWeightUnit = typer.Option(
         None, "--class-weights", help="Balance the classes over alerts (the recipe's default) or over objects."),
+    negative_weight: float = typer.Option(
+        None, "--negative-weight",
+        help="Multiply the negative class's loss weight by this after balancing (default 1): the model "
+        "then scores 0.5 where a balanced one scores w / (1 + w), gt1's operating point."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
     init_weights: Path = typer.Option(None, "--init-weights", exists=True, dir_okay=False,
@@ -49,8 +53,10 @@ def train(
         cfg = load_train_config(config, preset=preset, epochs=epochs, seed=seed, precision=precision,
                                 compile=compile_model, device=device,
                                 init_weights=None if init_weights is None else str(init_weights))
-        if class_weights is not None:  # the option wins over the config file's [recipe] table
-            cfg = replace(cfg, recipe={**cfg.recipe, "class_weight_unit": class_weights})
+        options = {"class_weight_unit": class_weights, "negative_weight": negative_weight}
+        chosen = {key: value for key, value in options.items() if value is not None}
+        if chosen:  # the options win over the config file's [recipe] table
+            cfg = replace(cfg, recipe={**cfg.recipe, **chosen})
         n_train = int(read_dataset_card(dataset).get("splits", {}).get("train", {}).get("alerts") or 0)
         max_epochs, per_epoch = cfg.schedule(n_train)
         # one bar over every epoch's training alerts, so the ETA covers the whole run

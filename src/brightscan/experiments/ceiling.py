@@ -39,6 +39,7 @@ class CeilingConfig:
     max_iter: int = 300  # boosting iterations (early stopping on 10% of training alerts)
     learning_rate: float = 0.1  # shrinkage
     class_weighting: bool = True  # balanced per-alert class weights, as the networks' recipe
+    negative_weight: float = 1.0  # extra factor on the negatives' weight, as the recipe's negative_weight
     target_completeness: float = 0.99  # policy search on val, as evaluate
     min_alerts: int = 2  # object selection, as evaluate
     bright_peak_limit: float = 18.5  # object selection, as evaluate
@@ -59,6 +60,7 @@ def _fit(train: Any, config: CeilingConfig, rows: np.ndarray) -> Any:
 
     y = train.labels[rows].astype(int)
     w0, w1 = class_weights(y) if config.class_weighting else (1.0, 1.0)
+    w0 *= config.negative_weight
     booster = HistGradientBoostingClassifier(max_iter=config.max_iter, learning_rate=config.learning_rate,
                                              early_stopping=True, random_state=config.seed)
     return booster.fit(train.features[rows], y, sample_weight=np.where(y == 1, w1, w0))
@@ -92,6 +94,8 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     from brightscan.evaluate.report import EvaluateConfig, score_metrics
 
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    if not (np.isfinite(config.negative_weight) and config.negative_weight > 0):
+        raise ConfigError(f"negative_weight must be a finite positive number, not {config.negative_weight}")
     card = read_dataset_card(dataset_dir)
     names = tuple(config.features) or tuple(card["features"])
     unknown = [n for n in names if n not in card["features"] and n != "magpsf"]

@@ -6,11 +6,18 @@ is trained with :data:`PAPER_RECIPE` unless a different recipe is registered for
 The BTSbot 2 presets (``*.btsbot2``) are registered with :data:`BTSBOT2_RECIPE`, btsbot 2.0.7's
 ``train.py``: AdamW, linear warm-up then cosine decay, BCE with ``pos_weight``, early stopping that
 needs a 0.5% relative improvement (docs/training.md lists which numbers are btsbot's and which ours).
+
+``negative_weight`` multiplies the negative class's loss weight after the classes are balanced
+(1 in every registered recipe: the paper and btsbot 2 weigh only to balance). A model that fits
+its training data then scores 0.5 where the balanced model scores ``w / (1 + w)``, so it sets
+the operating point of a fixed-threshold policy such as gt1, which otherwise lies wherever the
+training set's class mix puts it (docs/training.md, *Where gt1's 0.5 lies*).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +65,7 @@ class TrainingRecipe:
     class_weight_form: str = "balanced"  # "balanced" or "pos_weight" (CLASS_WEIGHT_FORMS)
     weighted_val_loss: bool = False  # validation loss weighted as the training loss (btsbot 2) or plain
     min_relative_improvement: float = 0.0  # an epoch improves only if val_loss * (1 + this) < every earlier one
+    negative_weight: float = 1.0  # extra factor on the negative class's loss weight (see below)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainingRecipe:
         """A copy with some fields replaced; ``ConfigError`` names unknown keys."""
@@ -80,6 +88,8 @@ class TrainingRecipe:
             raise ConfigError("weight_decay needs optimizer = \"adamw\" (Adam's L2 penalty is not decoupled)")
         if self.warmup_epochs < 0 or not 0.0 <= self.cosine_floor <= 1.0 or self.min_relative_improvement < 0:
             raise ConfigError("warmup_epochs and min_relative_improvement must be >= 0, cosine_floor in [0, 1]")
+        if not (math.isfinite(self.negative_weight) and self.negative_weight > 0):
+            raise ConfigError(f"negative_weight must be a finite positive number, not {self.negative_weight}")
 
 
 #: The paper's recipe (Adam 1e-4, batch 16, N_max 60, class weights, rotations and flips).

@@ -199,12 +199,13 @@ class _Run:
             raise InputError(f"{dataset_dir}: the validation split is empty")
         labels = self.train.labels[self.train_idx]
         weigh = pos_weights if self.recipe.class_weight_form == "pos_weight" else class_weights
-        self.weights = weigh(labels) if self.recipe.class_weighting else (1.0, 1.0)
+        w0, w1 = weigh(labels) if self.recipe.class_weighting else (1.0, 1.0)
+        self.weights = (w0 * self.recipe.negative_weight, w1)
         self.row_weights = None  # per-alert weights, for class weights over objects
         if self.recipe.class_weighting and self.recipe.class_weight_unit == "object":
+            rows = object_class_weights(labels, self.train.table["objectId"].to_numpy()[self.train_idx])
             self.row_weights = np.zeros(len(self.train), np.float32)
-            self.row_weights[self.train_idx] = object_class_weights(
-                labels, self.train.table["objectId"].to_numpy()[self.train_idx])
+            self.row_weights[self.train_idx] = np.where(labels > 0.5, rows, rows * self.recipe.negative_weight)
         self.device = torch.device(config.device) if config.device else default_device()
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {config.device} asked for, but torch sees no CUDA device")
@@ -321,6 +322,7 @@ class _Run:
                          "val_loss": self.state["best_loss"], "val_auc": self.state["best_auc"],
                          "train_alerts": int(len(self.train_idx)), "class_weights": list(self.weights),
                          "class_weight_unit": self.recipe.class_weight_unit if self.recipe.class_weighting else None,
+                         "negative_weight": self.recipe.negative_weight,
                          "device": str(self.device), "precision": self.state["precision"],
                          "precision_rates": self.state["precision_rates"],
                          **({"initialised": self.initialised} if self.initialised is not None else {})},
