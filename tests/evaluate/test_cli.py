@@ -17,6 +17,10 @@ def test_evaluate_command_writes_report(tmp_path, tiny_model, tiny_dataset):
     assert "gt1: completeness=" in result.output and "optimised:" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and (out / "index.html").is_file()
+    point = metrics["gt1_operating_point"]
+    text = " ".join(result.output.split())
+    assert f"up to threshold {point['threshold']:.2f}" in text and "train --negative-weight" in text
+    assert "would move a retrained model's 0.5 there" in (out / "index.html").read_text()
 
 
 def test_evaluate_command_usage_errors(tmp_path, tiny_model):

@@ -141,6 +141,9 @@ def test_alert_metrics_match_the_scorer(tmp_path, tiny_model, tiny_dataset):
     dim_sn = (data.table["class"] == "SN II").to_numpy()
     assert result["faint_dim_sn"]["n_alerts"] == dim_sn.sum() > 0
     assert result["faint_dim_sn"]["mean_score"] == pytest.approx(scores[dim_sn].mean())
+    # where gt1's threshold could go on val, and the negative weight that would move 0.5 there
+    point = result["gt1_operating_point"]
+    assert point["target_completeness"] == CONFIG.target_completeness and "negative_weight" in point
 
 
 def test_faint_dim_sn_counts_only_faint_alerts_of_dim_supernovae():
@@ -153,6 +156,34 @@ def test_faint_dim_sn_counts_only_faint_alerts_of_dim_supernovae():
     assert report.faint_dim_sn_mean(table, scores, limit=18.0) == {"mean_score": pytest.approx(0.73), "n_alerts": 3}
     unlabelled = report.faint_dim_sn_mean(table.drop(columns="class"), scores)
     assert np.isnan(unlabelled["mean_score"]) and unlabelled["n_alerts"] == 0
+
+
+def test_gt1_operating_point_is_the_highest_threshold_keeping_the_completeness():
+    from brightscan.evaluate.objects import apply_policy, object_arrays
+    from brightscan.policy import ObjectHistory, ScoredAlert, create_policy
+
+    rng = np.random.default_rng(3)
+    objects = []
+    for i in range(200):  # bright sources' best scores 0.55-1, others' 0-0.95
+        label = int(i < 80)
+        top = rng.uniform(0.55, 1.0) if label else rng.uniform(0.0, 0.95)
+        scores = [top * 0.5, top, top * 0.8]
+        objects.append(ObjectHistory(f"o{i}", label, tuple(
+            ScoredAlert(candid=10 * i + k, jd=2460000.0 + k, score=float(v), magpsf=18.0) for k, v in enumerate(scores))))
+    point = report.gt1_operating_point(objects, 0.95)
+    t = point["threshold"]
+    assert point["negative_weight"] == pytest.approx(t / (1 - t), abs=1e-3)
+    arr = object_arrays(objects)
+    for threshold, keeps in ((t, True), (round(t + 0.01, 2), False)):  # t keeps 95%, the next step does not
+        passed, pass_jd = apply_policy(create_policy("gt1", threshold=threshold), objects)
+        m = M.source_metrics(arr["label"], passed, pass_jd, arr["save_jd"])
+        assert (m["completeness"] >= 0.95) is keeps
+        if keeps:  # the same figures as the gt1 policy itself at that threshold
+            assert (point["completeness"], point["purity"]) == pytest.approx((m["completeness"], m["purity"]))
+    assert report.gt1_operating_point(objects, 1.0)["threshold"] <= 0.55
+    unreachable = [ObjectHistory("b", 1, (ScoredAlert(candid=1, jd=1.0, score=0.0, magpsf=18.0),))]
+    assert report.gt1_operating_point(unreachable, 0.99)["threshold"] is None
+    assert report.gt1_operating_point(objects[80:], 0.99) is None  # no bright source on val
 
 
 def test_search_sees_only_validation_sources(tmp_path, tiny_model, tiny_dataset, monkeypatch):

@@ -44,6 +44,7 @@ def test_ceiling_scores_every_test_alert_and_reports_like_evaluate(survey_datase
     assert result["sources"]["n_selected"] == result["policies"]["gt1"]["n_sources"]
     assert result["faint_dim_sn"]["n_alerts"] > 0 and result["outcomes_m_lt_18_5"]["n"] > 0
     assert 0 <= result["faint_dim_sn"]["mean_score"] <= 1 and result["faint_dim_sn"]["n_alerts"] > 0
+    assert result["gt1_operating_point"]["target_completeness"] == 0.99
     assert json.loads((tmp_path / "c" / "ceiling.json").read_text())["alert"]["auc"] == result["alert"]["auc"]
     again = run_ceiling(ds, tmp_path / "d", CeilingConfig(features=ISSUE_FEATURES), scanner_saves=saves, nmax=30)
     assert again["alert"]["auc"] == result["alert"]["auc"]  # seeded

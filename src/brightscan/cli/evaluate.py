@@ -60,9 +60,14 @@ def evaluate(
         if calibration.get("written_to"):
             lines.append(f"{name}calibration: temperature {calibration['temperature_before']:.4f} -> "
                          f"{calibration['temperature']:.4f}, written to {calibration['written_to']}")
+    point = result.get("gt1_operating_point") or {}
+    if point.get("threshold") is not None:
+        lines.append(f"gt1 on val keeps {point['target_completeness']:.0%} of bright sources up to threshold "
+                     f"{point['threshold']:.2f} (purity {_f(point['purity'])}); train --negative-weight "
+                     f"{point['negative_weight']:.3g} would move a retrained model's 0.5 there")
     lines.append(f"optimised policy -> {Path(out) / 'policy.json'} (autoscan: --policy {Path(out) / 'policy.json'})")
     lines.append(f"report -> {Path(out) / 'index.html'}")
-    show.result("\n".join(lines), {k: result[k] for k in ("model", "alert", "policies", "calibration")}
+    show.result("\n".join(lines), {k: result[k] for k in ("model", "alert", "policies", "calibration", "gt1_operating_point")}
                 | {"report": str(Path(out) / "index.html"), "policy": str(Path(out) / "policy.json")})
 
 

@@ -132,6 +132,33 @@ def _policy_metrics(policy: Any, objects: Sequence[ObjectHistory],
     return summary, fig
 
 
+def gt1_operating_point(val_objects: Sequence[ObjectHistory], target_completeness: float) -> dict[str, Any] | None:
+    """On val: the highest threshold at which gt1 still passes ``target_completeness`` of the
+    bright sources (a grid of 0.01), its purity, and the ``train --negative-weight`` that would put
+    a retrained model's 0.5 there, ``t / (1 - t)`` (docs/training.md, *Where gt1's 0.5 lies*).
+
+    gt1 passes a source once its highest score so far reaches the threshold, so a source passes at
+    ``t`` exactly when its highest score is ``>= t``. None without bright sources on val.
+    """
+    labels = np.array([o.label for o in val_objects], int)
+    best = np.array([max((a.score for a in o.alerts), default=-1.0) for o in val_objects], float)
+    n_bright = int(labels.sum())
+    if n_bright == 0:
+        return None
+    found = None
+    for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
+        passed = best >= threshold
+        completeness = float((passed & (labels == 1)).sum()) / n_bright
+        if completeness < target_completeness:
+            break
+        found = (float(threshold), completeness, float((passed & (labels == 1)).sum()) / max(int(passed.sum()), 1))
+    if found is None:
+        return {"target_completeness": target_completeness, "threshold": None, "negative_weight": None}
+    threshold, completeness, purity = found
+    return {"target_completeness": target_completeness, "threshold": threshold, "completeness": completeness,
+            "purity": purity, "negative_weight": round(threshold / (1.0 - threshold), 3)}
+
+
 def threshold_curves(search: PolicySearch, val_objects: Sequence[ObjectHistory],
                      grid: dict[str, list[Any]] | None) -> dict[int, list[dict[str, Any]]]:
     """Validation completeness and purity of the chosen policy's family as its threshold moves,
@@ -230,6 +257,7 @@ def score_metrics(test_table: Any, test_scores: np.ndarray, val_table: Any, val_
         "alert": alert, "policies": policies,
         "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
         "faint_dim_sn": faint_dim_sn_mean(test_table, test_scores),
+        "gt1_operating_point": gt1_operating_point(val_objects, config.target_completeness),
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
         "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},

@@ -119,7 +119,8 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
                   "n_iter": int(booster.n_iter_), "train_alerts": int(len(rows)),
                   "thinning": build.get("thinning", "latest"), "nmax": nmax},
         "config": asdict(config), "dataset": str(dataset_dir),
-        **{k: scored[k] for k in ("alert", "policies", "faint_dim_sn", "outcomes_m_lt_18_5", "sources")},
+        **{k: scored[k] for k in ("alert", "policies", "faint_dim_sn", "gt1_operating_point", "outcomes_m_lt_18_5",
+                                  "sources")},
         "seconds": time.perf_counter() - start,
     }
     out.mkdir(parents=True, exist_ok=True)
