@@ -148,10 +148,10 @@ def gt1_operating_point(val_objects: Sequence[ObjectHistory], target_completenes
     found = None
     for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
         passed = best >= threshold
-        completeness = float((passed & (labels == 1)).sum()) / n_bright
-        if completeness < target_completeness:
+        kept = int((passed & (labels == 1)).sum())
+        if kept / n_bright < target_completeness:
             break
-        found = (float(threshold), completeness, float((passed & (labels == 1)).sum()) / max(int(passed.sum()), 1))
+        found = (float(threshold), kept / n_bright, kept / max(int(passed.sum()), 1))
     if found is None:
         return {"target_completeness": target_completeness, "threshold": None, "negative_weight": None}
     threshold, completeness, purity = found

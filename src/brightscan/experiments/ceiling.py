@@ -92,10 +92,10 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     from brightscan.dataset import read_dataset_card
     from brightscan.evaluate.objects import read_scanner_saves
     from brightscan.evaluate.report import EvaluateConfig, score_metrics
+    from brightscan.train.recipe import check_negative_weight
 
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
-    if not (np.isfinite(config.negative_weight) and config.negative_weight > 0):
-        raise ConfigError(f"negative_weight must be a finite positive number, not {config.negative_weight}")
+    check_negative_weight(config.negative_weight)
     card = read_dataset_card(dataset_dir)
     names = tuple(config.features) or tuple(card["features"])
     unknown = [n for n in names if n not in card["features"] and n != "magpsf"]

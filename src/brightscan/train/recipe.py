@@ -25,7 +25,7 @@ from typing import Any
 from brightscan.errors import ConfigError
 
 __all__ = ["BTSBOT2_RECIPE", "CLASS_WEIGHT_FORMS", "CLASS_WEIGHT_UNITS", "LR_SCHEDULES", "OPTIMIZERS",
-           "PAPER_RECIPE", "TrainingRecipe", "recipe_for", "register_recipe"]
+           "PAPER_RECIPE", "TrainingRecipe", "check_negative_weight", "recipe_for", "register_recipe"]
 
 #: What the class weights balance: alerts (Keras' "balanced", BTSbot's pos_weight) or objects.
 CLASS_WEIGHT_UNITS = ("alert", "object")
@@ -88,8 +88,14 @@ class TrainingRecipe:
             raise ConfigError("weight_decay needs optimizer = \"adamw\" (Adam's L2 penalty is not decoupled)")
         if self.warmup_epochs < 0 or not 0.0 <= self.cosine_floor <= 1.0 or self.min_relative_improvement < 0:
             raise ConfigError("warmup_epochs and min_relative_improvement must be >= 0, cosine_floor in [0, 1]")
-        if not (math.isfinite(self.negative_weight) and self.negative_weight > 0):
-            raise ConfigError(f"negative_weight must be a finite positive number, not {self.negative_weight}")
+        check_negative_weight(self.negative_weight)
+
+
+def check_negative_weight(value: float) -> float:
+    """``value`` when it can weigh the negatives (finite and positive), else ``ConfigError``."""
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"negative_weight must be a finite positive number, not {value}")
+    return value
 
 
 #: The paper's recipe (Adam 1e-4, batch 16, N_max 60, class weights, rotations and flips).
