@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from brightscan.cli.main import app
@@ -21,6 +22,34 @@ def test_evaluate_command_writes_report(tmp_path, tiny_model, tiny_dataset):
     text = " ".join(result.output.split())
     assert f"up to threshold {point['threshold']:.2f}" in text and "train --negative-weight" in text
     assert "would move a retrained model's 0.5 there" in (out / "index.html").read_text()
+
+
+@pytest.mark.filterwarnings("ignore:no policy reached completeness")  # the random model's search falls back
+def test_operating_point_model_gives_under_gt1_what_the_report_gave_at_the_threshold(tmp_path, tiny_model,
+                                                                                       tiny_dataset):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tiny_dataset), "--out", str(out),
+                                      "--target-completeness", "0.6", "--operating-point"])
+    assert result.exit_code == 0, result.output
+    point = json.loads((out / "metrics.json").read_text())["gt1_operating_point"]
+    moved = out / "operating-point-model"
+    assert point["threshold"] is not None and point["written_to"] == str(moved)
+    text = " ".join(result.output.split())
+    assert f"gt1 at {point['threshold']:.2f} on test: completeness={point['on_test']['completeness']:.4f}" in text
+    assert f"written to {moved}" in text
+    assert f"the model with its 0.5 moved there is <code>{moved}</code>" in (out / "index.html").read_text()
+    # the moved model, evaluated as it is: its gt1 at 0.5 is the first report's gt1 at the threshold
+    again = tmp_path / "again"
+    result = CliRunner().invoke(app, ["evaluate", str(moved), str(tiny_dataset), "--out", str(again),
+                                      "--target-completeness", "0.6"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((again / "metrics.json").read_text())
+    gt1 = metrics["policies"]["gt1"]
+    assert gt1["completeness"] > 0 and json.loads((out / "metrics.json").read_text())["policies"]["gt1"] != gt1
+    for key in ("completeness", "purity", "n_sources", "median_delay_days"):
+        assert gt1[key] == point["on_test"][key], key
+    assert metrics["gt1_operating_point"]["threshold"] >= 0.5  # gt1 at 0.5 keeps the completeness on val
+    assert metrics["model"]["model_version"].endswith(f"+op{point['threshold']:g}")
 
 
 def test_evaluate_command_usage_errors(tmp_path, tiny_model):

@@ -144,6 +144,21 @@ def test_alert_metrics_match_the_scorer(tmp_path, tiny_model, tiny_dataset):
     # where gt1's threshold could go on val, and the negative weight that would move 0.5 there
     point = result["gt1_operating_point"]
     assert point["target_completeness"] == CONFIG.target_completeness and "negative_weight" in point
+    assert point["threshold"] is not None  # on test, gt1 at that threshold: gt1 of the model moved there
+    at = M.source_metrics(*_gt1_on_test(result, data.table, scores, point["threshold"]))
+    assert (point["on_test"]["completeness"], point["on_test"]["purity"]) == pytest.approx(
+            (at["completeness"], at["purity"]), nan_ok=True)
+
+
+def _gt1_on_test(result, table, scores, threshold):
+    from brightscan.evaluate.objects import apply_policy, object_arrays
+    from brightscan.policy import create_policy
+
+    objects = report._selected_objects(table, scores, None, CONFIG)
+    assert len(objects) == result["sources"]["n_selected"]
+    arr = object_arrays(objects)
+    passed, pass_jd = apply_policy(create_policy("gt1", threshold=threshold), objects)
+    return arr["label"], passed, pass_jd, arr["save_jd"]
 
 
 def test_faint_dim_sn_counts_only_faint_alerts_of_dim_supernovae():

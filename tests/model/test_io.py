@@ -112,3 +112,64 @@ def test_scorer_checks_array_shapes(tiny_model_dir):
     assert scorer.score_arrays(triplets, features).shape == (5,)  # batches of 2, 2, 1
     with pytest.raises(ConfigError, match="features must have shape"):
         scorer.score_arrays(triplets, features[:, :3])
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def test_operating_point_moves_the_score_half_to_the_threshold(tiny_model_dir, tmp_path):
+    from brightscan.model import write_operating_point
+    from brightscan.model.io import sha256_file
+    from brightscan.model.reference import build_reference, read_reference, write_reference
+
+    triplets, features = _inputs(n=64)
+    set_temperature(tiny_model_dir, 2.0)
+    before = Scorer(tiny_model_dir, device="cpu")
+    logits = before.predict_logits(triplets, features).astype(np.float64)
+    names = read_card(tiny_model_dir)["features"]["order"]
+    write_reference(tiny_model_dir, build_reference(features, names, before.score_arrays(triplets, features)))
+    weights = sha256_file(tiny_model_dir / "weights.safetensors")
+    out = write_operating_point(tiny_model_dir, 0.7, tmp_path / "op", fitted_on="val")
+    moved = Scorer(out, device="cpu")
+    scores = moved.score_arrays(triplets, features)
+    # the score is sigmoid(logit / T - logit(0.7)): 0.5 exactly where the model read scored 0.7
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-(logits / 2.0 - _logit(0.7)))), rtol=1e-5)
+    assert np.array_equal(np.argsort(scores), np.argsort(logits))  # the ranking is the same
+    card = read_card(out)
+    assert card["model_version"] == f"{before.model_version}+op0.7" and moved.temperature == 2.0
+    assert card["provenance"]["operating_point"] == {
+        "model_dir": str(tiny_model_dir), "model_version": before.model_version, "threshold": 0.7,
+        "logit_shift": pytest.approx(2.0 * _logit(0.7)), "fitted_on": "val"}
+    assert sha256_file(tiny_model_dir / "weights.safetensors") == weights  # the model read is unchanged
+    # drift's reference moves with the scores: each score edge where the new model puts it
+    old, new = read_reference(tiny_model_dir).columns["score"], read_reference(out).columns["score"]
+    np.testing.assert_allclose(new.edges, 1 / (1 + np.exp(-(_logit(old.edges) - _logit(0.7)))), rtol=1e-9)
+    assert np.array_equal(new.counts, old.counts)
+    with pytest.raises(ModelFileError, match="already holds a model"):
+        write_operating_point(tiny_model_dir, 0.7, out)
+    for bad in (0.0, 1.0, float("nan"), -0.2):
+        with pytest.raises(ConfigError, match="between 0 and 1"):
+            write_operating_point(tiny_model_dir, bad, tmp_path / "bad")
+
+
+@pytest.mark.parametrize("preset", ["mm_cnn.btsbot2", "frozen_fusion_convnext_pico.btsbot2", "um_nn.btsbot2",
+                                    "mi_cnn.rubin_tiny"])
+def test_operating_point_moves_every_architecture_logit(preset, tmp_path):
+    from brightscan.model import write_operating_point
+    from brightscan.model.io import _probe_logits
+
+    source = save_model(create_model(preset, seed=1, device="cpu"), tmp_path / "m")
+    out = write_operating_point(source, 0.2, tmp_path / "op")
+    shift = _probe_logits(load_model(source, device="cpu").model) - _probe_logits(load_model(out, device="cpu").model)
+    np.testing.assert_allclose(shift.numpy(), _logit(0.2), atol=1e-5)
+
+
+def test_operating_point_refuses_a_layer_that_does_not_move_the_logit(tiny_model_dir, tmp_path, monkeypatch):
+    from brightscan.model import io
+
+    # a single-output layer outside the model's path to the logit: the check, not the search, is tested
+    monkeypatch.setattr(io, "_output_layer", lambda model: torch.nn.Linear(1, 1))
+    with pytest.raises(ModelFileError, match="did not move the logit"):
+        io.write_operating_point(tiny_model_dir, 0.9, tmp_path / "op")
+    assert not (tmp_path / "op" / "model.json").exists()

@@ -27,6 +27,12 @@ def evaluate(
         help="Fit a temperature on val; the report uses it and writes the calibrated model as a new version to "
              "OUT/calibrated-model (and OUT/calibrated-compare); the models read are never changed."
     ),
+    operating_point: bool = typer.Option(
+        False, "--operating-point",
+        help="Write OUT/operating-point-model: the model (calibrated, with --calibrate) with its score 0.5 moved to "
+             "gt1's operating point on val, the highest threshold at which gt1 keeps --target-completeness of val's "
+             "bright sources; its ranking is unchanged and its gt1 at 0.5 is the report's gt1 at that threshold."
+    ),
     target_completeness: float = typer.Option(
         0.99, "--target-completeness", min=0, max=1, help="Policy search: minimum completeness on val."
     ),
@@ -39,7 +45,8 @@ def evaluate(
     from brightscan.evaluate.report import evaluate as run_evaluate
 
     show = Output(quiet, as_json)
-    config = EvaluateConfig(split=split, calibrate=calibrate, target_completeness=target_completeness)
+    config = EvaluateConfig(split=split, calibrate=calibrate, operating_point=operating_point,
+                            target_completeness=target_completeness)
     guard = OutputGuard(out)
     with handle_errors(cleanup=guard.remove_new):
         splits = read_dataset_card(dataset).get("splits", {})
@@ -65,6 +72,10 @@ def evaluate(
         lines.append(f"gt1 on val keeps {point['target_completeness']:.0%} of bright sources up to threshold "
                      f"{point['threshold']:.2f} (purity {_f(point['purity'])}); train --negative-weight "
                      f"{point['negative_weight']:.3g} would move a retrained model's 0.5 there")
+        on_test, written = point["on_test"], point.get("written_to")
+        lines.append(f"gt1 at {point['threshold']:.2f} on {split}: completeness={_f(on_test['completeness'])} "
+                     f"purity={_f(on_test['purity'])} median_delay_days={_f(on_test['median_delay_days'])}"
+                     + (f", model with its 0.5 there written to {written}" if written else ""))
     lines.append(f"optimised policy -> {Path(out) / 'policy.json'} (autoscan: --policy {Path(out) / 'policy.json'})")
     lines.append(f"report -> {Path(out) / 'index.html'}")
     show.result("\n".join(lines), {k: result[k] for k in ("model", "alert", "policies", "calibration", "gt1_operating_point")}

@@ -8,6 +8,8 @@ Flow for each model (and the ``compare`` model alike):
    (``REPORT/rejected.parquet``, counted in ``metrics.json``'s ``rejected``), not a crash;
 2. optionally fit a temperature on the ``val`` logits: the scores use it, and the calibrated model is
    written as a new version beside the report (``REPORT/calibrated-model``), never into the model read;
+   optionally the model with its 0.5 moved to gt1's operating point on ``val`` (the highest
+   threshold at which gt1 keeps the target completeness there), ``REPORT/operating-point-model``;
 3. alert metrics (ROC/AUC, accuracy/precision/recall at 0.5, outcomes by magnitude, calibration);
 4. per-source histories with the paper's selection; the fixed policies, and a
    :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` objects only and applied once to
@@ -15,7 +17,8 @@ Flow for each model (and the ``compare`` model alike):
 
 Outputs: ``REPORT/metrics.json``, ``REPORT/policy.json`` (the optimised policy, which autoscan reads
 with ``--policy``), ``REPORT/rejected.parquet``, PNG figures, ``REPORT/index.html`` (self-contained),
-and with calibration ``REPORT/calibrated-model`` (and ``calibrated-compare``).
+with calibration ``REPORT/calibrated-model`` (and ``calibrated-compare``), and with
+``--operating-point`` ``REPORT/operating-point-model``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class EvaluateConfig:
     target_completeness: float = 0.99  # policy search: minimum completeness on val
     search_grid: dict[str, list[Any]] | None = None  # policy search grid (None: the default grid)
     calibrate: bool = False  # fit a temperature on val logits; write REPORT/calibrated-model with it
+    operating_point: bool = False  # write REPORT/operating-point-model: 0.5 moved to gt1's val operating point
     batch_size: int = 256  # alerts per model call
     min_alerts: int = 2  # source selection: at least this many alerts
     bright_peak_limit: float = 18.5  # object selection: bright objects must peak at least this bright
@@ -157,6 +161,16 @@ def gt1_operating_point(val_objects: Sequence[ObjectHistory], target_completenes
     threshold, completeness, purity = found
     return {"target_completeness": target_completeness, "threshold": threshold, "completeness": completeness,
             "purity": purity, "negative_weight": round(threshold / (1.0 - threshold), 3)}
+
+
+def _operating_point_on_test(val_objects: Sequence[ObjectHistory], test_objects: Sequence[ObjectHistory],
+                             bins: np.ndarray, config: EvaluateConfig) -> dict[str, Any] | None:
+    """:func:`gt1_operating_point` on val, and as ``on_test`` gt1 at that threshold on the test
+    objects: what the model written with ``--operating-point`` (its 0.5 moved there) gives under gt1."""
+    point = gt1_operating_point(val_objects, config.target_completeness)
+    if point is not None and point["threshold"] is not None:
+        point["on_test"] = _policy_metrics(create_policy("gt1", threshold=point["threshold"]), test_objects, bins)[0]
+    return point
 
 
 def threshold_curves(search: PolicySearch, val_objects: Sequence[ObjectHistory],
@@ -257,7 +271,7 @@ def score_metrics(test_table: Any, test_scores: np.ndarray, val_table: Any, val_
         "alert": alert, "policies": policies,
         "outcomes_m_lt_18_5": M.outcome_fractions(y_test, test_scores, test_table["magpsf"].to_numpy(float) < 18.5),
         "faint_dim_sn": faint_dim_sn_mean(test_table, test_scores),
-        "gt1_operating_point": gt1_operating_point(val_objects, config.target_completeness),
+        "gt1_operating_point": _operating_point_on_test(val_objects, test_objects, bins, config),
         "search": {"frontier": search.frontier_, "target_completeness": config.target_completeness,
                    "threshold_curves": {str(n): rows for n, rows in curves.items()}},
         "sources": {"n_selected": len(test_objects), "n_selected_val": len(val_objects)},
@@ -352,6 +366,9 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
         _write_calibrated(main, model_dir, out / "calibrated-model")
         if other is not None:
             _write_calibrated(other, compare, out / "calibrated-compare")
+    if config.operating_point:
+        calibrated = out / "calibrated-model" if config.calibrate else None
+        _write_operating_point(main, calibrated or model_dir, out / "operating-point-model")
     _write_rejections([main, *([other] if other is not None else [])], out / "rejected.parquet")
     card = read_card(model_dir)
     result: dict[str, Any] = {
@@ -393,6 +410,25 @@ def _write_calibrated(evaluation: ModelEvaluation, model_dir: str | Path, out: P
     write_calibrated(model_dir, calibration["temperature"], out, fitted_on="val")
     calibration["written_to"] = str(out)
     log.info("calibrated model (temperature %.4f) written to %s", calibration["temperature"], out)
+
+
+def _write_operating_point(evaluation: ModelEvaluation, model_dir: str | Path, out: Path) -> None:
+    """The model with its 0.5 moved to gt1's operating point on val, as a new version beside the
+    report (``gt1_operating_point.written_to``); nothing is written when val has no such point."""
+    from brightscan.model import write_operating_point
+
+    point = evaluation.metrics.get("gt1_operating_point") or {}
+    if point.get("threshold") is None:
+        log.warning("no gt1 operating point on val (completeness %s not reached): no model written to %s",
+                    point.get("target_completeness"), out)
+        return
+    if (out / "model.json").exists():  # a rerun of the same report replaces its own copy
+        import shutil
+
+        shutil.rmtree(out)
+    write_operating_point(model_dir, point["threshold"], out, fitted_on="val")
+    point["written_to"] = str(out)
+    log.info("model with gt1's 0.5 moved to %.2f written to %s", point["threshold"], out)
 
 
 def _write_rejections(evaluations: list[ModelEvaluation], path: Path) -> None:

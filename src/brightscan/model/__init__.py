@@ -14,7 +14,8 @@ only when used.
 from __future__ import annotations
 
 from brightscan.model.config import BRANCH_MODES, ModelConfig
-from brightscan.model.io import LoadedModel, load_model, read_card, save_model, set_temperature, write_calibrated
+from brightscan.model.io import (LoadedModel, load_model, read_card, save_model, set_temperature, write_calibrated,
+                                 write_operating_point)
 from brightscan.model.keras_import import import_keras
 from brightscan.model.mi_cnn import MultiInputCNN
 from brightscan.model.onnx_export import export_onnx
@@ -36,4 +37,5 @@ __all__ = [
     "save_model",
     "set_temperature",
     "write_calibrated",
+    "write_operating_point",
 ]

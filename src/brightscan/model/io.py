@@ -40,6 +40,7 @@ __all__ = [
     "set_temperature",
     "sha256_file",
     "write_calibrated",
+    "write_operating_point",
 ]
 
 CARD_NAME = "model.json"
@@ -408,4 +409,82 @@ def write_calibrated(directory: str | Path, temperature: float, out: str | Path,
         "model_dir": str(directory), "model_version": card["model_version"], "fitted_on": fitted_on}}
     card["model_version"] = f"{card['model_version']}+calibrated"
     _write_json(out / CARD_NAME, card)
+    return out
+
+
+def _output_layer(model: AnyModel) -> torch.nn.Linear:
+    """The layer that makes the logit: the last ``nn.Linear`` with one output."""
+    found = [m for m in model.modules()
+             if isinstance(m, torch.nn.Linear) and m.out_features == 1 and m.bias is not None]
+    if not found:
+        raise ModelFileError(f"{model.config.preset}: no single-output linear layer to move the operating point in")
+    return found[-1]
+
+
+def _probe_logits(model: AnyModel) -> torch.Tensor:
+    """Logits of seeded random inputs (a check that a change to the weights did what it should)."""
+    config = model.config
+    gen = torch.Generator().manual_seed(0)
+    triplets = torch.randn(8, config.image_size, config.image_size, config.image_channels, generator=gen) * 0.3
+    features = torch.randn(8, config.n_features, generator=gen)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model(triplets.to(device) if config.uses_image else None,
+                     features.to(device) if config.uses_features else None).reshape(-1).double().cpu()
+
+
+def write_operating_point(directory: str | Path, threshold: float, out: str | Path, *,
+                          fitted_on: str | None = None) -> Path:
+    """Write a new version of the model in ``directory`` whose score 0.5 lies where this one
+    scores ``threshold``, into ``out`` (created; it must not hold a model).
+
+    The output layer's bias moves by ``-temperature * logit(threshold)``, so every score becomes
+    ``sigmoid(logit / T - logit(threshold))``: the ranking, the AUC and every decision at a moved
+    threshold are unchanged, and gt1 at 0.5 with the new model is gt1 at ``threshold`` with this
+    one. Every scorer (torch, ONNX, the cluster and Spark paths) reads it from the weights. The card
+    gets ``model_version`` ``<version>+op<threshold>`` and ``provenance.operating_point``; the
+    reference's score histogram (drift) is moved the same way. The model read is never changed.
+
+    Raises
+    ------
+    ConfigError
+        A threshold outside (0, 1).
+    ModelFileError
+        ``out`` already holds a model, or the model has no single-output linear layer whose bias
+        moves its logit.
+    """
+    import numpy as np
+
+    from brightscan.model.reference import SCORE, Reference, read_reference, write_reference
+
+    threshold = float(threshold)
+    if not (math.isfinite(threshold) and 0.0 < threshold < 1.0):
+        raise ConfigError(f"the operating point must be a threshold between 0 and 1, not {threshold}")
+    directory, out = Path(directory), Path(out)
+    if (out / CARD_NAME).exists():
+        raise ModelFileError(f"{out} already holds a model")
+    loaded = load_model(directory, device="cpu")
+    offset = math.log(threshold / (1.0 - threshold))  # logit(threshold)
+    shift = loaded.temperature * offset
+    before = _probe_logits(loaded.model)
+    with torch.no_grad():
+        _output_layer(loaded.model).bias.sub_(shift)
+    moved = before - _probe_logits(loaded.model)
+    if not torch.allclose(moved, torch.full_like(moved, shift), atol=1e-4 * max(1.0, abs(shift))):
+        raise ModelFileError(f"{directory}: moving the output layer's bias did not move the logit by {shift:.6g} "
+                             f"(moved by {moved.min():.6g} to {moved.max():.6g}); the model's output is not linear "
+                             "in its last layer")
+    provenance = {**(loaded.card.get("provenance") or {}), "operating_point": {
+        "model_dir": str(directory), "model_version": loaded.model_version, "threshold": threshold,
+        "logit_shift": shift, "fitted_on": fitted_on}}
+    save_model(loaded.model, out, model_version=f"{loaded.model_version}+op{threshold:g}",
+               provenance=provenance, temperature=loaded.temperature)
+    reference = read_reference(directory)
+    if reference is not None:
+        scores = reference.columns[SCORE]
+        with np.errstate(divide="ignore"):  # a score of 0 stays 0 (1 / inf)
+            edges = 1.0 / (1.0 + (1.0 - scores.edges) / scores.edges * math.exp(offset))
+        columns = {**reference.columns, SCORE: type(scores)(edges, scores.counts, scores.n_nonfinite)}
+        write_reference(out, Reference(columns, reference.split, reference.n_alerts,
+                                       {**reference.provenance, "operating_point": threshold}))
     return out
