@@ -367,8 +367,8 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
         if other is not None:
             _write_calibrated(other, compare, out / "calibrated-compare")
     if config.operating_point:
-        calibrated = out / "calibrated-model" if config.calibrate else None
-        _write_operating_point(main, calibrated or model_dir, out / "operating-point-model")
+        _write_operating_point(main, out / "calibrated-model" if config.calibrate else model_dir,
+                               out / "operating-point-model")
     _write_rejections([main, *([other] if other is not None else [])], out / "rejected.parquet")
     card = read_card(model_dir)
     result: dict[str, Any] = {
@@ -397,16 +397,21 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     return result
 
 
+def _clear_own_copy(out: Path) -> None:
+    """A rerun of the same report replaces the model it wrote beside it."""
+    if (out / "model.json").exists():
+        import shutil
+
+        shutil.rmtree(out)
+
+
 def _write_calibrated(evaluation: ModelEvaluation, model_dir: str | Path, out: Path) -> None:
     """The model with the temperature fitted on val, as a new version beside the report (the
     model read is never changed); the CLI says where."""
     from brightscan.model import write_calibrated
 
     calibration = evaluation.metrics["calibration"]
-    if (out / "model.json").exists():  # a rerun of the same report replaces its own copy
-        import shutil
-
-        shutil.rmtree(out)
+    _clear_own_copy(out)
     write_calibrated(model_dir, calibration["temperature"], out, fitted_on="val")
     calibration["written_to"] = str(out)
     log.info("calibrated model (temperature %.4f) written to %s", calibration["temperature"], out)
@@ -422,10 +427,7 @@ def _write_operating_point(evaluation: ModelEvaluation, model_dir: str | Path, o
         log.warning("no gt1 operating point on val (completeness %s not reached): no model written to %s",
                     point.get("target_completeness"), out)
         return
-    if (out / "model.json").exists():  # a rerun of the same report replaces its own copy
-        import shutil
-
-        shutil.rmtree(out)
+    _clear_own_copy(out)
     write_operating_point(model_dir, point["threshold"], out, fitted_on="val")
     point["written_to"] = str(out)
     log.info("model with gt1's 0.5 moved to %.2f written to %s", point["threshold"], out)
