@@ -106,6 +106,40 @@ def test_temperature_divides_the_logit(tiny_model_dir):
         set_temperature(tiny_model_dir, 0.0)
 
 
+def _score_reference(model_dir, triplets, features):
+    from brightscan.model.reference import build_reference, write_reference
+
+    names = read_card(model_dir)["features"]["order"]
+    write_reference(model_dir, build_reference(features, names, Scorer(model_dir, device="cpu")
+                                               .score_arrays(triplets, features)))
+
+
+@pytest.mark.parametrize("how", ["in place", "new version"])
+def test_a_new_temperature_moves_drift_reference_with_the_scores(how, tiny_model_dir, tmp_path):
+    from brightscan.model import write_calibrated
+    from brightscan.model.reference import read_reference
+
+    triplets, features = _inputs(n=200)
+    set_temperature(tiny_model_dir, 0.5)
+    _score_reference(tiny_model_dir, triplets, features)
+    old = read_reference(tiny_model_dir).columns["score"]
+    if how == "in place":
+        set_temperature(tiny_model_dir, 2.0)
+        out = tiny_model_dir
+    else:
+        out = write_calibrated(tiny_model_dir, 2.0, tmp_path / "cal", fitted_on="val")
+        assert read_reference(tiny_model_dir).columns["score"].edges.tolist() == old.edges.tolist()  # untouched
+    new = read_reference(out)
+    assert new.provenance["temperature"] == 2.0
+    # each edge where the new scores put it: logit(s) * 0.5 / 2.0, so the same alerts fall in the same bins
+    np.testing.assert_allclose(new.columns["score"].edges,
+                               1 / (1 + np.exp(-(_logit(old.edges) * 0.25))), rtol=1e-9)
+    inner = slice(1, -1)  # the end edges are the extreme scores themselves, equal up to float rounding
+    new_scores = Scorer(out, device="cpu").score_arrays(triplets, features)
+    assert np.array_equal(new.columns["score"].bin_counts(new_scores)[inner], old.counts[inner])
+    assert np.all(new.columns["score"].edges[inner] > 3 * old.edges[inner])  # an unmoved copy would fail here
+
+
 def test_scorer_checks_array_shapes(tiny_model_dir):
     scorer = Scorer(tiny_model_dir, device="cpu", batch_size=2)
     triplets, features = _inputs(n=5)

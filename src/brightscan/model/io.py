@@ -378,11 +378,15 @@ def set_temperature(directory: str | Path, temperature: float) -> None:
 
     The weights are untouched, so their hash stays valid. Both scoring backends read the
     temperature from the card (``model.onnx`` outputs the raw logit), so nothing is re-exported.
+    The reference's score histogram (drift) moves with the scores.
     """
     directory = Path(directory)
     card = read_card(directory)
+    old = float(card.get("temperature", 1.0))
     card["temperature"] = _check_temperature(temperature)
     _write_json(directory / CARD_NAME, card)
+    _move_reference_scores(directory, directory, scale=old / card["temperature"], shift=0.0,
+                           note={"temperature": card["temperature"]})
 
 
 def write_calibrated(directory: str | Path, temperature: float, out: str | Path, *,
@@ -404,12 +408,37 @@ def write_calibrated(directory: str | Path, temperature: float, out: str | Path,
     if (out / CARD_NAME).exists():
         raise ModelFileError(f"{out} already holds a model")
     shutil.copytree(directory, out, dirs_exist_ok=True)
+    old = float(card.get("temperature", 1.0))
     card["temperature"] = _check_temperature(temperature)
     card["provenance"] = {**(card.get("provenance") or {}), "calibrated_from": {
         "model_dir": str(directory), "model_version": card["model_version"], "fitted_on": fitted_on}}
     card["model_version"] = f"{card['model_version']}+calibrated"
     _write_json(out / CARD_NAME, card)
+    _move_reference_scores(directory, out, scale=old / card["temperature"], shift=0.0,
+                           note={"temperature": card["temperature"]})
     return out
+
+
+def _move_reference_scores(directory: Path, out: Path, *, scale: float, shift: float,
+                           note: dict[str, Any]) -> None:
+    """Write into ``out`` the reference of the model in ``directory`` with its score histogram
+    where a model scoring ``sigmoid(scale * logit(s) + shift)`` for this one's ``s`` puts it: the
+    same alerts in the same bins, so drift compares a night's scores with the scores the new
+    version gives. ``note`` joins the reference's provenance. Nothing happens without a reference.
+    """
+    import numpy as np
+
+    from brightscan.model.reference import SCORE, Reference, read_reference, write_reference
+
+    reference = read_reference(directory)
+    if reference is None:
+        return
+    scores = reference.columns[SCORE]
+    with np.errstate(divide="ignore", over="ignore"):  # edges 0 and 1 stay 0 and 1 (logit +-inf)
+        logits = np.log(scores.edges) - np.log1p(-scores.edges)
+        edges = 1.0 / (1.0 + np.exp(-(scale * logits + shift)))
+    columns = {**reference.columns, SCORE: type(scores)(edges, scores.counts, scores.n_nonfinite)}
+    write_reference(out, Reference(columns, reference.split, reference.n_alerts, {**reference.provenance, **note}))
 
 
 def _output_layer(model: AnyModel) -> torch.nn.Linear:
@@ -453,10 +482,6 @@ def write_operating_point(directory: str | Path, threshold: float, out: str | Pa
         ``out`` already holds a model, or the model has no single-output linear layer whose bias
         moves its logit.
     """
-    import numpy as np
-
-    from brightscan.model.reference import SCORE, Reference, read_reference, write_reference
-
     threshold = float(threshold)
     if not (math.isfinite(threshold) and 0.0 < threshold < 1.0):
         raise ConfigError(f"the operating point must be a threshold between 0 and 1, not {threshold}")
@@ -479,12 +504,5 @@ def write_operating_point(directory: str | Path, threshold: float, out: str | Pa
         "logit_shift": shift, "fitted_on": fitted_on}}
     save_model(loaded.model, out, model_version=f"{loaded.model_version}+op{threshold:g}",
                provenance=provenance, temperature=loaded.temperature)
-    reference = read_reference(directory)
-    if reference is not None:
-        scores = reference.columns[SCORE]
-        with np.errstate(divide="ignore"):  # a score of 0 stays 0 (1 / inf)
-            edges = 1.0 / (1.0 + (1.0 - scores.edges) / scores.edges * math.exp(offset))
-        columns = {**reference.columns, SCORE: type(scores)(edges, scores.counts, scores.n_nonfinite)}
-        write_reference(out, Reference(columns, reference.split, reference.n_alerts,
-                                       {**reference.provenance, "operating_point": threshold}))
+    _move_reference_scores(directory, out, scale=1.0, shift=-offset, note={"operating_point": threshold})
     return out
