@@ -136,6 +136,19 @@ def test_class_weights_balance_the_classes() -> None:
         class_weights(np.zeros(5))
 
 
+def test_loss_weights_of_the_trainer_and_the_ceiling_come_from_one_rule() -> None:
+    from brightscan.train.trainer import class_loss_weights
+
+    labels = np.array([0, 0, 0, 1])
+    w0, w1 = class_weights(labels)
+    assert class_loss_weights(labels) == (w0, w1)
+    assert class_loss_weights(labels, negative_weight=4.0) == (4.0 * w0, w1)  # only the negatives move
+    assert class_loss_weights(labels, form="pos_weight", negative_weight=2.0) == (2.0, pytest.approx(3.0))
+    assert class_loss_weights(labels, balanced=False, negative_weight=2.0) == (2.0, 1.0)
+    with pytest.raises(ConfigError, match="negative_weight"):
+        class_loss_weights(labels, negative_weight=float("inf"))
+
+
 def test_object_class_weights_balance_objects_not_alerts() -> None:
     from brightscan.train import object_class_weights
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from brightscan.errors import ConfigError, InputError
+from brightscan.evaluate.report import EvaluateConfig
 from brightscan.serial import to_jsonable
 
 __all__ = ["CeilingConfig", "ISSUE_FEATURES", "run_ceiling"]
@@ -40,9 +41,12 @@ class CeilingConfig:
     learning_rate: float = 0.1  # shrinkage
     class_weighting: bool = True  # balanced per-alert class weights, as the networks' recipe
     negative_weight: float = 1.0  # extra factor on the negatives' weight, as the recipe's negative_weight
-    target_completeness: float = 0.99  # policy search on val, as evaluate
-    min_alerts: int = 2  # object selection, as evaluate
-    bright_peak_limit: float = 18.5  # object selection, as evaluate
+    evaluation: EvaluateConfig = EvaluateConfig()  # object selection and policy search, as a network's evaluate
+
+    def __post_init__(self) -> None:
+        from brightscan.train.recipe import check_negative_weight
+
+        check_negative_weight(self.negative_weight)
 
 
 def _load(dataset_dir: Path, split: str, names: tuple[str, ...]) -> Any:
@@ -56,11 +60,10 @@ def _load(dataset_dir: Path, split: str, names: tuple[str, ...]) -> Any:
 def _fit(train: Any, config: CeilingConfig, rows: np.ndarray) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from brightscan.train import class_weights
+    from brightscan.train.trainer import class_loss_weights
 
     y = train.labels[rows].astype(int)
-    w0, w1 = class_weights(y) if config.class_weighting else (1.0, 1.0)
-    w0 *= config.negative_weight
+    w0, w1 = class_loss_weights(y, balanced=config.class_weighting, negative_weight=config.negative_weight)
     booster = HistGradientBoostingClassifier(max_iter=config.max_iter, learning_rate=config.learning_rate,
                                              early_stopping=True, random_state=config.seed)
     return booster.fit(train.features[rows], y, sample_weight=np.where(y == 1, w1, w0))
@@ -91,11 +94,9 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     """
     from brightscan.dataset import read_dataset_card
     from brightscan.evaluate.objects import read_scanner_saves
-    from brightscan.evaluate.report import EvaluateConfig, score_metrics
-    from brightscan.train.recipe import check_negative_weight
+    from brightscan.evaluate.report import score_metrics
 
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
-    check_negative_weight(config.negative_weight)
     card = read_dataset_card(dataset_dir)
     names = tuple(config.features) or tuple(card["features"])
     unknown = [n for n in names if n not in card["features"] and n != "magpsf"]
@@ -111,9 +112,7 @@ def run_ceiling(dataset_dir: str | Path, out_dir: str | Path, config: CeilingCon
     scores = {s: booster.predict_proba(splits[s].features)[:, 1] for s in ("val", "test")}
     test, val = splits["test"], splits["val"]
     saves = read_scanner_saves(scanner_saves) if scanner_saves is not None else None
-    scored = score_metrics(test.table, scores["test"], val.table, scores["val"], EvaluateConfig(
-        target_completeness=config.target_completeness, min_alerts=config.min_alerts,
-        bright_peak_limit=config.bright_peak_limit), saves).metrics
+    scored = score_metrics(test.table, scores["test"], val.table, scores["val"], config.evaluation, saves).metrics
     result = {
         "model": {"kind": "HistGradientBoostingClassifier", "features": list(names),
                   "n_iter": int(booster.n_iter_), "train_alerts": int(len(rows)),

@@ -29,6 +29,7 @@ from brightscan.train.checkpoint import has_checkpoint, load_checkpoint, read_tr
 from brightscan.train.config import TrainConfig
 from brightscan.train.loop import evaluate, train_epoch
 from brightscan.train.precision import resolve_precision
+from brightscan.train.recipe import check_negative_weight
 from brightscan.train.schedule import build_optimizer, build_scheduler, step_scheduler, warmup_epochs
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,22 @@ def pos_weights(labels: np.ndarray) -> tuple[float, float]:
     """
     w0, w1 = class_weights(labels)
     return 1.0, w1 / w0
+
+
+def class_loss_weights(labels: np.ndarray, *, balanced: bool = True, form: str = "class_weight",
+                       negative_weight: float = 1.0) -> tuple[float, float]:
+    """The loss weights of labels 0 and 1: balanced (:func:`class_weights`, or :func:`pos_weights`
+    for ``form="pos_weight"``) or 1 and 1, then the negatives' weight times ``negative_weight``
+    (the recipe's lever that moves a trained model's 0.5; the ceiling's booster uses it as well).
+
+    Raises
+    ------
+    ConfigError
+        ``negative_weight`` is not a finite positive number.
+    """
+    weigh = pos_weights if form == "pos_weight" else class_weights
+    w0, w1 = weigh(labels) if balanced else (1.0, 1.0)
+    return w0 * check_negative_weight(negative_weight), w1
 
 
 def object_class_weights(labels: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
@@ -198,9 +215,9 @@ class _Run:
         if len(self.val) == 0:
             raise InputError(f"{dataset_dir}: the validation split is empty")
         labels = self.train.labels[self.train_idx]
-        weigh = pos_weights if self.recipe.class_weight_form == "pos_weight" else class_weights
-        w0, w1 = weigh(labels) if self.recipe.class_weighting else (1.0, 1.0)
-        self.weights = (w0 * self.recipe.negative_weight, w1)
+        self.weights = class_loss_weights(labels, balanced=self.recipe.class_weighting,
+                                          form=self.recipe.class_weight_form,
+                                          negative_weight=self.recipe.negative_weight)
         self.row_weights = None  # per-alert weights, for class weights over objects
         if self.recipe.class_weighting and self.recipe.class_weight_unit == "object":
             rows = object_class_weights(labels, self.train.table["objectId"].to_numpy()[self.train_idx])
