@@ -52,6 +52,35 @@ def test_operating_point_model_gives_under_gt1_what_the_report_gave_at_the_thres
     assert metrics["model"]["model_version"].endswith(f"+op{point['threshold']:g}")
 
 
+@pytest.mark.filterwarnings("ignore:no policy reached completeness")  # the random models' search falls back
+def test_compared_model_is_calibrated_and_moved_to_its_own_operating_point(tmp_path, tiny_model, tiny_dataset):
+    from brightscan.model import read_card
+
+    from .tiny import save_random_model
+
+    other = save_random_model(tmp_path / "other", seed=3)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tiny_dataset), "--out", str(out),
+                                      "--compare", str(other), "--calibrate", "--operating-point",
+                                      "--target-completeness", "0.6"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    text = " ".join(result.output.split())
+    for name, section, source, moved in (
+            ("", metrics, tiny_model, "operating-point-model"),
+            ("compare ", metrics["compare"], other, "operating-point-compare")):
+        point = section["gt1_operating_point"]
+        assert point["written_to"] == str(out / moved), name
+        card = read_card(out / moved)
+        # each model from its own calibrated copy, at its own threshold
+        assert card["model_version"] == f"{read_card(source)['model_version']}+calibrated+op{point['threshold']:g}"
+        assert card["provenance"]["operating_point"]["model_dir"] == str(out / f"calibrated-{moved.split('-')[-1]}")
+        assert card["temperature"] == pytest.approx(section["calibration"]["temperature"])
+        assert f"{name}gt1 at {point['threshold']:.2f} on test: completeness=" in text
+        assert f"written to {out / moved}" in text
+    assert metrics["gt1_operating_point"]["threshold"] != metrics["compare"]["gt1_operating_point"]["threshold"]
+
+
 def test_evaluate_command_usage_errors(tmp_path, tiny_model):
     result = CliRunner().invoke(app, ["evaluate", str(tiny_model), str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())

@@ -29,9 +29,10 @@ def evaluate(
     ),
     operating_point: bool = typer.Option(
         False, "--operating-point",
-        help="Write OUT/operating-point-model: the model (calibrated, with --calibrate) with its score 0.5 moved to "
-             "gt1's operating point on val, the highest threshold at which gt1 keeps --target-completeness of val's "
-             "bright sources; its ranking is unchanged and its gt1 at 0.5 is the report's gt1 at that threshold."
+        help="Write OUT/operating-point-model (and OUT/operating-point-compare): the model (calibrated, with "
+             "--calibrate) with its score 0.5 moved to gt1's operating point on val, the highest threshold at which "
+             "gt1 keeps --target-completeness of val's bright sources; its ranking is unchanged and its gt1 at 0.5 is "
+             "the report's gt1 at that threshold."
     ),
     target_completeness: float = typer.Option(
         0.99, "--target-completeness", min=0, max=1, help="Policy search: minimum completeness on val."
@@ -67,19 +68,24 @@ def evaluate(
         if calibration.get("written_to"):
             lines.append(f"{name}calibration: temperature {calibration['temperature_before']:.4f} -> "
                          f"{calibration['temperature']:.4f}, written to {calibration['written_to']}")
-    point = result.get("gt1_operating_point") or {}
-    if point.get("threshold") is not None:
-        lines.append(f"gt1 on val keeps {point['target_completeness']:.0%} of bright sources up to threshold "
-                     f"{point['threshold']:.2f} (purity {_f(point['purity'])}); train --negative-weight "
-                     f"{point['negative_weight']:.3g} would move a retrained model's 0.5 there")
-        on_test, written = point["on_test"], point.get("written_to")
-        lines.append(f"gt1 at {point['threshold']:.2f} on {split}: completeness={_f(on_test['completeness'])} "
-                     f"purity={_f(on_test['purity'])} median_delay_days={_f(on_test['median_delay_days'])}"
-                     + (f", model with its 0.5 there written to {written}" if written else ""))
+        lines.extend(_operating_point_lines(name, section.get("gt1_operating_point") or {}, split))
     lines.append(f"optimised policy -> {Path(out) / 'policy.json'} (autoscan: --policy {Path(out) / 'policy.json'})")
     lines.append(f"report -> {Path(out) / 'index.html'}")
     show.result("\n".join(lines), {k: result[k] for k in ("model", "alert", "policies", "calibration", "gt1_operating_point")}
                 | {"report": str(Path(out) / "index.html"), "policy": str(Path(out) / "policy.json")})
+
+
+def _operating_point_lines(name: str, point: dict, split: str) -> list[str]:
+    """What the report found of gt1's operating point on val (nothing when val has none)."""
+    if point.get("threshold") is None:
+        return []
+    on_test, written = point["on_test"], point.get("written_to")
+    found = (f"{name}gt1 on val keeps {point['target_completeness']:.0%} of bright sources up to threshold "
+             f"{point['threshold']:.2f} (purity {_f(point['purity'])}); train --negative-weight "
+             f"{point['negative_weight']:.3g} would move a retrained model's 0.5 there")
+    on_split = (f"{name}gt1 at {point['threshold']:.2f} on {split}: completeness={_f(on_test['completeness'])} "
+                f"purity={_f(on_test['purity'])} median_delay_days={_f(on_test['median_delay_days'])}")
+    return [found, on_split + (f", model with its 0.5 there written to {written}" if written else "")]
 
 
 def _f(value: float | None) -> str:

@@ -9,7 +9,8 @@ Flow for each model (and the ``compare`` model alike):
 2. optionally fit a temperature on the ``val`` logits: the scores use it, and the calibrated model is
    written as a new version beside the report (``REPORT/calibrated-model``), never into the model read;
    optionally the model with its 0.5 moved to gt1's operating point on ``val`` (the highest
-   threshold at which gt1 keeps the target completeness there), ``REPORT/operating-point-model``;
+   threshold at which gt1 keeps the target completeness there), ``REPORT/operating-point-model``
+   (and ``operating-point-compare``, each at its own model's point);
 3. alert metrics (ROC/AUC, accuracy/precision/recall at 0.5, outcomes by magnitude, calibration);
 4. per-source histories with the paper's selection; the fixed policies, and a
    :class:`~brightscan.policy.PolicySearch` fitted on the ``val`` objects only and applied once to
@@ -18,7 +19,7 @@ Flow for each model (and the ``compare`` model alike):
 Outputs: ``REPORT/metrics.json``, ``REPORT/policy.json`` (the optimised policy, which autoscan reads
 with ``--policy``), ``REPORT/rejected.parquet``, PNG figures, ``REPORT/index.html`` (self-contained),
 with calibration ``REPORT/calibrated-model`` (and ``calibrated-compare``), and with
-``--operating-point`` ``REPORT/operating-point-model``.
+``--operating-point`` ``REPORT/operating-point-model`` (and ``operating-point-compare``).
 """
 
 from __future__ import annotations
@@ -369,6 +370,9 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, *, out: str | Path,
     if config.operating_point:
         _write_operating_point(main, out / "calibrated-model" if config.calibrate else model_dir,
                                out / "operating-point-model")
+        if other is not None:
+            _write_operating_point(other, out / "calibrated-compare" if config.calibrate else compare,
+                                   out / "operating-point-compare")
     _write_rejections([main, *([other] if other is not None else [])], out / "rejected.parquet")
     card = read_card(model_dir)
     result: dict[str, Any] = {
