@@ -28,6 +28,33 @@ def test_auto_on_native_bf16_measures_both_and_takes_the_faster() -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # probes train copies
 
 
+def test_the_measurement_takes_each_precision_best_of_interleaved_rounds(caplog) -> None:
+    import ast
+    import logging
+    import re
+
+    from brightscan.train.precision import measure_precisions
+
+    model = create_model("mi_cnn.tiny", device="cpu")
+    with caplog.at_level(logging.DEBUG, logger="brightscan.train.precision"):
+        rates = measure_precisions(model, 4, CPU, steps=1, rounds=3)
+    rounds = ast.literal_eval(re.search(r"rounds \(alerts/s\): (.*)", caplog.text).group(1))
+    assert {p: len(v) for p, v in rounds.items()} == {"fp32": 3, "bf16": 3}
+    assert all(rates[p] == pytest.approx(max(rounds[p]), abs=0.051) for p in rounds)
+
+
+def test_a_choice_made_on_a_loaded_machine_says_so(caplog) -> None:
+    import os
+
+    model = create_model("mi_cnn.tiny", device="cpu")
+    cpus = os.cpu_count() or 1
+    resolve_precision("auto", model, 4, CPU, flags={"amx_bf16"}, load=cpus + 1.5)
+    assert f"loaded machine (load average {cpus + 1.5:.1f} on {cpus} CPUs)" in caplog.text
+    caplog.clear()
+    resolve_precision("auto", model, 4, CPU, flags={"amx_bf16"}, load=0.0)
+    assert "loaded machine" not in caplog.text
+
+
 def test_bf16_without_native_support_warns_and_is_kept() -> None:
     model = create_model("mi_cnn.tiny", device="cpu")
     with pytest.warns(EmulatedPrecisionWarning, match="no native bf16"):
