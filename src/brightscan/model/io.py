@@ -382,11 +382,7 @@ def set_temperature(directory: str | Path, temperature: float) -> None:
     """
     directory = Path(directory)
     card = read_card(directory)
-    old = float(card.get("temperature", 1.0))
-    card["temperature"] = _check_temperature(temperature)
-    _write_json(directory / CARD_NAME, card)
-    _move_reference_scores(directory, directory, scale=old / card["temperature"], shift=0.0,
-                           note={"temperature": card["temperature"]})
+    _retemper(card, temperature, directory, directory)
 
 
 def write_calibrated(directory: str | Path, temperature: float, out: str | Path, *,
@@ -408,15 +404,21 @@ def write_calibrated(directory: str | Path, temperature: float, out: str | Path,
     if (out / CARD_NAME).exists():
         raise ModelFileError(f"{out} already holds a model")
     shutil.copytree(directory, out, dirs_exist_ok=True)
-    old = float(card.get("temperature", 1.0))
-    card["temperature"] = _check_temperature(temperature)
     card["provenance"] = {**(card.get("provenance") or {}), "calibrated_from": {
         "model_dir": str(directory), "model_version": card["model_version"], "fitted_on": fitted_on}}
     card["model_version"] = f"{card['model_version']}+calibrated"
+    _retemper(card, temperature, directory, out)
+    return out
+
+
+def _retemper(card: dict[str, Any], temperature: float, directory: Path, out: Path) -> None:
+    """Give ``card`` (of the model in ``directory``) ``temperature`` and write it into ``out``,
+    with the reference's score edges moved where the new temperature puts the same alerts."""
+    old = float(card.get("temperature", 1.0))
+    card["temperature"] = _check_temperature(temperature)
     _write_json(out / CARD_NAME, card)
     _move_reference_scores(directory, out, scale=old / card["temperature"], shift=0.0,
                            note={"temperature": card["temperature"]})
-    return out
 
 
 def _move_reference_scores(directory: Path, out: Path, *, scale: float, shift: float,
