@@ -94,6 +94,34 @@ def test_training_cut_short_resumes_from_its_checkpoint(curve):
     assert hook.units == 0  # the epoch limit was already reached: nothing is trained twice
 
 
+def test_more_epochs_continue_a_finished_training_and_evaluate_it_again(curve, tmp_path):
+    import dataclasses
+    import shutil
+
+    src, rows, _ = curve
+    out = tmp_path / "lc"
+    shutil.copytree(src, out)
+    stages = StageRunner(out / "n160")
+    model = out / "n160" / "models" / "mi_cnn.icml2023"
+    first_epoch = (model / "metrics.csv").read_text().splitlines()[:2]
+    built = stages.done("dataset")["finished"]
+    hook = Recorder()
+    longer = run_learning_curve(out, dataclasses.replace(TINY, epochs=2), hook)
+    assert any("resuming" in s for s in hook.stages) and any("evaluating" in s for s in hook.stages)
+    assert not any("simulating" in s or "building" in s for s in hook.stages)
+    assert stages.done("dataset")["finished"] == built
+    n_train = rows[0]["splits"]["train"]["alerts"]
+    assert hook.units == n_train  # one more epoch, not two: the first is kept as it was
+    metrics = (model / "metrics.csv").read_text().splitlines()
+    assert metrics[:2] == first_epoch and len(metrics) == 3
+    trained = stages.done("train-mi_cnn.icml2023")
+    assert trained["settings"]["epochs"] == 2 and trained["result"]["epochs_run"] == 2
+    assert stages.done("evaluate-mi_cnn.icml2023")["settings"]["epochs"] == 2
+    assert longer[0]["seconds"]["train"] == trained["seconds"]  # the row is the longer run's
+    with pytest.raises(ConfigError, match="other settings"):  # fewer epochs cannot undo one
+        run_learning_curve(out, TINY, Recorder())
+
+
 def test_other_settings_are_refused(curve):
     out, _, _ = curve
     with pytest.raises(ConfigError, match="other settings"):

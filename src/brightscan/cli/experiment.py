@@ -21,7 +21,9 @@ def learning_curve(
     presets: str = typer.Option("mi_cnn.icml2023", "--presets", help="Model presets, comma-separated."),
     nights: int = typer.Option(365, "--nights", min=1, help="Survey length in nights."),
     seed: int = typer.Option(0, "--seed", help="Seeds simulator, split and training."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Cap on epochs (default: recipe, early stopping)."),
+    epochs: int = typer.Option(None, "--epochs", min=1,
+                               help="Cap on epochs (default: recipe, early stopping); raised on a later "
+                                    "run, a finished training continues from its checkpoint."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Training batch (default: recipe's 16)."),
     precision: str = typer.Option("auto", "--precision", help="Training arithmetic: auto (bf16 only where native and measured faster), fp32 or bf16."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Simulator worker processes."),

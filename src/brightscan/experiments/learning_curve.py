@@ -5,7 +5,8 @@ Per size ``N`` (``OUT/n<N>/``): simulate N sources → build the dataset with th
 split (alert AUC, Fig. 2 outcomes, gt1/gt3/bts_prod and the policy optimised on validation, with
 bootstrap intervals over sources), with the published model scored on the very same alerts.
 Each stage leaves a done-marker (:mod:`brightscan.experiments.stages`), and training resumes from
-its checkpoint, so a run cut short and started again loses only the stage it was in.
+its checkpoint, so a run cut short and started again loses only the stage it was in; a larger
+``--epochs`` continues a finished training from its checkpoint (and evaluates it again).
 ``OUT/curve.json`` gathers one row per size and preset.
 """
 
@@ -117,6 +118,35 @@ def _train(row: Path, size: int, preset: str, config: CurveConfig, hook: Progres
     return {**keep, "model_dir": str(out)}
 
 
+def _train_settings(build_settings: dict[str, Any], preset: str, config: CurveConfig) -> dict[str, Any]:
+    return {**build_settings, "preset": preset, "epochs": config.epochs, "batch_size": config.batch_size,
+            "precision": config.precision}
+
+
+def _continue_training(stages: StageRunner, preset: str, settings: dict[str, Any]) -> None:
+    """A finished training stage asked for more epochs, all else the same, continues from its
+    checkpoint: its marker and its evaluation's are removed, so both run again.
+
+    Fewer epochs, an early-stopped run or any other change keeps the marker, and
+    :class:`StageRunner` refuses the new settings.
+    """
+    stored = stages.done(f"train-{preset}")
+    if stored is None:
+        return
+    before, result = stored.get("settings", {}), stored.get("result", {})
+    wanted, ran = settings["epochs"], result.get("epochs_run")
+    if (before == settings or {**before, "epochs": wanted} != settings or not isinstance(wanted, int)
+            or not isinstance(ran, int) or wanted <= ran or result.get("stopped_early")):
+        return
+    from brightscan.train.staged import has_run
+
+    if not has_run(stages.root / "models" / preset):
+        return  # no checkpoint to continue from
+    log.info("%s: %s trained %d epochs; continuing from its checkpoint to %d", stages.root, preset, ran, wanted)
+    for kind in ("train", "evaluate"):
+        stages.marker(f"{kind}-{preset}").unlink(missing_ok=True)
+
+
 def _evaluate(row: Path, size: int, preset: str, published: Path | None, hook: ProgressHook) -> dict[str, Any]:
     from brightscan.evaluate.report import evaluate
 
@@ -173,6 +203,10 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
         row = out / f"n{size}"
         stages = StageRunner(row)
         base = {"size": size, "nights": config.nights, "seed": config.seed}
+        build_settings = {**base, "nmax": config.nmax, "fractions": list(config.fractions),
+                          "stratify": config.stratify}
+        for preset in config.presets:
+            _continue_training(stages, preset, _train_settings(build_settings, preset, config))
         alerts = row / "survey" / "alerts"
         pending = [f"{kind}-{p}" for p in config.presets for kind in ("train", "evaluate")
                    if stages.done(f"{kind}-{p}") is None]
@@ -183,8 +217,6 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
             log.warning("%s: the survey's alerts were deleted before a dataset was built; simulating again", row)
             stages.marker("simulate").unlink()
         sim = stages.run("simulate", base, lambda: _simulate(row, size, config, hook))
-        build_settings = {**base, "nmax": config.nmax, "fractions": list(config.fractions),
-                          "stratify": config.stratify}
         built = stages.run("dataset", build_settings,
                            lambda: _build(row, size, config, hook, sim["result"]["n_alerts"]))
         if config.drop_alerts and alerts.is_dir():
@@ -193,8 +225,7 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
             shutil.rmtree(alerts)
         n_train = (built["result"].get("train") or {}).get("alerts")
         for preset in config.presets:
-            train_settings = {**build_settings, "preset": preset, "epochs": config.epochs,
-                              "batch_size": config.batch_size, "precision": config.precision}
+            train_settings = _train_settings(build_settings, preset, config)
             stages.run(f"train-{preset}", train_settings,
                        lambda p=preset: _train(row, size, p, config, hook, n_train))
             stages.run(f"evaluate-{preset}", {**train_settings, "published": config.published},
