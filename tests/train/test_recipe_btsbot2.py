@@ -88,6 +88,20 @@ def test_resume_keeps_the_schedule(synthetic_dataset: Path, tmp_path: Path):
     assert [r["val_loss"] for r in resumed] == [r["val_loss"] for r in straight]
 
 
+def test_a_run_resumed_with_more_epochs_holds_the_cosine_floor(synthetic_dataset: Path, tmp_path: Path):
+    """A finished 4-epoch run continued to 7 (``--resume --epochs 7``, or a learning curve asked
+    for more epochs): the first 4 rates are the planned ones, the 3 new epochs stay at the floor
+    instead of torch's cosine climbing back towards the full rate."""
+    recipe = {"warmup_epochs": 2, "learning_rate": 1e-3, "early_stopping_patience": 100}
+    Trainer(TrainConfig(**FAST, epochs=4, recipe=recipe)).fit(synthetic_dataset, tmp_path / "m")
+    longer = Trainer(TrainConfig(**FAST, epochs=7, recipe=recipe)).fit(synthetic_dataset, tmp_path / "m",
+                                                                        resume=True)
+    lrs = [row["lr"] for row in longer.result_.history]
+    assert len(lrs) == 7
+    assert lrs[:4] == pytest.approx([_expected_lr(e, 1e-3, 2, 4) for e in range(4)], rel=1e-9)
+    assert lrs[4:] == pytest.approx([1e-5] * 3, rel=1e-9)  # the floor: 1% of the rate
+
+
 def test_pos_weight_is_applied_in_training_and_validation(tmp_path: Path):
     labels = np.array([0, 0, 0, 1], np.float32)
     assert pos_weights(labels) == (1.0, 3.0)

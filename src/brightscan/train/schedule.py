@@ -16,7 +16,7 @@ import torch
 
 from brightscan.train.recipe import TrainingRecipe
 
-__all__ = ["ADAM_EPS", "build_optimizer", "build_scheduler", "step_scheduler", "warmup_epochs"]
+__all__ = ["ADAM_EPS", "build_optimizer", "build_scheduler", "cosine_end", "step_scheduler", "warmup_epochs"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,21 @@ def warmup_epochs(recipe: TrainingRecipe, max_epochs: int) -> int:
 
 
 def step_scheduler(scheduler: Any, val_loss: float) -> None:
-    """One epoch's step: the plateau schedule reads the validation loss, the others do not."""
+    """One epoch's step: the plateau schedule reads the validation loss, the others do not.
+
+    A cosine's length is fixed when its run starts. A run resumed with a larger epoch limit holds
+    the cosine's floor after that length, where torch's ``CosineAnnealingLR`` would climb back to
+    the full rate (a warm restart the user did not ask for).
+    """
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(val_loss)
-    else:
+    elif scheduler.last_epoch < cosine_end(scheduler):
         scheduler.step()
+
+
+def cosine_end(scheduler: Any) -> int:
+    """The step at which a warm-up-and-cosine (or bare cosine) schedule reaches its floor."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.SequentialLR):
+        # torch keeps the milestones and the chained schedulers in these attributes (since 1.10)
+        return scheduler._milestones[-1] + scheduler._schedulers[-1].T_max
+    return scheduler.T_max
