@@ -84,16 +84,6 @@ def test_a_stage_cut_short_runs_again_alone(curve):
     assert again[0]["ours"]["auc"] == rows[0]["ours"]["auc"]
 
 
-def test_training_cut_short_resumes_from_its_checkpoint(curve):
-    out, _, _ = curve
-    stages = StageRunner(out / "n160")
-    stages.marker("train-mi_cnn.icml2023").unlink()  # the checkpoint of the finished epoch remains
-    hook = Recorder()
-    run_learning_curve(out, TINY, hook)
-    assert any("resuming" in s for s in hook.stages)
-    assert hook.units == 0  # the epoch limit was already reached: nothing is trained twice
-
-
 def test_more_epochs_continue_a_finished_training_and_evaluate_it_again(curve, tmp_path):
     import dataclasses
     import shutil
@@ -105,6 +95,8 @@ def test_more_epochs_continue_a_finished_training_and_evaluate_it_again(curve, t
     model = out / "n160" / "models" / "mi_cnn.icml2023"
     first_epoch = (model / "metrics.csv").read_text().splitlines()[:2]
     built = stages.done("dataset")["finished"]
+    first_run = stages.done("train-mi_cnn.icml2023")["seconds"]
+    assert first_run > 0
     hook = Recorder()
     longer = run_learning_curve(out, dataclasses.replace(TINY, epochs=2), hook)
     assert any("resuming" in s for s in hook.stages) and any("evaluating" in s for s in hook.stages)
@@ -117,9 +109,20 @@ def test_more_epochs_continue_a_finished_training_and_evaluate_it_again(curve, t
     trained = stages.done("train-mi_cnn.icml2023")
     assert trained["settings"]["epochs"] == 2 and trained["result"]["epochs_run"] == 2
     assert stages.done("evaluate-mi_cnn.icml2023")["settings"]["epochs"] == 2
-    assert longer[0]["seconds"]["train"] == trained["seconds"]  # the row is the longer run's
+    assert trained["result"]["earlier_seconds"] == first_run  # the row's cost counts both runs
+    assert longer[0]["seconds"]["train"] == pytest.approx(first_run + trained["seconds"], abs=0.11)
     with pytest.raises(ConfigError, match="other settings"):  # fewer epochs cannot undo one
         run_learning_curve(out, TINY, Recorder())
+
+
+def test_training_cut_short_resumes_from_its_checkpoint(curve):
+    out, _, _ = curve
+    stages = StageRunner(out / "n160")
+    stages.marker("train-mi_cnn.icml2023").unlink()  # the checkpoint of the finished epoch remains
+    hook = Recorder()
+    run_learning_curve(out, TINY, hook)
+    assert any("resuming" in s for s in hook.stages)
+    assert hook.units == 0  # the epoch limit was already reached: nothing is trained twice
 
 
 def test_other_settings_are_refused(curve):

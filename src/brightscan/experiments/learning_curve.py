@@ -123,28 +123,30 @@ def _train_settings(build_settings: dict[str, Any], preset: str, config: CurveCo
             "precision": config.precision}
 
 
-def _continue_training(stages: StageRunner, preset: str, settings: dict[str, Any]) -> None:
+def _continue_training(stages: StageRunner, preset: str, settings: dict[str, Any]) -> float:
     """A finished training stage asked for more epochs, all else the same, continues from its
-    checkpoint: its marker and its evaluation's are removed, so both run again.
+    checkpoint: its marker and its evaluation's are removed, so both run again. Returns the wall
+    seconds the training it continues took (0 when it does not), for the row's cost.
 
     Fewer epochs, an early-stopped run or any other change keeps the marker, and
     :class:`StageRunner` refuses the new settings.
     """
     stored = stages.done(f"train-{preset}")
     if stored is None:
-        return
+        return 0.0
     before, result = stored.get("settings", {}), stored.get("result", {})
     wanted, ran = settings["epochs"], result.get("epochs_run")
     if (before == settings or {**before, "epochs": wanted} != settings or not isinstance(wanted, int)
             or not isinstance(ran, int) or wanted <= ran or result.get("stopped_early")):
-        return
+        return 0.0
     from brightscan.train.staged import has_run
 
     if not has_run(stages.root / "models" / preset):
-        return  # no checkpoint to continue from
+        return 0.0  # no checkpoint to continue from
     log.info("%s: %s trained %d epochs; continuing from its checkpoint to %d", stages.root, preset, ran, wanted)
     for kind in ("train", "evaluate"):
         stages.marker(f"{kind}-{preset}").unlink(missing_ok=True)
+    return float(stored.get("seconds") or 0.0) + float(result.get("earlier_seconds") or 0.0)
 
 
 def _evaluate(row: Path, size: int, preset: str, published: Path | None, hook: ProgressHook) -> dict[str, Any]:
@@ -205,8 +207,8 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
         base = {"size": size, "nights": config.nights, "seed": config.seed}
         build_settings = {**base, "nmax": config.nmax, "fractions": list(config.fractions),
                           "stratify": config.stratify}
-        for preset in config.presets:
-            _continue_training(stages, preset, _train_settings(build_settings, preset, config))
+        earlier = {p: _continue_training(stages, p, _train_settings(build_settings, p, config))
+                   for p in config.presets}
         alerts = row / "survey" / "alerts"
         pending = [f"{kind}-{p}" for p in config.presets for kind in ("train", "evaluate")
                    if stages.done(f"{kind}-{p}") is None]
@@ -227,7 +229,8 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
         for preset in config.presets:
             train_settings = _train_settings(build_settings, preset, config)
             stages.run(f"train-{preset}", train_settings,
-                       lambda p=preset: _train(row, size, p, config, hook, n_train))
+                       lambda p=preset: {**_train(row, size, p, config, hook, n_train),
+                                         "earlier_seconds": round(earlier[p], 1)})
             stages.run(f"evaluate-{preset}", {**train_settings, "published": config.published},
                        lambda p=preset: _evaluate(row, size, p, published, hook))
         if config.drop_datasets and (row / "dataset").is_dir():

@@ -60,6 +60,8 @@ def summarise_row(stages: StageRunner, size: int, preset: str) -> dict[str, Any]
         "ours": summarise_model(metrics),
         "published": summarise_model(metrics["compare"]) if "compare" in metrics else None,
     }
+    # a training continued with more epochs counts the runs it continued (each left a marker)
+    row["seconds"]["train"] = round(row["seconds"]["train"] + (train.get("earlier_seconds") or 0.0), 1)
     row["seconds"]["total"] = round(sum(row["seconds"].values()), 1)
     row["training"]["epoch_seconds"] = _epoch_seconds(Path(train["model_dir"]))
     return row
