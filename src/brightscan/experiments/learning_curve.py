@@ -229,8 +229,8 @@ def run_learning_curve(out_dir: str | Path, config: CurveConfig,
         for preset in config.presets:
             train_settings = _train_settings(build_settings, preset, config)
             stages.run(f"train-{preset}", train_settings,
-                       lambda p=preset: {**_train(row, size, p, config, hook, n_train),
-                                         "earlier_seconds": round(earlier[p], 1)})
+                       lambda p=preset, e=earlier[preset]: {**_train(row, size, p, config, hook, n_train),
+                                                            "earlier_seconds": round(e, 1)})
             stages.run(f"evaluate-{preset}", {**train_settings, "published": config.published},
                        lambda p=preset: _evaluate(row, size, p, published, hook))
         if config.drop_datasets and (row / "dataset").is_dir():
