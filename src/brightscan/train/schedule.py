@@ -16,7 +16,7 @@ import torch
 
 from brightscan.train.recipe import TrainingRecipe
 
-__all__ = ["ADAM_EPS", "build_optimizer", "build_scheduler", "cosine_end", "step_scheduler", "warmup_epochs"]
+__all__ = ["ADAM_EPS", "build_optimizer", "build_scheduler", "step_scheduler", "warmup_epochs"]
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,11 @@ def step_scheduler(scheduler: Any, val_loss: float) -> None:
     """
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(val_loss)
-    elif scheduler.last_epoch < cosine_end(scheduler):
+    elif scheduler.last_epoch < _cosine_end(scheduler):
         scheduler.step()
 
 
-def cosine_end(scheduler: Any) -> int:
+def _cosine_end(scheduler: Any) -> int:
     """The step at which a warm-up-and-cosine (or bare cosine) schedule reaches its floor."""
     if isinstance(scheduler, torch.optim.lr_scheduler.SequentialLR):
         # torch keeps the milestones and the chained schedulers in these attributes (since 1.10)
